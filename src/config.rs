@@ -1,0 +1,369 @@
+//! Loading and validating configuration: built-in defaults < TOML file < `SCRUBGATE_`
+//! environment variables (`__` for nesting), then one validation pass that compiles every
+//! rule and checks every project before a port is bound.
+//!
+//! Raw settings ([`ConfigFile`]) are kept apart from the compiled [`Config`]: each module owns
+//! its settings type, this module only composes them and turns them into runtime values.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::decide::{Policy, PolicySettings};
+use crate::decode::Dsn;
+use crate::forward::{UpstreamSettings, UpstreamTarget};
+use crate::scrub::{HashKey, ScrubSettings, Scrubber};
+
+/// The environment variable naming the config file when `--config` is not given.
+pub const CONFIG_PATH_ENV: &str = "SCRUBGATE_CONFIG";
+
+/// Everything in the config file, as written (after defaults and environment overrides).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    pub server: ServerSettings,
+    pub limits: LimitSettings,
+    pub upstream: UpstreamSettings,
+    pub projects: Vec<ProjectSettings>,
+    pub scrub: ScrubSettings,
+    pub policy: PolicySettings,
+    pub log: LogSettings,
+}
+
+/// `[server]`: where and how we listen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// `host:port` to listen on (HTTP/1.1 and HTTP/2 cleartext).
+    pub listen: String,
+    /// Path of the JavaScript SDK `tunnel` endpoint.
+    pub tunnel_path: String,
+    /// If non-empty, a tunnel envelope's DSN host must be one of these (lowercase host names,
+    /// optionally `host:port`). The request always goes to the configured upstream, whatever
+    /// the DSN names.
+    pub tunnel_allowed_hosts: Vec<String>,
+    /// Slow clients that have not sent their headers by then are disconnected.
+    pub header_read_timeout_secs: u64,
+    /// A request whose body has not fully arrived by then gets 408.
+    pub body_read_timeout_secs: u64,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:3000".to_owned(),
+            tunnel_path: "/tunnel".to_owned(),
+            tunnel_allowed_hosts: Vec::new(),
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[limits]`: caps on what a client may send.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Received (possibly compressed) body.
+    pub max_body_bytes: usize,
+    /// Body after decompression (envelope endpoint and tunnel).
+    pub max_decompressed_bytes: usize,
+    /// A legacy store event after decoding (Relay's `max_event_size`).
+    pub max_event_bytes: usize,
+    /// Items per envelope (Relay: 500).
+    pub max_envelope_items: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 20 * 1024 * 1024,
+            max_decompressed_bytes: 100 * 1024 * 1024,
+            max_event_bytes: 1024 * 1024,
+            max_envelope_items: 500,
+        }
+    }
+}
+
+/// `[[projects]]`: the only keys we accept (no open relay).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSettings {
+    /// The public key the SDK's DSN carries (32 characters).
+    pub public_key: String,
+    /// The project id in the SDK's DSN.
+    pub project_id: u64,
+    /// Where this project's envelopes go: key, project id and host of the real Sentry
+    /// project. Without it they go to `upstream.url` with the SDK's own key and project id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_dsn: Option<String>,
+}
+
+/// `[log]`: operational logs (never payload values, at any level).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` wins when set.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Json,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A config that cannot be used. The message names the key and the problem, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    NotFound(PathBuf),
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    #[error("invalid config: {key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// A configured project, resolved.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub public_key: String,
+    pub project_id: u64,
+    /// The parsed `upstream_dsn`, if any.
+    pub upstream_dsn: Option<Dsn>,
+}
+
+/// The validated, compiled configuration the server runs on. Immutable; a reload builds a
+/// new one.
+#[derive(Debug)]
+pub struct Config {
+    pub file: ConfigFile,
+    pub listen: SocketAddr,
+    pub upstream: UpstreamTarget,
+    pub projects: HashMap<String, Project>,
+    pub scrubber: Scrubber,
+    pub policy: Policy,
+    /// True when no HMAC key was configured and a random one is used for this process.
+    pub hash_key_is_ephemeral: bool,
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Loads from `path` (or `SCRUBGATE_CONFIG`, or defaults only) plus the environment.
+    ///
+    /// # Errors
+    /// A missing file, a syntax or type error, an unknown key, or a failed validation.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::compile(load_file(path)?)
+    }
+
+    /// Validates and compiles settings.
+    ///
+    /// # Errors
+    /// The first invalid setting, named by its key.
+    pub fn compile(file: ConfigFile) -> Result<Self, ConfigError> {
+        let listen: SocketAddr = file.server.listen.parse().map_err(|_| {
+            ConfigError::invalid("server.listen", "expected host:port, e.g. 127.0.0.1:3000")
+        })?;
+        let tunnel = &file.server.tunnel_path;
+        if !tunnel.starts_with('/') || tunnel.starts_with("/api/") || tunnel.len() < 2 {
+            return Err(ConfigError::invalid(
+                "server.tunnel_path",
+                "must start with / and not be under /api/",
+            ));
+        }
+        let upstream = UpstreamTarget::parse(&file.upstream.url)
+            .map_err(|problem| ConfigError::invalid("upstream.url", problem))?;
+        if let Some(ca) = &file.upstream.ca_file {
+            if !ca.exists() {
+                return Err(ConfigError::invalid(
+                    "upstream.ca_file",
+                    "file does not exist",
+                ));
+            }
+        }
+        let projects = compile_projects(&file.projects)?;
+        let (hash_key, hash_key_is_ephemeral) = load_hash_key(&file.scrub)?;
+        let scrubber = Scrubber::compile(&file.scrub, hash_key).map_err(|error| match error {
+            crate::scrub::ScrubConfigError::Invalid { key, problem } => {
+                ConfigError::invalid(format!("scrub.{key}"), problem)
+            }
+        })?;
+        let policy = Policy::compile(&file.policy)
+            .map_err(|(key, problem)| ConfigError::invalid(format!("policy.{key}"), problem))?;
+        Ok(Self {
+            file,
+            listen,
+            upstream,
+            projects,
+            scrubber,
+            policy,
+            hash_key_is_ephemeral,
+        })
+    }
+
+    /// The effective config as TOML, with credentials masked, for `check-config`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut file = self.file.clone();
+        for project in &mut file.projects {
+            if let Some(dsn) = &project.upstream_dsn {
+                project.upstream_dsn = Some(mask_dsn(dsn));
+            }
+        }
+        toml::to_string_pretty(&file).unwrap_or_else(|error| format!("# cannot render: {error}\n"))
+    }
+}
+
+/// Reads the raw settings from defaults, the file and the environment.
+///
+/// # Errors
+/// A missing file, a syntax or type error, or an unknown key.
+pub fn load_file(path: Option<&Path>) -> Result<ConfigFile, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(ConfigFile::default()));
+    let env_path = std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from);
+    if let Some(path) = path.map(Path::to_path_buf).or(env_path) {
+        if !path.is_file() {
+            return Err(ConfigError::NotFound(path));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(
+        Env::prefixed("SCRUBGATE_")
+            .ignore(&["config", "hash_key"])
+            .split("__"),
+    );
+    figment
+        .extract()
+        .map_err(|error| ConfigError::Load(Box::new(error)))
+}
+
+fn compile_projects(settings: &[ProjectSettings]) -> Result<HashMap<String, Project>, ConfigError> {
+    if settings.is_empty() {
+        return Err(ConfigError::invalid(
+            "projects",
+            "at least one [[projects]] entry is required; scrubgate accepts only configured keys",
+        ));
+    }
+    let mut projects = HashMap::new();
+    for (index, project) in settings.iter().enumerate() {
+        let key = format!("projects[{index}]");
+        let public_key = &project.public_key;
+        if public_key.len() != 32 || !public_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.public_key"),
+                "must be the 32-character public key from the SDK's DSN",
+            ));
+        }
+        if project.project_id == 0 {
+            return Err(ConfigError::invalid(
+                format!("{key}.project_id"),
+                "must be a positive integer",
+            ));
+        }
+        let upstream_dsn = match &project.upstream_dsn {
+            Some(dsn) => Some(Dsn::parse(dsn).map_err(|error| {
+                ConfigError::invalid(format!("{key}.upstream_dsn"), error.to_string())
+            })?),
+            None => None,
+        };
+        let resolved = Project {
+            public_key: public_key.clone(),
+            project_id: project.project_id,
+            upstream_dsn,
+        };
+        if projects.insert(public_key.clone(), resolved).is_some() {
+            return Err(ConfigError::invalid(
+                format!("{key}.public_key"),
+                "listed twice",
+            ));
+        }
+    }
+    Ok(projects)
+}
+
+fn load_hash_key(settings: &ScrubSettings) -> Result<(HashKey, bool), ConfigError> {
+    if let Some(secret) = std::env::var_os(&settings.hash_key_env) {
+        let secret = secret.into_encoded_bytes();
+        return Ok((hash_key_from(secret, "scrub.hash_key_env")?, false));
+    }
+    if let Some(path) = &settings.hash_key_file {
+        let secret = std::fs::read(path).map_err(|error| {
+            ConfigError::invalid(
+                "scrub.hash_key_file",
+                format!("cannot read: {}", error.kind()),
+            )
+        })?;
+        let trimmed = secret.trim_ascii().to_vec();
+        return Ok((hash_key_from(trimmed, "scrub.hash_key_file")?, false));
+    }
+    let mut secret = vec![0u8; 32];
+    rand::fill(&mut secret[..]);
+    Ok((
+        HashKey {
+            id: "ephemeral".to_owned(),
+            secret,
+        },
+        true,
+    ))
+}
+
+/// The key id is derived from the key itself so pseudonyms say which key made them, without
+/// revealing it.
+fn hash_key_from(secret: Vec<u8>, key: &str) -> Result<HashKey, ConfigError> {
+    const MIN_LEN: usize = 16;
+    if secret.len() < MIN_LEN {
+        return Err(ConfigError::invalid(
+            key,
+            format!("the HMAC key must be at least {MIN_LEN} bytes"),
+        ));
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(&secret);
+    let id = hex::encode(&digest[..4]);
+    Ok(HashKey { id, secret })
+}
+
+fn mask_dsn(dsn: &str) -> String {
+    match Dsn::parse(dsn) {
+        Ok(mut parsed) => {
+            parsed.public_key = mask_secret(&parsed.public_key);
+            parsed.secret_key = parsed.secret_key.as_deref().map(|_| "****".to_owned());
+            parsed.to_string()
+        }
+        Err(_) => "****".to_owned(),
+    }
+}
+
+fn mask_secret(value: &str) -> String {
+    let prefix: String = value.chars().take(4).collect();
+    format!("{prefix}****")
+}

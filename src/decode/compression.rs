@@ -1,0 +1,227 @@
+//! `Content-Encoding` handling (protocol §4): gzip, deflate (zlib wrapper), br, zstd and
+//! identity, each decoded with a hard cap on the output so a decompression bomb is cut off
+//! while streaming, long before it is fully inflated.
+
+use std::io::Read;
+
+use bytes::Bytes;
+
+/// The encodings we accept. Anything else is a 415 with [`ContentEncoding::ACCEPTED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentEncoding {
+    Identity,
+    Gzip,
+    /// zlib-wrapped deflate (RFC 1950), as Relay and the SDKs mean it.
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+/// The `Content-Encoding` value was not one we can decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported content encoding")]
+pub struct UnsupportedEncoding;
+
+/// Why a body could not be decompressed. Never carries body bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecompressError {
+    #[error("decompressed body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("invalid {encoding} data")]
+    Corrupt { encoding: &'static str },
+}
+
+impl ContentEncoding {
+    /// The value for the `Accept-Encoding` header of a 415 response.
+    pub const ACCEPTED: &'static str = "gzip, deflate, br, zstd";
+
+    /// Maps a `Content-Encoding` header value. `None`, empty, `identity` and `UTF-8` (sent by
+    /// some old SDKs, protocol §4) mean identity.
+    ///
+    /// # Errors
+    /// Any other value, including lists like `gzip, br`.
+    pub fn from_header(value: Option<&[u8]>) -> Result<Self, UnsupportedEncoding> {
+        let Some(raw) = value else {
+            return Ok(Self::Identity);
+        };
+        if raw.is_empty() || raw == b"identity" || raw.eq_ignore_ascii_case(b"utf-8") {
+            return Ok(Self::Identity);
+        }
+        match raw {
+            b"gzip" => Ok(Self::Gzip),
+            b"deflate" => Ok(Self::Deflate),
+            b"br" => Ok(Self::Brotli),
+            b"zstd" => Ok(Self::Zstd),
+            _ => Err(UnsupportedEncoding),
+        }
+    }
+}
+
+/// Decodes `body` and fails as soon as the output would exceed `max_bytes`.
+///
+/// # Errors
+/// [`DecompressError::TooLarge`] past the cap (also for identity bodies), and
+/// [`DecompressError::Corrupt`] for data that is not valid in its encoding.
+pub fn decompress(
+    body: Bytes,
+    encoding: ContentEncoding,
+    max_bytes: usize,
+) -> Result<Bytes, DecompressError> {
+    match encoding {
+        ContentEncoding::Identity => {
+            if body.len() > max_bytes {
+                Err(DecompressError::TooLarge { limit: max_bytes })
+            } else {
+                Ok(body)
+            }
+        }
+        ContentEncoding::Gzip => read_capped(
+            flate2::read::MultiGzDecoder::new(&body[..]),
+            max_bytes,
+            "gzip",
+        ),
+        ContentEncoding::Deflate => inflate_zlib(&body, max_bytes),
+        ContentEncoding::Brotli => {
+            read_capped(brotli::Decompressor::new(&body[..], 8192), max_bytes, "br")
+        }
+        ContentEncoding::Zstd => {
+            let decoder = zstd::stream::read::Decoder::new(&body[..])
+                .map_err(|_| DecompressError::Corrupt { encoding: "zstd" })?;
+            read_capped(decoder, max_bytes, "zstd")
+        }
+    }
+}
+
+/// zlib-inflates `data` with an output cap; used by the legacy store body and replay
+/// recordings.
+///
+/// # Errors
+/// As [`decompress`].
+pub fn inflate_zlib(data: &[u8], max_bytes: usize) -> Result<Bytes, DecompressError> {
+    read_capped(flate2::read::ZlibDecoder::new(data), max_bytes, "deflate")
+}
+
+/// Reads at most `max_bytes + 1` bytes from `reader`: one byte past the cap proves the
+/// output is too large without inflating the rest.
+fn read_capped(
+    reader: impl Read,
+    max_bytes: usize,
+    encoding: &'static str,
+) -> Result<Bytes, DecompressError> {
+    let cap = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut out = Vec::new();
+    reader
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|_| DecompressError::Corrupt { encoding })?;
+    if out.len() > max_bytes {
+        return Err(DecompressError::TooLarge { limit: max_bytes });
+    }
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn header_values_match_exactly() {
+        assert_eq!(
+            ContentEncoding::from_header(None),
+            Ok(ContentEncoding::Identity)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some(b"")),
+            Ok(ContentEncoding::Identity)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some(b"UTF-8")),
+            Ok(ContentEncoding::Identity)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some(b"gzip")),
+            Ok(ContentEncoding::Gzip)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some(b"zstd")),
+            Ok(ContentEncoding::Zstd)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some(b"GZIP")),
+            Err(UnsupportedEncoding)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some(b"gzip, br")),
+            Err(UnsupportedEncoding)
+        );
+        assert_eq!(
+            ContentEncoding::from_header(Some(b"x-gzip")),
+            Err(UnsupportedEncoding)
+        );
+    }
+
+    #[test]
+    fn every_encoding_round_trips() {
+        let data = b"{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\"}\n".repeat(10);
+        let gz = gzip(&data);
+        assert_eq!(
+            decompress(gz.into(), ContentEncoding::Gzip, 1 << 20).unwrap(),
+            data
+        );
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&data).unwrap();
+        let z = z.finish().unwrap();
+        assert_eq!(
+            decompress(z.into(), ContentEncoding::Deflate, 1 << 20).unwrap(),
+            data
+        );
+        let mut br = Vec::new();
+        brotli::BrotliCompress(&mut &data[..], &mut br, &Default::default()).unwrap();
+        assert_eq!(
+            decompress(br.into(), ContentEncoding::Brotli, 1 << 20).unwrap(),
+            data
+        );
+        let zs = zstd::encode_all(&data[..], 3).unwrap();
+        assert_eq!(
+            decompress(zs.into(), ContentEncoding::Zstd, 1 << 20).unwrap(),
+            data
+        );
+    }
+
+    #[test]
+    fn bomb_is_cut_off_at_the_cap() {
+        let bomb = gzip(&vec![b'a'; 50 << 20]);
+        assert!(bomb.len() < 200_000);
+        assert_eq!(
+            decompress(bomb.into(), ContentEncoding::Gzip, 1 << 20),
+            Err(DecompressError::TooLarge { limit: 1 << 20 })
+        );
+        let exact = gzip(&[b'a'; 100]);
+        assert_eq!(
+            decompress(exact.into(), ContentEncoding::Gzip, 100)
+                .unwrap()
+                .len(),
+            100
+        );
+    }
+
+    #[test]
+    fn corrupt_data_is_reported_without_bytes() {
+        let err = decompress(Bytes::from_static(b"not gzip"), ContentEncoding::Gzip, 100);
+        assert_eq!(err, Err(DecompressError::Corrupt { encoding: "gzip" }));
+        assert_eq!(
+            decompress(Bytes::from_static(b"12345"), ContentEncoding::Identity, 4),
+            Err(DecompressError::TooLarge { limit: 4 })
+        );
+    }
+}

@@ -1,0 +1,406 @@
+//! Sending scrubbed envelopes to the real Sentry: destination and key rewriting, the upstream
+//! HTTP client (reqwest + rustls, pooled), and the `file://` sink for trying scrubgate with
+//! nothing else running.
+//!
+//! The upstream request is built from scratch with an allowlist of headers, so nothing the
+//! client sent (its IP in `X-Forwarded-For`, cookies, …) can leak through by accident.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Project;
+use crate::decode::Envelope;
+
+/// `[upstream]` in the config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSettings {
+    /// Base URL of the real Sentry (`https://o0.ingest.sentry.io`), or `file://DIR` to write
+    /// each forwarded envelope to a file in DIR instead.
+    pub url: String,
+    /// Whole-request timeout towards the upstream.
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    /// Extra PEM CA certificates to trust (self-hosted Sentry with a private CA). The
+    /// built-in Mozilla roots stay trusted.
+    pub ca_file: Option<PathBuf>,
+    /// How request bodies to the upstream are compressed.
+    pub compression: UpstreamCompression,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            url: "file://./scrubgate-out".to_owned(),
+            timeout_secs: 30,
+            connect_timeout_secs: 5,
+            ca_file: None,
+            compression: UpstreamCompression::Gzip,
+        }
+    }
+}
+
+/// Body compression towards the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// Where envelopes go, parsed from `upstream.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// `scheme://host[:port][/path]` without a trailing slash.
+    Http(String),
+    /// A directory; each envelope becomes one file, written atomically.
+    File(PathBuf),
+}
+
+impl UpstreamTarget {
+    /// Parses `upstream.url`.
+    ///
+    /// # Errors
+    /// A problem description for the config error.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if let Some(path) = url.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err("file:// needs a directory, e.g. file://./scrubgate-out".into());
+            }
+            return Ok(Self::File(PathBuf::from(path)));
+        }
+        let parsed = url::Url::parse(url).map_err(|error| format!("not a URL ({error})"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err("scheme must be http, https or file".into());
+        }
+        if parsed.host_str().is_none() {
+            return Err("URL has no host".into());
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("URL must not contain credentials; use [[projects]] upstream_dsn".into());
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err("URL must not have a query or fragment".into());
+        }
+        Ok(Self::Http(url.trim_end_matches('/').to_owned()))
+    }
+
+    /// A log-safe description (the URL has no credentials: `parse` rejects them).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Http(base) => base.clone(),
+            Self::File(dir) => format!("file://{}", dir.display()),
+        }
+    }
+}
+
+/// Where one project's envelopes go and with which credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// Base URL (no trailing slash); unused for the file sink.
+    pub base: String,
+    pub public_key: String,
+    pub project_id: u64,
+    /// The DSN string to put into envelope headers that carry one.
+    pub dsn: String,
+}
+
+/// What the SDK told us about itself; passed on so Sentry attributes events correctly.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMeta {
+    pub sentry_client: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The upstream's answer, reduced to what the SDK needs to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub rate_limits: Option<String>,
+}
+
+/// A failed delivery attempt. Display texts are fixed and safe to log.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("cannot connect to upstream")]
+    Connect(#[source] reqwest::Error),
+    #[error("upstream timed out")]
+    Timeout(#[source] reqwest::Error),
+    #[error("upstream request failed")]
+    Request(#[source] reqwest::Error),
+    #[error("cannot write to the file sink")]
+    File(#[source] std::io::Error),
+    #[error("cannot build the upstream client: {0}")]
+    Setup(String),
+}
+
+/// The upstream client. Cheap to clone; connections are pooled.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    client: reqwest::Client,
+    target: Arc<UpstreamTarget>,
+    compression: UpstreamCompression,
+}
+
+// === impl Forwarder ===
+
+impl Forwarder {
+    /// Builds the client (TLS roots, timeouts, pool).
+    ///
+    /// # Errors
+    /// An unreadable or invalid CA file, or a client that cannot be built.
+    pub fn new(settings: &UpstreamSettings, target: UpstreamTarget) -> Result<Self, ForwardError> {
+        let tls = tls_config(settings.ca_file.as_deref())?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(Duration::from_secs(settings.timeout_secs.max(1)))
+            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("scrubgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| ForwardError::Setup(error.to_string()))?;
+        Ok(Self {
+            client,
+            target: Arc::new(target),
+            compression: settings.compression,
+        })
+    }
+
+    pub fn target(&self) -> &UpstreamTarget {
+        &self.target
+    }
+
+    /// Where `project`'s envelopes go: its `upstream_dsn` if set, else `upstream.url` with
+    /// the SDK's own key and project id.
+    pub fn destination(&self, project: &Project) -> Destination {
+        match &project.upstream_dsn {
+            Some(dsn) => {
+                let mut public = dsn.clone();
+                public.secret_key = None;
+                Destination {
+                    base: dsn.origin_with_path(),
+                    public_key: dsn.public_key.clone(),
+                    project_id: dsn.project_id,
+                    dsn: public.to_string(),
+                }
+            }
+            None => {
+                let base = match self.target.as_ref() {
+                    UpstreamTarget::Http(base) => base.clone(),
+                    UpstreamTarget::File(_) => "http://localhost".to_owned(),
+                };
+                let (scheme, rest) = base.split_once("://").unwrap_or(("https", base.as_str()));
+                Destination {
+                    dsn: format!(
+                        "{scheme}://{}@{rest}/{}",
+                        project.public_key, project.project_id
+                    ),
+                    base,
+                    public_key: project.public_key.clone(),
+                    project_id: project.project_id,
+                }
+            }
+        }
+    }
+
+    /// Sends one serialized envelope. A non-2xx answer is a response, not an error.
+    ///
+    /// # Errors
+    /// The upstream could not be reached, timed out, or the file could not be written.
+    pub async fn send(
+        &self,
+        destination: &Destination,
+        body: Vec<u8>,
+        client: &ClientMeta,
+        event_id: Option<&str>,
+    ) -> Result<UpstreamResponse, ForwardError> {
+        match self.target.as_ref() {
+            UpstreamTarget::File(dir) => {
+                let dir = dir.clone();
+                let name = file_name(destination.project_id, event_id);
+                tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &body))
+                    .await
+                    .map_err(|error| ForwardError::File(std::io::Error::other(error)))?
+                    .map_err(ForwardError::File)?;
+                Ok(UpstreamResponse {
+                    status: 200,
+                    retry_after: None,
+                    rate_limits: None,
+                })
+            }
+            UpstreamTarget::Http(_) => self.send_http(destination, body, client).await,
+        }
+    }
+
+    async fn send_http(
+        &self,
+        destination: &Destination,
+        body: Vec<u8>,
+        client: &ClientMeta,
+    ) -> Result<UpstreamResponse, ForwardError> {
+        let url = format!(
+            "{}/api/{}/envelope/",
+            destination.base, destination.project_id
+        );
+        let sentry_client = client
+            .sentry_client
+            .clone()
+            .unwrap_or_else(|| concat!("scrubgate/", env!("CARGO_PKG_VERSION")).to_owned());
+        let auth = format!(
+            "Sentry sentry_key={}, sentry_version=7, sentry_client={}",
+            destination.public_key, sentry_client
+        );
+        let mut request = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/x-sentry-envelope")
+            .header("x-sentry-auth", auth);
+        if let Some(user_agent) = &client.user_agent {
+            request = request.header(http::header::USER_AGENT, user_agent);
+        }
+        let body = match self.compression {
+            UpstreamCompression::None => body,
+            UpstreamCompression::Gzip => {
+                request = request.header(http::header::CONTENT_ENCODING, "gzip");
+                gzip(&body)
+            }
+            UpstreamCompression::Zstd => {
+                request = request.header(http::header::CONTENT_ENCODING, "zstd");
+                zstd::bulk::compress(&body, 3)
+                    .map_err(|error| ForwardError::Setup(error.to_string()))?
+            }
+        };
+        let response = request.body(body).send().await.map_err(classify)?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(UpstreamResponse {
+            status: response.status().as_u16(),
+            retry_after: header("retry-after"),
+            rate_limits: header("x-sentry-rate-limits"),
+        })
+    }
+}
+
+/// Points an envelope at `destination`: the `dsn` header (when present) and
+/// `trace.public_key` must name the upstream project, or Sentry rejects the envelope.
+pub fn rewrite_envelope_for(envelope: &mut Envelope, destination: &Destination) {
+    let header = envelope.header();
+    let dsn_differs = header
+        .get_str("dsn")
+        .is_some_and(|dsn| dsn != destination.dsn);
+    let key_differs = header
+        .get("trace")
+        .and_then(|trace| trace.get("public_key"))
+        .and_then(Value::as_str)
+        .is_some_and(|key| key != destination.public_key);
+    if dsn_differs {
+        envelope
+            .header_mut()
+            .set("dsn", Value::String(destination.dsn.clone()));
+    }
+    if key_differs {
+        if let Some(trace) = envelope
+            .header_mut()
+            .fields_mut()
+            .get_mut("trace")
+            .and_then(Value::as_object_mut)
+        {
+            trace.insert(
+                "public_key".into(),
+                Value::String(destination.public_key.clone()),
+            );
+        }
+    }
+}
+
+fn classify(error: reqwest::Error) -> ForwardError {
+    if error.is_timeout() {
+        ForwardError::Timeout(error)
+    } else if error.is_connect() {
+        ForwardError::Connect(error)
+    } else {
+        ForwardError::Request(error)
+    }
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 3),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ForwardError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|error| ForwardError::Setup(format!("upstream.ca_file: {error}")))?;
+        let mut found = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert =
+                cert.map_err(|error| ForwardError::Setup(format!("upstream.ca_file: {error}")))?;
+            roots
+                .add(cert)
+                .map_err(|error| ForwardError::Setup(format!("upstream.ca_file: {error}")))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(ForwardError::Setup(
+                "upstream.ca_file: no PEM certificate found".into(),
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ForwardError::Setup(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn file_name(project_id: u64, event_id: Option<&str>) -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let id = event_id
+        .filter(|id| id.len() <= 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    format!(
+        "{millis}-{project_id}-{id}-{}.envelope",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Writes `name` into `dir` via a temporary file and a rename, so readers never see a
+/// half-written envelope.
+fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(body)?;
+    file.sync_data()?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(name))
+}

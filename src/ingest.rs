@@ -1,0 +1,571 @@
+//! The HTTP face of scrubgate: route table, CORS, credentials → configured project, body caps
+//! and decoding, and the mapping of every outcome to a status code. Knows nothing about scrub
+//! rules or the upstream; it hands an [`Incoming`] envelope to the [`Pipeline`].
+
+pub mod auth;
+pub mod cors;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{json, Map, Value};
+
+pub use error::IngestError;
+
+use crate::config::{Config, Project};
+use crate::decode::compression::{decompress, ContentEncoding};
+use crate::decode::store::decode_store_body;
+use crate::decode::{AuthPairs, Dsn, Envelope, EnvelopeLimits, Item, ItemType};
+use crate::forward::{ClientMeta, UpstreamTarget};
+use crate::pipeline::{Delivery, Incoming, Pipeline, Processed};
+
+/// Shared state of the running server: the current config (swapped atomically on reload)
+/// and the pipeline.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: ArcSwap<Config>,
+    pub pipeline: Pipeline,
+}
+
+/// The routes we serve. Upload kinds we do not handle yet fall through to 404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Envelope(u64),
+    Store(Option<u64>),
+    Tunnel,
+    Healthz,
+    Readyz,
+}
+
+impl Route {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Envelope(_) => "envelope",
+            Self::Store(_) => "store",
+            Self::Tunnel => "tunnel",
+            Self::Healthz => "healthz",
+            Self::Readyz => "readyz",
+        }
+    }
+
+    fn is_ingest(self) -> bool {
+        matches!(self, Self::Envelope(_) | Self::Store(_) | Self::Tunnel)
+    }
+}
+
+/// Handles one request. Never fails: every error becomes a response.
+pub async fn handle<B>(
+    state: Arc<AppState>,
+    request: Request<B>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let config = state.config.load_full();
+    let path = normalize_path(request.uri().path());
+    let route = match route(&path, &config.file.server.tunnel_path) {
+        Ok(route) => route,
+        Err(error) => return error_response(&error, None, &request_id),
+    };
+    let span = tracing::info_span!("request", request_id = %request_id, route = route.label());
+    let _entered = span.enter();
+    drop(_entered);
+    let method = request.method().clone();
+    if method == Method::OPTIONS && route.is_ingest() {
+        let mut response = empty_response(StatusCode::OK);
+        cors::add_preflight_headers(response.headers_mut());
+        return response;
+    }
+    let result = match (route, &method) {
+        (Route::Healthz, &Method::GET | &Method::HEAD) => {
+            Ok(json_response(StatusCode::OK, &json!({"status":"ok"})))
+        }
+        (Route::Readyz, &Method::GET | &Method::HEAD) => Ok(readiness(&config).await),
+        (Route::Envelope(pid), &Method::POST) => {
+            handle_envelope(&state, &config, request, Some(pid), false).await
+        }
+        (Route::Tunnel, &Method::POST) => {
+            handle_envelope(&state, &config, request, None, true).await
+        }
+        (Route::Store(pid), &Method::POST) => handle_store(&state, &config, request, pid).await,
+        _ => Err(IngestError::MethodNotAllowed),
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => {
+            let status = error.status();
+            if status.is_server_error() {
+                tracing::error!(request_id = %request_id, route = route.label(), status = status.as_u16(), error = %error, kind = error.kind(), elapsed_ms, peer_port = peer.port(), "request failed");
+            } else {
+                tracing::debug!(request_id = %request_id, route = route.label(), status = status.as_u16(), kind = error.kind(), elapsed_ms, "request rejected");
+            }
+            error_response(&error, None, &request_id)
+        }
+    };
+    if route.is_ingest() {
+        cors::add_response_headers(response.headers_mut());
+    }
+    response
+}
+
+async fn handle_envelope<B>(
+    state: &AppState,
+    config: &Arc<Config>,
+    request: Request<B>,
+    path_project: Option<u64>,
+    tunnel: bool,
+) -> Result<Response<Full<Bytes>>, IngestError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = request.into_parts();
+    let credentials = if tunnel {
+        None
+    } else {
+        credentials(&parts.headers, parts.uri.query())?
+    };
+    // Reject unknown keys before reading a single byte of the body.
+    let early_project = match &credentials {
+        Some(pairs) => Some(authorize(config, &pairs.sentry_key, path_project)?),
+        None => None,
+    };
+    let encoding = content_encoding(&parts.headers)?;
+    let body = read_body(config, body, &parts.headers).await?;
+    let limits = &config.file.limits;
+    let body = decompress(body, encoding, limits.max_decompressed_bytes)
+        .map_err(IngestError::Decompress)?;
+    let envelope_limits = EnvelopeLimits {
+        max_items: limits.max_envelope_items,
+    };
+    let envelope = Envelope::parse(body, &envelope_limits)?;
+    let project = match early_project {
+        Some(project) => {
+            check_header_dsn(&envelope, &project, credentials.as_ref())?;
+            project
+        }
+        None => project_from_dsn(config, &envelope, path_project, tunnel)?,
+    };
+    let client = client_meta(&parts.headers, credentials.as_ref());
+    process(state, config, project, envelope, client).await
+}
+
+async fn handle_store<B>(
+    state: &AppState,
+    config: &Arc<Config>,
+    request: Request<B>,
+    path_project: Option<u64>,
+) -> Result<Response<Full<Bytes>>, IngestError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = request.into_parts();
+    let credentials =
+        credentials(&parts.headers, parts.uri.query())?.ok_or(IngestError::MissingAuth)?;
+    let project = authorize(config, &credentials.sentry_key, path_project)?;
+    let encoding = content_encoding(&parts.headers)?;
+    let body = read_body(config, body, &parts.headers).await?;
+    let limits = &config.file.limits;
+    let is_envelope = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/x-sentry-envelope");
+    let envelope = if is_envelope {
+        let body = decompress(body, encoding, limits.max_decompressed_bytes)
+            .map_err(IngestError::Decompress)?;
+        let envelope = Envelope::parse(
+            body,
+            &EnvelopeLimits {
+                max_items: limits.max_envelope_items,
+            },
+        )?;
+        check_header_dsn(&envelope, &project, Some(&credentials))?;
+        envelope
+    } else {
+        let body =
+            decompress(body, encoding, limits.max_event_bytes).map_err(IngestError::Decompress)?;
+        let event =
+            decode_store_body(body, limits.max_event_bytes).map_err(IngestError::StoreBody)?;
+        envelope_from_store_event(event)?
+    };
+    let client = client_meta(&parts.headers, Some(&credentials));
+    process(state, config, project, envelope, client).await
+}
+
+async fn process(
+    state: &AppState,
+    config: &Arc<Config>,
+    project: Project,
+    envelope: Envelope,
+    client: ClientMeta,
+) -> Result<Response<Full<Bytes>>, IngestError> {
+    let project_id = project.project_id;
+    let items_received = envelope.items().len();
+    let incoming = Incoming {
+        project,
+        envelope,
+        client,
+    };
+    let processed = state.pipeline.process(Arc::clone(config), incoming).await?;
+    let Processed {
+        event_id,
+        report,
+        delivery,
+    } = processed;
+    let upstream_status = match &delivery {
+        Delivery::NothingToSend => 0,
+        Delivery::Upstream(response) => response.status,
+    };
+    tracing::info!(
+        project_id,
+        items_received,
+        items_forwarded = report.forwarded_items(),
+        items_dropped = report.dropped_items(),
+        redactions = report.redactions(),
+        upstream_status,
+        "envelope processed"
+    );
+    let id_body = match &event_id {
+        Some(id) => json!({ "id": id }),
+        None => json!({}),
+    };
+    match delivery {
+        Delivery::NothingToSend => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::Upstream(response) if (200..300).contains(&response.status) => {
+            Ok(json_response(StatusCode::OK, &id_body))
+        }
+        Delivery::Upstream(response) => {
+            let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let detail = if status == StatusCode::TOO_MANY_REQUESTS {
+                "Sentry dropped data due to a quota or internal rate limit being reached. This will not affect your application."
+            } else {
+                "upstream rejected the envelope"
+            };
+            let mut out = json_response(status, &json!({ "detail": detail }));
+            let headers = out.headers_mut();
+            if let Some(value) = response
+                .retry_after
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                headers.insert("retry-after", value);
+            }
+            if let Some(value) = response
+                .rate_limits
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                headers.insert("x-sentry-rate-limits", value);
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<Option<AuthPairs>, IngestError> {
+    auth::request_credentials(headers, query).map_err(|error| match error {
+        auth::CredentialError::Multiple => IngestError::MultipleAuth,
+        auth::CredentialError::Bad(error) => IngestError::BadAuth(error),
+    })
+}
+
+/// The configured project for `key`, checked against the project id in the path.
+fn authorize(
+    config: &Config,
+    key: &str,
+    path_project: Option<u64>,
+) -> Result<Project, IngestError> {
+    let project = config.projects.get(key).ok_or(IngestError::UnknownKey)?;
+    if path_project.is_some_and(|pid| pid != project.project_id) {
+        return Err(IngestError::ProjectMismatch);
+    }
+    Ok(project.clone())
+}
+
+/// With request credentials, an envelope-header DSN must agree with them (protocol §2).
+fn check_header_dsn(
+    envelope: &Envelope,
+    project: &Project,
+    credentials: Option<&AuthPairs>,
+) -> Result<(), IngestError> {
+    let Some(dsn) = envelope.header().get_str("dsn") else {
+        return Ok(());
+    };
+    let dsn = Dsn::parse(dsn).map_err(IngestError::BadDsn)?;
+    if dsn.project_id != project.project_id {
+        return Err(IngestError::DsnMismatch(
+            "project id header mismatch between envelope and request",
+        ));
+    }
+    if credentials.is_some_and(|c| c.sentry_key != dsn.public_key) {
+        return Err(IngestError::DsnMismatch(
+            "public key header mismatch between envelope and request",
+        ));
+    }
+    Ok(())
+}
+
+/// Authenticates by the envelope header `dsn` (tunnel, or an envelope with no other auth).
+/// The DSN must name a configured key and its project exactly; its host is only compared
+/// with `server.tunnel_allowed_hosts` and never used to connect anywhere.
+fn project_from_dsn(
+    config: &Config,
+    envelope: &Envelope,
+    path_project: Option<u64>,
+    tunnel: bool,
+) -> Result<Project, IngestError> {
+    let raw = envelope.header().get_str("dsn").ok_or(if tunnel {
+        IngestError::MissingDsn
+    } else {
+        IngestError::MissingAuth
+    })?;
+    let dsn = Dsn::parse(raw).map_err(IngestError::BadDsn)?;
+    let allowed = &config.file.server.tunnel_allowed_hosts;
+    if !allowed.is_empty() {
+        let host_port = dsn.port.map(|port| format!("{}:{port}", dsn.host));
+        let ok = allowed.iter().any(|a| {
+            a.eq_ignore_ascii_case(&dsn.host) || Some(a.to_ascii_lowercase()) == host_port
+        });
+        if !ok {
+            return Err(IngestError::DsnHostNotAllowed);
+        }
+    }
+    let project = authorize(config, &dsn.public_key, Some(dsn.project_id))?;
+    if path_project.is_some_and(|pid| pid != project.project_id) {
+        return Err(IngestError::ProjectMismatch);
+    }
+    Ok(project)
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, IngestError> {
+    let mut values = headers.get_all(http::header::CONTENT_ENCODING).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(IngestError::UnsupportedEncoding);
+    }
+    ContentEncoding::from_header(first.map(HeaderValue::as_bytes))
+        .map_err(|_| IngestError::UnsupportedEncoding)
+}
+
+async fn read_body<B>(config: &Config, body: B, headers: &HeaderMap) -> Result<Bytes, IngestError>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let max = config.file.limits.max_body_bytes;
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(IngestError::BodyTooLarge);
+    }
+    let timeout = Duration::from_secs(config.file.server.body_read_timeout_secs.max(1));
+    let collected = tokio::time::timeout(timeout, Limited::new(body, max).collect())
+        .await
+        .map_err(|_| IngestError::BodyTimeout)?;
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error)
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(IngestError::BodyTooLarge)
+        }
+        Err(_) => Err(IngestError::BodyRead),
+    }
+}
+
+/// Wraps a legacy store event into an envelope with one `event` or `transaction` item. The
+/// event's own bytes are kept unless an `event_id` had to be added.
+fn envelope_from_store_event(event: Bytes) -> Result<Envelope, IngestError> {
+    let mut value: Value = serde_json::from_slice(&event).map_err(|_| IngestError::InvalidJson)?;
+    let object = value.as_object_mut().ok_or(IngestError::InvalidJson)?;
+    let item_type = match object.get("type").and_then(Value::as_str) {
+        Some("transaction") => ItemType::Transaction,
+        _ => ItemType::Event,
+    };
+    let existing = object
+        .get("event_id")
+        .and_then(Value::as_str)
+        .and_then(normalize_event_id);
+    let (event_id, payload) = match existing {
+        Some(id) => (id, event),
+        None => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            object.insert("event_id".into(), Value::String(id.clone()));
+            let bytes = serde_json::to_vec(&value).map_err(|_| IngestError::InvalidJson)?;
+            (id, Bytes::from(bytes))
+        }
+    };
+    let mut header = Map::new();
+    header.insert("event_id".into(), Value::String(event_id));
+    Ok(Envelope::from_parts(
+        header,
+        vec![Item::new(item_type, payload)],
+    ))
+}
+
+/// A UUID as 32 lowercase hex characters, or `None` if it is not one.
+fn normalize_event_id(id: &str) -> Option<String> {
+    uuid::Uuid::parse_str(id)
+        .ok()
+        .map(|uuid| uuid.simple().to_string())
+}
+
+fn client_meta(headers: &HeaderMap, credentials: Option<&AuthPairs>) -> ClientMeta {
+    let user_agent = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|ua| ua.starts_with("sentry") || ua.starts_with("raven"))
+        .map(str::to_owned);
+    ClientMeta {
+        sentry_client: credentials.and_then(|c| c.sentry_client.clone()),
+        user_agent,
+    }
+}
+
+fn route(path: &str, tunnel_path: &str) -> Result<Route, IngestError> {
+    if path == tunnel_path || path.trim_end_matches('/') == tunnel_path.trim_end_matches('/') {
+        return Ok(Route::Tunnel);
+    }
+    match path {
+        "/healthz" => return Ok(Route::Healthz),
+        "/readyz" => return Ok(Route::Readyz),
+        _ => {}
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", "store"] => Ok(Route::Store(None)),
+        ["api", pid, kind @ ("envelope" | "store")] => {
+            let pid: u64 = pid.parse().map_err(|_| IngestError::BadProjectPath)?;
+            Ok(if *kind == "envelope" {
+                Route::Envelope(pid)
+            } else {
+                Route::Store(Some(pid))
+            })
+        }
+        _ => Err(IngestError::NotFound),
+    }
+}
+
+/// Folds runs of slashes, as Relay does before routing.
+fn normalize_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut previous_slash = false;
+    for c in path.chars() {
+        if c == '/' && previous_slash {
+            continue;
+        }
+        previous_slash = c == '/';
+        out.push(c);
+    }
+    out
+}
+
+async fn readiness(config: &Config) -> Response<Full<Bytes>> {
+    let upstream_ok = match &config.upstream {
+        UpstreamTarget::File(dir) => {
+            std::fs::create_dir_all(dir).is_ok()
+                && std::fs::metadata(dir)
+                    .map(|m| !m.permissions().readonly())
+                    .unwrap_or(false)
+        }
+        UpstreamTarget::Http(base) => {
+            let mut targets = vec![base.clone()];
+            targets.extend(
+                config
+                    .projects
+                    .values()
+                    .filter_map(|p| p.upstream_dsn.as_ref())
+                    .map(Dsn::origin_with_path),
+            );
+            targets.sort();
+            targets.dedup();
+            let mut all = true;
+            for target in targets {
+                all &= reachable(&target).await;
+            }
+            all
+        }
+    };
+    let status = if upstream_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(
+        status,
+        &json!({ "ready": upstream_ok, "upstream": if upstream_ok { "reachable" } else { "unreachable" } }),
+    )
+}
+
+async fn reachable(base: &str) -> bool {
+    let Ok(url) = url::Url::parse(base) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return false;
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let connect = tokio::net::TcpStream::connect((host, port));
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), connect).await,
+        Ok(Ok(_))
+    )
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn empty_response(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+fn error_response(
+    error: &IngestError,
+    _cause: Option<&str>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let status = error.status();
+    let mut response = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        let mut response = empty_response(status);
+        response.headers_mut().insert(
+            "accept-encoding",
+            HeaderValue::from_static(ContentEncoding::ACCEPTED),
+        );
+        response
+    } else {
+        json_response(status, &json!({ "detail": error.to_string() }))
+    };
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

@@ -1,0 +1,339 @@
+//! One envelope's way through scrubgate, top-down: scrub and decide every item
+//! ([`scrub_envelope`], pure), then forward what is left ([`Pipeline::process`]).
+//!
+//! No hyper types here: `ingest` turns HTTP into an [`Envelope`] and a [`Project`], and turns
+//! a [`Processed`] or [`PipelineError`] back into HTTP.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::config::{Config, Project};
+use crate::decide::{DropReason, ItemAction, Policy};
+use crate::decode::{Envelope, Item, ItemType};
+use crate::forward::{self, ClientMeta, ForwardError, Forwarder, UpstreamResponse};
+use crate::scrub::{Method, PayloadKind, ScrubReport, Scrubber};
+
+/// Envelope header keys through which a client (or a Relay) tells Sentry the end user's IP
+/// and user agent (protocol §6). They never leave scrubgate.
+const CLIENT_META_HEADER_KEYS: &[&str] = &[
+    "forwarded_for",
+    "remote_addr",
+    "user_agent",
+    "client_hints",
+    "origin",
+    "client",
+];
+
+/// What happened to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemOutcome {
+    /// Metric-safe item type label.
+    pub item_type: &'static str,
+    /// Payload size as received.
+    pub size: usize,
+    pub decision: ItemDecision,
+    pub report: ScrubReport,
+}
+
+/// Forward or drop, per item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemDecision {
+    Forward,
+    Drop(DropReason),
+}
+
+/// What scrubbing did to a whole envelope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvelopeReport {
+    /// Redactions in the envelope header (client IP meta, trace user ids, …).
+    pub header: ScrubReport,
+    pub items: Vec<ItemOutcome>,
+}
+
+impl EnvelopeReport {
+    pub fn forwarded_items(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| i.decision == ItemDecision::Forward)
+            .count()
+    }
+
+    pub fn dropped_items(&self) -> usize {
+        self.items.len() - self.forwarded_items()
+    }
+
+    pub fn redactions(&self) -> u64 {
+        self.header.total() + self.items.iter().map(|i| i.report.total()).sum::<u64>()
+    }
+
+    /// Every redaction with its item index (`None` for the envelope header), for `--explain`.
+    pub fn all_redactions(
+        &self,
+    ) -> impl Iterator<Item = (Option<usize>, &crate::scrub::Redaction)> {
+        let header = self.header.redactions.iter().map(|r| (None, r));
+        let items =
+            self.items.iter().enumerate().flat_map(|(index, item)| {
+                item.report.redactions.iter().map(move |r| (Some(index), r))
+            });
+        header.chain(items)
+    }
+}
+
+/// Scrubs and decides every item of `envelope` in place and removes dropped items. Pure: the
+/// server, `scrubgate scrub` and `scrubgate test` all call this.
+///
+/// If an event-like item is dropped, every item is dropped: its attachments and companions
+/// would reach Sentry without the event they belong to.
+pub fn scrub_envelope(
+    envelope: &mut Envelope,
+    scrubber: &Scrubber,
+    policy: &Policy,
+) -> EnvelopeReport {
+    let header = scrub_envelope_header(envelope, scrubber);
+    let mut items = Vec::with_capacity(envelope.items().len());
+    let mut event_dropped = false;
+    for item in envelope.items_mut() {
+        let outcome = scrub_item(item, scrubber, policy);
+        if item.item_type().is_event_like() && outcome.decision != ItemDecision::Forward {
+            event_dropped = true;
+        }
+        items.push(outcome);
+    }
+    if event_dropped {
+        for outcome in &mut items {
+            if outcome.decision == ItemDecision::Forward {
+                outcome.decision = ItemDecision::Drop(DropReason::EventDropped);
+            }
+        }
+    }
+    let mut decisions = items.iter().map(|o| o.decision);
+    envelope.retain_items(|_| decisions.next() == Some(ItemDecision::Forward));
+    EnvelopeReport { header, items }
+}
+
+fn scrub_envelope_header(envelope: &mut Envelope, scrubber: &Scrubber) -> ScrubReport {
+    let mut report = ScrubReport::default();
+    for key in CLIENT_META_HEADER_KEYS {
+        if envelope.header_mut().remove(key) {
+            report.redactions.push(crate::scrub::Redaction {
+                path: (*key).to_owned(),
+                rule: "client-meta".to_owned(),
+                method: Method::Remove,
+                count: 1,
+            });
+        }
+    }
+    let mut value = Value::Object(envelope.header().fields().clone());
+    let header_report = scrubber.scrub(PayloadKind::EnvelopeHeader, &mut value);
+    if !header_report.is_empty() {
+        if let Value::Object(fields) = value {
+            *envelope.header_mut().fields_mut() = fields;
+        }
+        report.redactions.extend(header_report.redactions);
+    }
+    report
+}
+
+fn scrub_item(item: &mut Item, scrubber: &Scrubber, policy: &Policy) -> ItemOutcome {
+    let item_type = item.item_type().label();
+    let size = item.payload().len();
+    let outcome = |decision, report| ItemOutcome {
+        item_type,
+        size,
+        decision,
+        report,
+    };
+    match policy.action(item.item_type()) {
+        ItemAction::Drop(reason) => outcome(ItemDecision::Drop(reason), ScrubReport::default()),
+        ItemAction::ForwardAsIs => outcome(ItemDecision::Forward, ScrubReport::default()),
+        ItemAction::Scrub => {
+            let Ok(mut value) = serde_json::from_slice::<Value>(item.payload()) else {
+                return outcome(
+                    ItemDecision::Drop(DropReason::InvalidJson),
+                    ScrubReport::default(),
+                );
+            };
+            let report = scrubber.scrub(payload_kind(item), &mut value);
+            if !report.is_empty() {
+                match serde_json::to_vec(&value) {
+                    Ok(bytes) => item.set_payload(Bytes::from(bytes)),
+                    Err(_) => return outcome(ItemDecision::Drop(DropReason::InvalidJson), report),
+                }
+            }
+            outcome(ItemDecision::Forward, report)
+        }
+    }
+}
+
+/// A human-readable account of `report` for `scrubgate scrub --explain`: one line per
+/// redaction (where, which rule, how, how often) and one per dropped item. Never values.
+pub fn explain(report: &EnvelopeReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (index, redaction) in report.all_redactions() {
+        let place = match index {
+            None => "envelope header".to_owned(),
+            Some(i) => format!("item {i} ({})", report.items[i].item_type),
+        };
+        let _ = writeln!(
+            out,
+            "{place}: {} <- {} ({}, {}x)",
+            redaction.path,
+            redaction.rule,
+            redaction.method.as_str(),
+            redaction.count
+        );
+    }
+    for (i, item) in report.items.iter().enumerate() {
+        if let ItemDecision::Drop(reason) = item.decision {
+            let _ = writeln!(
+                out,
+                "item {i} ({}): dropped ({})",
+                item.item_type,
+                reason.as_str()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} redaction(s), {} item(s) forwarded, {} dropped",
+        report.redactions(),
+        report.forwarded_items(),
+        report.dropped_items()
+    );
+    out
+}
+
+/// How the scrubber should read an item's JSON.
+pub fn payload_kind(item: &Item) -> PayloadKind {
+    let is_container = item
+        .content_type()
+        .is_some_and(|ct| ct.starts_with("application/vnd.sentry.items."))
+        || item.header().contains_key("item_count");
+    match item.item_type() {
+        ItemType::Event => PayloadKind::Event,
+        ItemType::Transaction => PayloadKind::Transaction,
+        ItemType::Feedback => PayloadKind::Feedback,
+        ItemType::UserReport => PayloadKind::UserReport,
+        ItemType::Session => PayloadKind::Session,
+        ItemType::Sessions => PayloadKind::Sessions,
+        ItemType::Span if is_container => PayloadKind::SpanContainer,
+        ItemType::Span => PayloadKind::Span,
+        ItemType::Log => PayloadKind::LogContainer,
+        ItemType::TraceMetric => PayloadKind::TraceMetricContainer,
+        ItemType::CheckIn => PayloadKind::CheckIn,
+        ItemType::ReplayEvent => PayloadKind::ReplayEvent,
+        ItemType::Profile => PayloadKind::Profile,
+        ItemType::ProfileChunk => PayloadKind::ProfileChunk,
+        ItemType::MetricBuckets => PayloadKind::MetricBuckets,
+        ItemType::RawSecurity | ItemType::Security => PayloadKind::SecurityReport,
+        _ => PayloadKind::Generic,
+    }
+}
+
+/// An envelope accepted from a configured project, ready to be processed.
+#[derive(Debug)]
+pub struct Incoming {
+    pub project: Project,
+    pub envelope: Envelope,
+    pub client: ClientMeta,
+}
+
+/// The result of processing one envelope.
+#[derive(Debug)]
+pub struct Processed {
+    /// The id to answer the SDK with (`{"id": …}`).
+    pub event_id: Option<String>,
+    pub report: EnvelopeReport,
+    pub delivery: Delivery,
+}
+
+/// What happened after scrubbing.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Every item was dropped; nothing was sent.
+    NothingToSend,
+    /// The upstream (or file sink) answered.
+    Upstream(UpstreamResponse),
+}
+
+/// Processing failed after the envelope was accepted for processing.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+}
+
+/// The long-lived parts the pipeline needs: config and upstream client.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    forwarder: Forwarder,
+}
+
+impl Pipeline {
+    pub fn new(forwarder: Forwarder) -> Self {
+        Self { forwarder }
+    }
+
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
+    }
+
+    /// Scrub → decide → forward. Scrubbing runs on a blocking thread for large envelopes so
+    /// it never stalls the accept loop.
+    ///
+    /// # Errors
+    /// Only delivery failures; bad items are dropped, not errors.
+    pub async fn process(
+        &self,
+        config: Arc<Config>,
+        incoming: Incoming,
+    ) -> Result<Processed, PipelineError> {
+        let Incoming {
+            project,
+            mut envelope,
+            client,
+        } = incoming;
+        let event_id = envelope.event_id().map(str::to_owned);
+        let report = if envelope
+            .items()
+            .iter()
+            .map(|i| i.payload().len())
+            .sum::<usize>()
+            > 256 * 1024
+        {
+            let config = Arc::clone(&config);
+            let (envelope_back, report) = tokio::task::spawn_blocking(move || {
+                let report = scrub_envelope(&mut envelope, &config.scrubber, &config.policy);
+                (envelope, report)
+            })
+            .await
+            .map_err(|error| ForwardError::Setup(format!("scrub task failed: {error}")))?;
+            envelope = envelope_back;
+            report
+        } else {
+            scrub_envelope(&mut envelope, &config.scrubber, &config.policy)
+        };
+        if envelope.items().is_empty() {
+            return Ok(Processed {
+                event_id,
+                report,
+                delivery: Delivery::NothingToSend,
+            });
+        }
+        let destination = self.forwarder.destination(&project);
+        forward::rewrite_envelope_for(&mut envelope, &destination);
+        let body = envelope.to_bytes();
+        let response = self
+            .forwarder
+            .send(&destination, body, &client, event_id.as_deref())
+            .await?;
+        Ok(Processed {
+            event_id,
+            report,
+            delivery: Delivery::Upstream(response),
+        })
+    }
+}
