@@ -257,8 +257,11 @@ pub fn load_file(path: Option<&Path>) -> Result<ConfigFile, ConfigError> {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(
+        // Only nested keys (`SCRUBGATE_SECTION__KEY`) are settings: every top-level key is a
+        // section, so `SCRUBGATE_CONFIG`, `SCRUBGATE_HASH_KEY` and unrelated variables that
+        // happen to share the prefix are not mistaken for config.
         Env::prefixed("SCRUBGATE_")
-            .ignore(&["config", "hash_key"])
+            .filter(|key| key.as_str().contains("__"))
             .split("__"),
     );
     figment

@@ -60,7 +60,8 @@ impl Route {
     }
 }
 
-/// Handles one request. Never fails: every error becomes a response.
+/// Handles one request. Never fails: every error becomes a response. Every response carries
+/// `x-request-id`, and every log line of the request is inside a span that carries it.
 pub async fn handle<B>(
     state: Arc<AppState>,
     request: Request<B>,
@@ -70,17 +71,32 @@ where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let started = Instant::now();
+    use tracing::Instrument as _;
     let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = handle_routed(state, request, peer).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn handle_routed<B>(
+    state: Arc<AppState>,
+    request: Request<B>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
     let config = state.config.load_full();
     let path = normalize_path(request.uri().path());
     let route = match route(&path, &config.file.server.tunnel_path) {
         Ok(route) => route,
-        Err(error) => return error_response(&error, None, &request_id),
+        Err(error) => return error_response(&error),
     };
-    let span = tracing::info_span!("request", request_id = %request_id, route = route.label());
-    let _entered = span.enter();
-    drop(_entered);
     let method = request.method().clone();
     if method == Method::OPTIONS && route.is_ingest() {
         let mut response = empty_response(StatusCode::OK);
@@ -107,11 +123,25 @@ where
         Err(error) => {
             let status = error.status();
             if status.is_server_error() {
-                tracing::error!(request_id = %request_id, route = route.label(), status = status.as_u16(), error = %error, kind = error.kind(), elapsed_ms, peer_port = peer.port(), "request failed");
+                tracing::error!(
+                    route = route.label(),
+                    status = status.as_u16(),
+                    error = %error,
+                    kind = error.kind(),
+                    elapsed_ms,
+                    peer_port = peer.port(),
+                    "request failed"
+                );
             } else {
-                tracing::debug!(request_id = %request_id, route = route.label(), status = status.as_u16(), kind = error.kind(), elapsed_ms, "request rejected");
+                tracing::info!(
+                    route = route.label(),
+                    status = status.as_u16(),
+                    kind = error.kind(),
+                    elapsed_ms,
+                    "request rejected"
+                );
             }
-            error_response(&error, None, &request_id)
+            error_response(&error)
         }
     };
     if route.is_ingest() {
@@ -145,8 +175,15 @@ where
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(config, body, &parts.headers).await?;
     let limits = &config.file.limits;
+    let received_bytes = body.len();
     let body = decompress(body, encoding, limits.max_decompressed_bytes)
         .map_err(IngestError::Decompress)?;
+    tracing::debug!(
+        encoding = encoding.as_str(),
+        received_bytes,
+        decoded_bytes = body.len(),
+        "body decoded"
+    );
     let envelope_limits = EnvelopeLimits {
         max_items: limits.max_envelope_items,
     };
@@ -548,13 +585,9 @@ fn empty_response(status: StatusCode) -> Response<Full<Bytes>> {
     response
 }
 
-fn error_response(
-    error: &IngestError,
-    _cause: Option<&str>,
-    request_id: &str,
-) -> Response<Full<Bytes>> {
+fn error_response(error: &IngestError) -> Response<Full<Bytes>> {
     let status = error.status();
-    let mut response = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
         let mut response = empty_response(status);
         response.headers_mut().insert(
             "accept-encoding",
@@ -563,9 +596,5 @@ fn error_response(
         response
     } else {
         json_response(status, &json!({ "detail": error.to_string() }))
-    };
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-request-id", value);
     }
-    response
 }
