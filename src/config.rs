@@ -139,7 +139,7 @@ pub enum ConfigError {
     NotFound(PathBuf),
     #[error("{0}")]
     Load(Box<figment::Error>),
-    #[error("invalid config: {key}: {problem}")]
+    #[error("{key}: {problem}")]
     Invalid { key: String, problem: String },
 }
 
