@@ -211,11 +211,13 @@ pub fn config_file(upstream_url: &str) -> ConfigFile {
             public_key: KEY.into(),
             project_id: PID,
             upstream_dsn: None,
+            delivery: None,
         },
         ProjectSettings {
             public_key: OTHER_KEY.into(),
             project_id: OTHER_PID,
             upstream_dsn: None,
+            delivery: None,
         },
     ];
     file
@@ -225,17 +227,29 @@ pub fn config_file(upstream_url: &str) -> ConfigFile {
 pub struct Proxy {
     pub addr: SocketAddr,
     server: Option<scrubgate::app::RunningServer>,
+    _spool: Option<tempfile::TempDir>,
 }
 
 impl Proxy {
-    pub async fn start(file: ConfigFile) -> Self {
+    /// Starts the proxy; a config still on the default spool directory gets a temporary one.
+    pub async fn start(mut file: ConfigFile) -> Self {
         install_crypto();
+        let spool = (file.spool.dir == scrubgate::spool::SpoolSettings::default().dir).then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            file.spool.dir = dir.path().to_owned();
+            dir
+        });
         let config = Config::compile(file).expect("test config is valid");
         let server = scrubgate::app::spawn(config).await.expect("proxy starts");
         Self {
             addr: server.addr,
             server: Some(server),
+            _spool: spool,
         }
+    }
+
+    pub fn state(&self) -> &std::sync::Arc<scrubgate::ingest::AppState> {
+        &self.server.as_ref().unwrap().state
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -413,8 +427,10 @@ impl ServeProcess {
 /// Writes a TOML config forwarding to `upstream_url` into `dir` and returns its path.
 pub fn write_config(dir: &std::path::Path, upstream_url: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("scrubgate.toml");
+    let spool = dir.join("spool");
     let text = format!(
-        "[upstream]\nurl = \"{upstream_url}\"\n\n[log]\nlevel = \"debug\"\n\n[[projects]]\npublic_key = \"{KEY}\"\nproject_id = {PID}\n\n{extra}"
+        "[upstream]\nurl = \"{upstream_url}\"\n\n[log]\nlevel = \"debug\"\n\n[spool]\ndir = \"{}\"\n\n[[projects]]\npublic_key = \"{KEY}\"\nproject_id = {PID}\n\n{extra}",
+        spool.display()
     );
     std::fs::write(&path, text).unwrap();
     path
