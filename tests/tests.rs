@@ -6,6 +6,7 @@ mod util;
 mod auth_routing;
 mod binary;
 mod decoding;
+mod delivery;
 mod endpoints;
 mod privacy;
 mod sdk_python;
