@@ -27,7 +27,10 @@ struct Body {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -81,11 +84,17 @@ fn generated_event(size: usize, seed: usize) -> Vec<u8> {
 fn load_mix(root: &std::path::Path) -> Vec<Body> {
     let mut plain: Vec<Vec<u8>> = Vec::new();
     for dir in [root.join("../shared/sdk-envelopes"), root.join("fixtures")] {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         paths.sort();
         for path in paths {
-            let file = if path.is_dir() { path.join("input.envelope") } else { path };
+            let file = if path.is_dir() {
+                path.join("input.envelope")
+            } else {
+                path
+            };
             if file.extension().is_some_and(|e| e == "envelope") {
                 if let Ok(data) = std::fs::read(&file) {
                     plain.push(data);
@@ -93,7 +102,10 @@ fn load_mix(root: &std::path::Path) -> Vec<Body> {
             }
         }
     }
-    for (i, size) in [1_000, 4_000, 16_000, 64_000, 200_000].into_iter().enumerate() {
+    for (i, size) in [1_000, 4_000, 16_000, 64_000, 200_000]
+        .into_iter()
+        .enumerate()
+    {
         for copy in 0..3 {
             plain.push(generated_event(size, i * 10 + copy));
         }
@@ -105,7 +117,11 @@ fn load_mix(root: &std::path::Path) -> Vec<Body> {
             let gzip_it = i % 3 == 0;
             let decoded_len = data.len();
             let wire = if gzip_it { gzip(&data) } else { data };
-            Body { wire: Bytes::from(wire), decoded_len, gzip: gzip_it }
+            Body {
+                wire: Bytes::from(wire),
+                decoded_len,
+                gzip: gzip_it,
+            }
         })
         .collect()
 }
@@ -148,9 +164,13 @@ async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
     let target = arg(&args, "--target").unwrap_or_else(|| "http://127.0.0.1:3000".into());
-    let concurrency: usize = arg(&args, "--concurrency").map_or(64, |s| s.parse().expect("--concurrency N"));
-    let duration = Duration::from_secs(arg(&args, "--duration").map_or(10, |s| s.parse().expect("--duration SECS")));
-    let proxy_pid: Option<u32> = arg(&args, "--proxy-pid").map(|s| s.parse().expect("--proxy-pid PID"));
+    let concurrency: usize =
+        arg(&args, "--concurrency").map_or(64, |s| s.parse().expect("--concurrency N"));
+    let duration = Duration::from_secs(
+        arg(&args, "--duration").map_or(10, |s| s.parse().expect("--duration SECS")),
+    );
+    let proxy_pid: Option<u32> =
+        arg(&args, "--proxy-pid").map(|s| s.parse().expect("--proxy-pid PID"));
     let label = arg(&args, "--label").unwrap_or_else(|| "target".into());
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mix = Arc::new(load_mix(&root));
@@ -166,14 +186,18 @@ async fn main() {
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let (client, mix, url, auth) = (client.clone(), Arc::clone(&mix), url.clone(), auth.clone());
+        let (client, mix, url, auth) =
+            (client.clone(), Arc::clone(&mix), url.clone(), auth.clone());
         tasks.push(tokio::spawn(async move {
             let mut result = WorkerResult::default();
             let mut i = worker * 7;
             while Instant::now() < deadline {
                 let body = &mix[i % mix.len()];
                 i += 1;
-                let mut request = client.post(&url).header("x-sentry-auth", &auth).body(body.wire.clone());
+                let mut request = client
+                    .post(&url)
+                    .header("x-sentry-auth", &auth)
+                    .body(body.wire.clone());
                 if body.gzip {
                     request = request.header("content-encoding", "gzip");
                 }
@@ -182,7 +206,9 @@ async fn main() {
                     Ok(response) => {
                         let status = response.status().as_u16();
                         let _ = response.bytes().await;
-                        result.latencies_us.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                        result
+                            .latencies_us
+                            .push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                         *result.statuses.entry(status).or_insert(0) += 1;
                         if status == 200 {
                             result.ok += 1;

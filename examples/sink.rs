@@ -26,15 +26,23 @@ struct Counts {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let listen: SocketAddr = arg(&args, "--listen").unwrap_or_else(|| "127.0.0.1:9000".into()).parse().expect("--listen host:port");
-    let outage_at = arg(&args, "--outage-at").map(|s| Duration::from_secs(s.parse().expect("secs")));
-    let outage_for = Duration::from_secs(arg(&args, "--outage-for").map_or(0, |s| s.parse().expect("secs")));
+    let listen: SocketAddr = arg(&args, "--listen")
+        .unwrap_or_else(|| "127.0.0.1:9000".into())
+        .parse()
+        .expect("--listen host:port");
+    let outage_at =
+        arg(&args, "--outage-at").map(|s| Duration::from_secs(s.parse().expect("secs")));
+    let outage_for =
+        Duration::from_secs(arg(&args, "--outage-for").map_or(0, |s| s.parse().expect("secs")));
     let run_secs = arg(&args, "--run-secs").map(|s| Duration::from_secs(s.parse().expect("secs")));
     let counts = Arc::new(Counts::default());
     let started = Instant::now();
@@ -46,7 +54,8 @@ async fn main() {
                 let accept = accept_loop(listener, Arc::clone(&counts));
                 match outage_at {
                     Some(at) if started.elapsed() < at => {
-                        let _ = tokio::time::timeout(at.saturating_sub(started.elapsed()), accept).await;
+                        let _ = tokio::time::timeout(at.saturating_sub(started.elapsed()), accept)
+                            .await;
                         eprintln!("sink: down for {}s", outage_for.as_secs());
                         tokio::time::sleep(outage_for).await;
                         eprintln!("sink: up again");
@@ -60,7 +69,9 @@ async fn main() {
         match run_secs {
             Some(d) => tokio::time::sleep(d).await,
             None => {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("signal");
                 tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
             }
         }
@@ -80,14 +91,21 @@ async fn main() {
 async fn accept_loop(listener: tokio::net::TcpListener, counts: Arc<Counts>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         while connections.try_join_next().is_some() {}
         let counts = Arc::clone(&counts);
         connections.spawn(async move {
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let counts = Arc::clone(&counts);
                 async move {
-                    let body = request.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    let body = request
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
                     counts.requests.fetch_add(1, Ordering::Relaxed);
                     counts.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                     if let Some(id) = event_id(&body) {
@@ -95,7 +113,9 @@ async fn accept_loop(listener: tokio::net::TcpListener, counts: Arc<Counts>) {
                             ids.insert(id);
                         }
                     }
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"{}"))))
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"{}"),
+                    )))
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
