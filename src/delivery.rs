@@ -312,7 +312,12 @@ async fn dispatch(inner: Arc<Inner>, mut receiver: mpsc::Receiver<Job>) {
 
 enum Attempt {
     Delivered,
-    Retry { after: Duration, rate_limited: bool },
+    Retry {
+        after: Duration,
+        rate_limited: bool,
+        /// A fixed, metric-safe name of what went wrong.
+        reason: &'static str,
+    },
     Rejected(u16),
 }
 
@@ -343,17 +348,25 @@ fn classify(
             Attempt::Retry {
                 after: wait.max(inner.backoff(attempt)),
                 rate_limited: true,
+                reason: "rate_limited",
             }
         }
         Ok(response) if response.status >= 500 => Attempt::Retry {
             after: inner.backoff(attempt),
             rate_limited: false,
+            reason: "upstream_5xx",
         },
         Ok(response) => Attempt::Rejected(response.status),
         Err(ForwardError::Setup(_)) => Attempt::Rejected(0),
-        Err(_) => Attempt::Retry {
+        Err(error) => Attempt::Retry {
             after: inner.backoff(attempt),
             rate_limited: false,
+            reason: match error {
+                ForwardError::Connect(_) => "connect",
+                ForwardError::Timeout(_) => "timeout",
+                ForwardError::File(_) => "file_sink",
+                _ => "request",
+            },
         },
     }
 }
@@ -372,6 +385,7 @@ async fn deliver(inner: &Inner, job: Job) {
     };
     let max_attempts = inner.settings.max_attempts.max(1);
     let mut attempt = 0;
+    let mut first_failure: Option<&'static str> = None;
     loop {
         let result = inner
             .forwarder
@@ -386,6 +400,9 @@ async fn deliver(inner: &Inner, job: Job) {
         match classify(inner, &meta, result, attempt - 1) {
             Attempt::Delivered => {
                 inner.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                if let Some(first_failure) = first_failure {
+                    tracing::debug!(attempts = attempt, first_failure, "delivered after retries");
+                }
                 inner.consecutive_parks.store(0, Ordering::Relaxed);
                 if let Ok(mut pause) = inner.pause_until.lock() {
                     *pause = None;
@@ -398,6 +415,8 @@ async fn deliver(inner: &Inner, job: Job) {
                 tracing::warn!(
                     status,
                     project_id = meta.project_id,
+                    attempts = attempt,
+                    first_failure,
                     "upstream rejected an envelope; not retried"
                 );
                 inner.remove_file(&name);
@@ -406,7 +425,9 @@ async fn deliver(inner: &Inner, job: Job) {
             Attempt::Retry {
                 after,
                 rate_limited,
+                reason,
             } => {
+                first_failure.get_or_insert(reason);
                 let max_wait = Duration::from_secs(inner.settings.max_rate_limit_wait_secs);
                 if rate_limited && (after > max_wait || attempt >= max_attempts) {
                     inner
@@ -415,12 +436,20 @@ async fn deliver(inner: &Inner, job: Job) {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         project_id = meta.project_id,
+                        attempts = attempt,
+                        first_failure,
                         "rate limited by the upstream; envelope dropped"
                     );
                     inner.remove_file(&name);
                     return;
                 }
                 if attempt >= max_attempts || inner.stopping.load(Ordering::SeqCst) {
+                    tracing::warn!(
+                        project_id = meta.project_id,
+                        attempts = attempt,
+                        first_failure,
+                        "delivery failed; envelope parked in the spool"
+                    );
                     park(inner, &name);
                     return;
                 }
@@ -441,10 +470,7 @@ fn park(inner: &Inner, name: &str) {
     if let Ok(mut until) = inner.pause_until.lock() {
         *until = Some(Instant::now() + pause);
     }
-    tracing::warn!(
-        pause_ms = pause.as_millis() as u64,
-        "upstream unavailable; envelope parked in the spool"
-    );
+    tracing::debug!(pause_ms = pause.as_millis() as u64, "replayer paused");
     inner.unmark_busy(name);
 }
 

@@ -218,3 +218,38 @@ async fn upstream_rate_limits_are_passed_back_in_sync_mode() {
     assert_eq!(upstream.received().len(), 1);
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn readyz_fails_while_draining() {
+    let (_upstream, proxy) = setup().await;
+    let client = util::client();
+    assert_eq!(
+        client
+            .get(proxy.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    proxy
+        .state()
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let response = client.get(proxy.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "{\"ready\":false,\"draining\":true}"
+    );
+    assert_eq!(
+        client
+            .get(proxy.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    proxy.stop().await;
+}
