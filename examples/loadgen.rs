@@ -172,6 +172,9 @@ async fn main() {
     let proxy_pid: Option<u32> =
         arg(&args, "--proxy-pid").map(|s| s.parse().expect("--proxy-pid PID"));
     let label = arg(&args, "--label").unwrap_or_else(|| "target".into());
+    // Optional fixed total request rate (open-loop pacing per worker), for latency at a
+    // given load rather than at saturation.
+    let rate: Option<f64> = arg(&args, "--rate").map(|s| s.parse().expect("--rate REQ_PER_SEC"));
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mix = Arc::new(load_mix(&root));
     let url = format!("{target}/api/{PID}/envelope/");
@@ -191,7 +194,16 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let mut result = WorkerResult::default();
             let mut i = worker * 7;
+            let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r.max(0.001)));
+            let mut next = Instant::now()
+                + interval.map_or(Duration::ZERO, |iv| {
+                    iv.mul_f64(worker as f64 / concurrency as f64)
+                });
             while Instant::now() < deadline {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += interval;
+                }
                 let body = &mix[i % mix.len()];
                 i += 1;
                 let mut request = client
@@ -243,6 +255,7 @@ async fn main() {
     let summary = serde_json::json!({
         "label": label,
         "concurrency": concurrency,
+        "target_rate": rate,
         "duration_secs": (elapsed * 100.0).round() / 100.0,
         "bodies_in_mix": mix.len(),
         "requests_ok": all.ok,
