@@ -84,7 +84,9 @@ fn bench_decompress(c: &mut Criterion) {
 
 fn bench_envelope(c: &mut Criterion) {
     let mut group = c.benchmark_group("envelope");
-    let limits = EnvelopeLimits { max_items: usize::MAX };
+    let limits = EnvelopeLimits {
+        max_items: usize::MAX,
+    };
     for size in [4 * 1024, 256 * 1024] {
         let plain = Bytes::from(sample_envelope(size));
         group.throughput(Throughput::Bytes(plain.len() as u64));
