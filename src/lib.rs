@@ -25,6 +25,7 @@ pub mod app;
 pub mod config;
 pub mod decide;
 pub mod decode;
+pub mod fixtures;
 pub mod forward;
 pub mod ingest;
 pub mod logging;

@@ -119,6 +119,8 @@ pub(crate) struct Scanner {
 /// The pattern source of a detector, before compiling.
 #[derive(Debug, Clone)]
 pub(crate) struct DetectorSpec {
+    /// Rule name, for error messages.
+    #[allow(dead_code)]
     pub(crate) rule: String,
     pub(crate) pattern: String,
     pub(crate) check: Check,

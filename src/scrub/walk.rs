@@ -1055,6 +1055,9 @@ impl Engine {
                 }
             }
         }
+        if s.starts_with('/') && s.contains('?') && !s.contains(char::is_whitespace) {
+            return url::scrub_relative(self, s, key, cx);
+        }
         if s.contains('&') && query::looks_like_form(s) && cx.depth < MAX_NESTING {
             cx.depth += 1;
             let r = query::scrub_query(self, s, key, cx);
@@ -1086,7 +1089,7 @@ impl Engine {
                     if cx.depth >= MAX_NESTING {
                         continue;
                     }
-                    let trimmed = original.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'', '"']);
+                    let trimmed = trim_url_end(original);
                     cx.depth += 1;
                     let new = url::scrub_url(self, trimmed, key, cx);
                     cx.depth -= 1;
@@ -1249,4 +1252,27 @@ fn is_pair_key(key: &str) -> bool {
         key,
         "tags" | "headers" | "cookies" | "query_string" | "env" | "data" | "extra" | "params"
     )
+}
+
+/// Drops trailing punctuation that belongs to the sentence, not the URL; closing brackets
+/// only when unbalanced (`(see http://x/a)` vs `http://x/?q=[Filtered]`).
+fn trim_url_end(url: &str) -> &str {
+    let mut end = url.len();
+    loop {
+        let s = &url[..end];
+        let Some(c) = s.chars().next_back() else {
+            return s;
+        };
+        let drop = match c {
+            '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '"' => true,
+            ')' => s.matches('(').count() < s.matches(')').count(),
+            ']' => s.matches('[').count() < s.matches(']').count(),
+            '}' => s.matches('{').count() < s.matches('}').count(),
+            _ => false,
+        };
+        if !drop {
+            return s;
+        }
+        end -= c.len_utf8();
+    }
 }

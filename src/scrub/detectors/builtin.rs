@@ -286,7 +286,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     det(
         "person_name",
         "name",
-        r#"(?:\b(?i:patient|pt|mr|mrs|ms|miss|mx|dr)\.?[ \t]+|\b(?i:name)[ \t]*[:=][ \t]*["']?)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})"#,
+        r#"(?:\b(?i:patient|pt|mr|mrs|ms|miss|mx|dr)\.?[ \t]+|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+|\b(?i:name)[ \t]*[:=][ \t]*["']?)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})"#,
         Check::None,
         Tier::Phi,
     ),

@@ -38,7 +38,15 @@ pub(crate) fn looks_like_form(s: &str) -> bool {
         && s.contains('=')
         && !s.contains(char::is_whitespace)
         && !s.starts_with(['{', '['])
-        && s.split('&').all(|p| p.is_empty() || p.contains('='))
+        && s.split('&').all(|p| {
+            p.is_empty()
+                || p.split_once('=').is_some_and(|(k, _)| {
+                    !k.is_empty()
+                        && k.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || b"_.-[]%+$@!*(),".contains(&b)
+                        })
+                })
+        })
 }
 
 /// Scrubs a query string or form body; `None` if nothing changed.

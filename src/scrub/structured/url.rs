@@ -84,3 +84,26 @@ pub(crate) fn scrub_url(eng: &Engine, url: &str, key: &str, cx: &mut Cx) -> Opti
     }
     changed.then_some(out)
 }
+
+/// A relative URL (`/path?query#fragment`, as in breadcrumb `from`/`to`); `None` if
+/// unchanged.
+pub(crate) fn scrub_relative(eng: &Engine, url: &str, key: &str, cx: &mut Cx) -> Option<String> {
+    let (path, query) = url.split_once('?')?;
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let new_path = eng.scrub_text(path, key, cx);
+    let new_query = super::query::scrub_query(eng, query, key, cx);
+    if new_path.is_none() && new_query.is_none() {
+        return None;
+    }
+    let mut out = new_path.unwrap_or_else(|| path.to_owned());
+    out.push('?');
+    out.push_str(new_query.as_deref().unwrap_or(query));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Some(out)
+}
