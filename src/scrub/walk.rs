@@ -1117,6 +1117,9 @@ impl Engine {
                     if new == original {
                         continue;
                     }
+                    if action.rule == "person_name" {
+                        self.collect_echo(KeyClass::Name, original, cx);
+                    }
                     match counts.iter_mut().find(|(d, _)| *d == hit.detector) {
                         Some((_, c)) => *c += 1,
                         None => counts.push((hit.detector, 1)),

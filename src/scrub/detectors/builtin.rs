@@ -141,7 +141,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     det(
         "secret_pair",
         "secret",
-        r#"(?i)\b(?:[a-z0-9]+[_.-])*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|authorization|credentials?)["']?[ \t]*(?:=|:)[ \t]*(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&,;)]+))"#,
+        r#"(?i)\b(?:[a-z0-9]+[_.-])*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|authorization|credentials?)["']?[ \t]*(?:=|:)[ \t]*(?:(?:bearer|basic|digest|token)[ \t]+)?(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&,;)]+))"#,
         Check::SecretValue,
         Tier::Secret,
     ),
@@ -175,7 +175,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
             Tier::Phi,
         ),
         SSN_WORDS,
-        32,
+        24,
     )),
     det(
         "email",
@@ -218,7 +218,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
             Tier::Phi,
         ),
         PHONE_WORDS,
-        24,
+        16,
     )),
     det(
         "ipv6",
@@ -272,7 +272,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     det(
         "address",
         "address",
-        r"\b\d{1,6}(?:[ \t]+(?:[NSEW]\.?|North|South|East|West))?(?:[ \t]+[A-Z][A-Za-z0-9'-]*){1,4}[ \t]+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl)\b\.?(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?[ \t]*#?[A-Za-z0-9-]+)?",
+        r"\b\d{1,6}(?:[ \t]+(?:[NSEW]\.?|North|South|East|West))?(?:[ \t]+[A-Z][A-Za-z0-9'-]*){1,4}[ \t]+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl)\b\.?(?:[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b)?(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?[ \t]*#?[A-Za-z0-9-]+)?",
         Check::None,
         Tier::Phi,
     ),
