@@ -324,6 +324,7 @@ impl Scrubber {
                 kind: b.kind,
                 scope: None,
                 size_limit: 32 << 20,
+                custom: false,
             });
             detector_actions.push(action(b.rule, b.method, b.label));
         }
@@ -369,6 +370,7 @@ impl Scrubber {
                 kind: HitKind::Redact,
                 scope,
                 size_limit: CUSTOM_PATTERN_SIZE_LIMIT,
+                custom: true,
             });
             detector_actions.push(redactor.action(
                 &p.name,
@@ -434,6 +436,13 @@ impl Scrubber {
             }
         }
         let structural = profile::STRUCTURAL_KEYS.iter().copied().collect();
+        let label_max_len = labels.iter().map(String::len).max().unwrap_or(0);
+        let mut label_first = [false; 256];
+        for l in &labels {
+            if let Some(&b) = l.as_bytes().first() {
+                label_first[usize::from(b)] = true;
+            }
+        }
         Ok(Self {
             engine: walk::Engine {
                 scanner,
@@ -446,6 +455,8 @@ impl Scrubber {
                 cookie_names,
                 redactor,
                 labels,
+                label_max_len,
+                label_first,
                 structural,
                 echo_label,
             },

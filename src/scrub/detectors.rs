@@ -99,6 +99,7 @@ pub(crate) struct Detector {
     isolated: bool,
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
+    custom: bool,
 }
 
 /// A validated span.
@@ -113,6 +114,8 @@ pub(crate) struct Hit {
 #[derive(Debug)]
 pub(crate) struct Scanner {
     set: RegexSet,
+    /// Custom patterns may match anything, so the cheap byte prefilter is off.
+    has_custom: bool,
     pub(crate) detectors: Vec<Detector>,
 }
 
@@ -130,6 +133,8 @@ pub(crate) struct DetectorSpec {
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
     pub(crate) size_limit: usize,
+    /// A user pattern (disables the byte prefilter).
+    pub(crate) custom: bool,
 }
 
 /// Makes a pattern DFA-friendly: ASCII digits and ASCII word boundaries.
@@ -168,6 +173,7 @@ impl Scanner {
                 isolated: spec.isolated,
                 kind: spec.kind,
                 scope: spec.scope,
+                custom: spec.custom,
             });
         }
         let set = RegexSetBuilder::new(&patterns)
@@ -175,13 +181,24 @@ impl Scanner {
             .dfa_size_limit(16 << 20)
             .build()
             .map_err(|e| (usize::MAX, e.to_string()))?;
-        Ok(Self { set, detectors })
+        let has_custom = detectors.iter().any(|d| d.custom);
+        Ok(Self {
+            set,
+            has_custom,
+            detectors,
+        })
     }
 
     /// Finds every validated, non-overlapping hit in `text`, in order.
     pub(crate) fn scan(&self, text: &str, key: &str, path: &str, hits: &mut Vec<Hit>) {
         hits.clear();
         if text.len() < 4 || self.detectors.is_empty() {
+            return;
+        }
+        if !self.has_custom && !may_hold_data(text) {
+            return;
+        }
+        if !self.set.is_match(text) {
             return;
         }
         let matched = self.set.matches(text);
@@ -233,6 +250,17 @@ impl Scanner {
         }
         resolve_overlaps(hits);
     }
+}
+
+/// Every built-in detector needs a digit, one of `@ : / \\ = % -`, or an upper-case letter
+/// (names after a title, `eyJ…`, `AKIA…`) somewhere in the text; lower-case prose without
+/// any of them (`production`, `info`, `app.py`) skips the regex set altogether.
+fn may_hold_data(text: &str) -> bool {
+    text.bytes().any(|b| {
+        b.is_ascii_digit()
+            || b.is_ascii_uppercase()
+            || matches!(b, b'@' | b':' | b'/' | b'\\' | b'=' | b'%' | b'-')
+    })
 }
 
 /// Keeps the earliest-starting hit; on a tie the longer one, then the higher-priority one.

@@ -146,30 +146,33 @@ impl Tokens {
         self.buf.clear();
         self.bounds.clear();
         let mut start: Option<usize> = None;
-        let chars: Vec<char> = key.chars().collect();
-        for (i, &c) in chars.iter().enumerate() {
+        let mut prev: Option<char> = None;
+        let mut iter = key.chars().peekable();
+        while let Some(c) = iter.next() {
             if c.is_alphanumeric() {
-                let boundary = if start.is_some() && i > 0 {
-                    let prev = chars[i - 1];
-                    let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-                    (prev.is_lowercase() && c.is_uppercase())
-                        || (prev.is_uppercase() && c.is_uppercase() && next_lower)
-                } else {
-                    false
-                };
-                if boundary {
-                    if let Some(s) = start.take() {
+                if let (Some(s), Some(p)) = (start, prev) {
+                    let next_lower = iter.peek().is_some_and(|n| n.is_lowercase());
+                    let boundary = (p.is_lowercase() && c.is_uppercase())
+                        || (p.is_uppercase() && c.is_uppercase() && next_lower);
+                    if boundary {
                         self.bounds.push((s, self.buf.len()));
+                        start = None;
                     }
                 }
                 if start.is_none() {
                     start = Some(self.buf.len());
                 }
-                for l in c.to_lowercase() {
-                    self.buf.push(l);
+                if c.is_ascii() {
+                    self.buf.push(c.to_ascii_lowercase());
+                } else {
+                    self.buf.extend(c.to_lowercase());
                 }
-            } else if let Some(s) = start.take() {
-                self.bounds.push((s, self.buf.len()));
+                prev = Some(c);
+            } else {
+                if let Some(s) = start.take() {
+                    self.bounds.push((s, self.buf.len()));
+                }
+                prev = None;
             }
         }
         if let Some(s) = start {

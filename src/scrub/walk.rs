@@ -6,6 +6,7 @@
 //! text differs from the old: the report is empty if and only if nothing changed.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde_json::{Map, Value};
@@ -36,7 +37,10 @@ pub(crate) struct Engine {
     pub(crate) cookie_names: KeyMatcher,
     pub(crate) redactor: Redactor,
     pub(crate) labels: HashSet<String>,
-    pub(crate) structural: HashSet<&'static str>,
+    /// Longest label and the bytes labels can start with: a quick "not a label" test.
+    pub(crate) label_max_len: usize,
+    pub(crate) label_first: [bool; 256],
+    pub(crate) structural: HashSet<&'static str, BuildHasherDefault<FxHasher>>,
     pub(crate) echo_label: HashMap<KeyClass, String>,
 }
 
@@ -49,6 +53,43 @@ pub(crate) struct Cx {
     echo: Vec<(String, KeyClass)>,
     depth: u32,
     json_depth: usize,
+    /// What each distinct key means, computed once per call (keys repeat a lot).
+    keys: HashMap<String, KeyInfo, BuildHasherDefault<FxHasher>>,
+}
+
+/// A key's meaning, independent of where it occurs.
+#[derive(Debug, Clone, Copy)]
+struct KeyInfo {
+    /// The role outside person contexts.
+    role: Role,
+    /// The key's class (denylist minus safe list), for sibling and query-key checks.
+    class: Option<KeyClass>,
+    /// The key is just `name`.
+    bare_name: bool,
+}
+
+/// A small fast hasher for short keys (FxHash); no DoS concern for a per-call cache bounded
+/// by the payload size.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Cx {
@@ -66,9 +107,7 @@ impl Cx {
         if !self.path.is_empty() {
             self.path.push('.');
         }
-        let mut buf = itoa_buf(i);
-        self.path.push_str(buf.as_str());
-        buf.clear();
+        let _ = std::fmt::Write::write_fmt(&mut self.path, format_args!("{i}"));
         len
     }
 
@@ -96,10 +135,6 @@ impl Cx {
             count,
         });
     }
-}
-
-fn itoa_buf(i: usize) -> String {
-    i.to_string()
 }
 
 /// What to do with an object member after looking at it.
@@ -775,37 +810,59 @@ impl Engine {
         })
     }
 
-    fn role(&self, key: &str, person: bool, cx: &mut Cx) -> Role {
-        if self.structural.contains(key) {
-            return Role::Skip;
+    fn key_info(&self, key: &str, cx: &mut Cx) -> KeyInfo {
+        if let Some(info) = cx.keys.get(key) {
+            return *info;
         }
+        let info = self.compute_key_info(key, cx);
+        if cx.keys.len() < 10_000 {
+            cx.keys.insert(key.to_owned(), info);
+        }
+        info
+    }
+
+    fn compute_key_info(&self, key: &str, cx: &mut Cx) -> KeyInfo {
         cx.tokens.split(key);
-        if cx.tokens.last() == "version" {
-            return Role::Skip;
-        }
-        match key {
-            "cookie" | "cookies" | "Cookie" | "set-cookie" | "Set-Cookie" | "set_cookie" => {
-                return Role::Cookie
-            }
-            "query_string" | "url.query" | "http.query" | "query" | "querystring" => {
-                return Role::Query
-            }
-            "db.statement" | "db.query.text" | "db.sql" | "sql" => return Role::Sql,
-            _ => {}
-        }
         let safe = !self.safe.is_empty() && self.safe.find(&mut cx.tokens).is_some();
-        if !safe {
-            if let Some(class) = self.deny.find(&mut cx.tokens) {
-                return Role::Class(class);
+        let class = if safe {
+            None
+        } else {
+            self.deny.find(&mut cx.tokens)
+        };
+        let bare_name = !safe && cx.tokens.len() == 1 && cx.tokens.get(0) == "name";
+        let role = if self.structural.contains(key) || cx.tokens.last() == "version" {
+            Role::Skip
+        } else {
+            match key {
+                "cookie" | "cookies" | "Cookie" | "set-cookie" | "Set-Cookie" | "set_cookie" => {
+                    Role::Cookie
+                }
+                "query_string" | "url.query" | "http.query" | "query" | "querystring" => {
+                    Role::Query
+                }
+                "db.statement" | "db.query.text" | "db.sql" | "sql" => Role::Sql,
+                _ => match class {
+                    Some(class) => Role::Class(class),
+                    None => match key {
+                        "data" | "body" | "form" | "request_body" | "payload" => Role::Body,
+                        _ => Role::Generic,
+                    },
+                },
             }
-            if person && cx.tokens.len() == 1 && cx.tokens.get(0) == "name" {
-                return Role::Class(KeyClass::Name);
-            }
+        };
+        KeyInfo {
+            role,
+            class,
+            bare_name,
         }
-        match key {
-            "data" | "body" | "form" | "request_body" | "payload" => Role::Body,
-            _ => Role::Generic,
+    }
+
+    fn role(&self, key: &str, person: bool, cx: &mut Cx) -> Role {
+        let info = self.key_info(key, cx);
+        if person && info.bare_name && matches!(info.role, Role::Generic | Role::Body) {
+            return Role::Class(KeyClass::Name);
         }
+        info.role
     }
 
     fn apply_key(&self, key: &str, child: &mut Value, person: bool, cx: &mut Cx) -> Outcome {
@@ -912,15 +969,16 @@ impl Engine {
     // === redaction primitives (used by structured/) ===
 
     pub(crate) fn key_class(&self, key: &str, cx: &mut Cx) -> Option<KeyClass> {
-        cx.tokens.split(key);
-        if !self.safe.is_empty() && self.safe.find(&mut cx.tokens).is_some() {
-            return None;
-        }
-        self.deny.find(&mut cx.tokens)
+        self.key_info(key, cx).class
     }
 
     pub(crate) fn is_label(&self, s: &str) -> bool {
-        s.is_empty() || self.labels.contains(s)
+        let Some(&first) = s.as_bytes().first() else {
+            return true;
+        };
+        s.len() <= self.label_max_len
+            && self.label_first[usize::from(first)]
+            && self.labels.contains(s)
     }
 
     /// Redacts a whole value under a sensitive key (containers: every leaf).
@@ -1105,7 +1163,7 @@ impl Engine {
                     let Some(action) = self.detector_actions.get(hit.detector) else {
                         continue;
                     };
-                    if self.labels.contains(original) {
+                    if self.is_label(original) {
                         continue;
                     }
                     if action.method == Method::Hash
@@ -1168,6 +1226,7 @@ impl Engine {
     fn echo_pass(&self, value: &mut Value, cx: &mut Cx) {
         let patterns: Vec<&str> = cx.echo.iter().map(|(v, _)| v.as_str()).collect();
         let Ok(ac) = AhoCorasickBuilder::new()
+            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
