@@ -108,11 +108,11 @@ fn synthetic_event(size: usize) -> Vec<u8> {
         // Grow in chunks to keep construction fast for 10 MB.
         let step = ((size - current) / 1500).clamp(1, 500);
         for _ in 0..step {
-            if let Some(frames) = event.pointer_mut("/exception/values/0/stacktrace/frames") {
-                if let Value::Array(frames) = frames {
-                    if i % 3 == 0 {
-                        frames.push(frame(i));
-                    }
+            if let Some(Value::Array(frames)) =
+                event.pointer_mut("/exception/values/0/stacktrace/frames")
+            {
+                if i % 3 == 0 {
+                    frames.push(frame(i));
                 }
             }
             if let Some(Value::Array(crumbs)) = event.pointer_mut("/breadcrumbs/values") {
@@ -140,20 +140,28 @@ fn bench_events(c: &mut Criterion) {
             group.sample_size(10);
             group.measurement_time(Duration::from_secs(8));
         }
-        group.bench_with_input(BenchmarkId::new("parse_serialize_only", label), &body, |b, body| {
-            b.iter(|| {
-                let value: Value = serde_json::from_slice(body).expect("valid JSON");
-                black_box(serde_json::to_vec(&value).expect("serializable"))
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("parse_scrub_serialize", label), &body, |b, body| {
-            b.iter(|| {
-                let mut value: Value = serde_json::from_slice(body).expect("valid JSON");
-                let report = scrubber.scrub(PayloadKind::Event, &mut value);
-                let out = serde_json::to_vec(&value).expect("serializable");
-                black_box((report, out))
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("parse_serialize_only", label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let value: Value = serde_json::from_slice(body).expect("valid JSON");
+                    black_box(serde_json::to_vec(&value).expect("serializable"))
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("parse_scrub_serialize", label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let mut value: Value = serde_json::from_slice(body).expect("valid JSON");
+                    let report = scrubber.scrub(PayloadKind::Event, &mut value);
+                    let out = serde_json::to_vec(&value).expect("serializable");
+                    black_box((report, out))
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -188,7 +196,8 @@ fn bench_sdk_envelopes(c: &mut Criterion) {
         b.iter(|| {
             for bytes in &envelopes {
                 if let Ok(mut envelope) = Envelope::parse(bytes.clone().into(), &limits) {
-                    let report = scrubgate::pipeline::scrub_envelope(&mut envelope, &scrubber, &policy);
+                    let report =
+                        scrubgate::pipeline::scrub_envelope(&mut envelope, &scrubber, &policy);
                     black_box((report, envelope.to_bytes()));
                 }
             }

@@ -127,8 +127,8 @@ pub fn run_case(folder: &Path, base: &ConfigFile, update: bool) -> Result<CaseOu
     let json_in = folder.join("input.json");
     let (actual, expected_path) = if envelope_in.is_file() {
         let body = std::fs::read(&envelope_in).map_err(|e| format!("input.envelope: {e}"))?;
-        let mut envelope = Envelope::parse(body.into(), &limits)
-            .map_err(|e| format!("input.envelope: {e}"))?;
+        let mut envelope =
+            Envelope::parse(body.into(), &limits).map_err(|e| format!("input.envelope: {e}"))?;
         crate::pipeline::scrub_envelope(&mut envelope, &scrubber, &policy);
         (envelope.to_bytes(), folder.join("expected.envelope"))
     } else if json_in.is_file() {
@@ -264,12 +264,12 @@ pub fn diff(expected: &[String], actual: &[String]) -> String {
             ops.push((' ', &expected[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(('+', &actual[j]));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
             ops.push(('-', &expected[i]));
             i += 1;
+        } else {
+            ops.push(('+', &actual[j]));
+            j += 1;
         }
     }
     let changed: Vec<usize> = ops
@@ -313,8 +313,14 @@ mod tests {
     fn summary_line() {
         let s = Summary {
             cases: vec![
-                CaseResult { name: "a".into(), outcome: CaseOutcome::Passed },
-                CaseResult { name: "b".into(), outcome: CaseOutcome::Failed(String::new()) },
+                CaseResult {
+                    name: "a".into(),
+                    outcome: CaseOutcome::Passed,
+                },
+                CaseResult {
+                    name: "b".into(),
+                    outcome: CaseOutcome::Failed(String::new()),
+                },
             ],
         };
         assert_eq!(s.line(), "1 passed, 1 failed");

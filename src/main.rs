@@ -124,7 +124,13 @@ fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
             }
             if explain {
                 for r in &report.redactions {
-                    eprintln!("{} <- {} ({}, {}x)", r.path, r.rule, r.method.as_str(), r.count);
+                    eprintln!(
+                        "{} <- {} ({}, {}x)",
+                        r.path,
+                        r.rule,
+                        r.method.as_str(),
+                        r.count
+                    );
                 }
                 eprintln!("{} redaction(s)", report.total());
             }
@@ -153,7 +159,11 @@ fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn test_fixtures(config: Option<&std::path::Path>, dir: &std::path::Path, update: bool) -> ExitCode {
+fn test_fixtures(
+    config: Option<&std::path::Path>,
+    dir: &std::path::Path,
+    update: bool,
+) -> ExitCode {
     let base = match scrubgate::config::load_file(config) {
         Ok(file) => file,
         Err(error) => {

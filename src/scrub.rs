@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use detectors::validate::Validator;
 use detectors::builtin::{Tier, BUILTINS, STRUCTURAL};
+pub use detectors::validate::Validator;
 use detectors::{Check, DetectorSpec, HitKind, Scanner, Scope, CUSTOM_PATTERN_SIZE_LIMIT};
 use keys::{KeyClass, KeyMatcher};
 use redact::Redactor;
@@ -210,7 +210,6 @@ impl ScrubReport {
     pub fn total(&self) -> u64 {
         self.redactions.iter().map(|r| u64::from(r.count)).sum()
     }
-
 }
 
 /// A bad scrub setting found at load time; names the rule or key.
@@ -288,7 +287,10 @@ impl Scrubber {
         }
         for (rule, o) in &settings.detectors {
             if o.label.as_deref() == Some("") {
-                return Err(invalid(format!("detectors.{rule}.label"), "must not be empty"));
+                return Err(invalid(
+                    format!("detectors.{rule}.label"),
+                    "must not be empty",
+                ));
             }
         }
         let over = |rule: &str| settings.detectors.get(rule);
@@ -381,9 +383,15 @@ impl Scrubber {
         }
         let scanner = Scanner::compile(specs).map_err(|(index, problem)| {
             if index >= builtin_count && index != usize::MAX {
-                invalid(format!("patterns[{}].regex", index - builtin_count), problem)
+                invalid(
+                    format!("patterns[{}].regex", index - builtin_count),
+                    problem,
+                )
             } else if index == usize::MAX {
-                invalid("patterns", format!("the patterns together are too big: {problem}"))
+                invalid(
+                    "patterns",
+                    format!("the patterns together are too big: {problem}"),
+                )
             } else {
                 invalid("detectors", format!("built-in pattern failed: {problem}"))
             }
@@ -417,7 +425,14 @@ impl Scrubber {
         }
         if !hipaa {
             // secrets-only: session ids and user ids are what the SDK sends; leave them.
-            for rule in ["user_id", "user_email", "user_username", "user_name", "session_did", "user_geo"] {
+            for rule in [
+                "user_id",
+                "user_email",
+                "user_username",
+                "user_name",
+                "session_did",
+                "user_geo",
+            ] {
                 if over(rule).and_then(|o| o.enabled) != Some(true) {
                     disabled_rules.insert(rule.to_owned());
                 }

@@ -48,7 +48,11 @@ fn text() -> impl Strategy<Value = String> {
         "é漢字",
     ]);
     prop::collection::vec(
-        prop_oneof![fragments.prop_map(str::to_owned), any::<String>(), "[ -~]{0,20}"],
+        prop_oneof![
+            fragments.prop_map(str::to_owned),
+            any::<String>(),
+            "[ -~]{0,20}"
+        ],
         0..4,
     )
     .prop_map(|parts| parts.join(" "))
@@ -57,11 +61,42 @@ fn text() -> impl Strategy<Value = String> {
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "user", "id", "email", "username", "ip_address", "request", "url", "headers",
-            "cookies", "data", "query_string", "env", "REMOTE_ADDR", "name", "password",
-            "message", "exception", "values", "value", "breadcrumbs", "spans", "description",
-            "op", "tags", "extra", "contexts", "attributes", "items", "did", "attrs",
-            "patientName", "x-forwarded-for", "Cookie", "db.statement", "sdk", "settings",
+            "user",
+            "id",
+            "email",
+            "username",
+            "ip_address",
+            "request",
+            "url",
+            "headers",
+            "cookies",
+            "data",
+            "query_string",
+            "env",
+            "REMOTE_ADDR",
+            "name",
+            "password",
+            "message",
+            "exception",
+            "values",
+            "value",
+            "breadcrumbs",
+            "spans",
+            "description",
+            "op",
+            "tags",
+            "extra",
+            "contexts",
+            "attributes",
+            "items",
+            "did",
+            "attrs",
+            "patientName",
+            "x-forwarded-for",
+            "Cookie",
+            "db.statement",
+            "sdk",
+            "settings",
         ])
         .prop_map(str::to_owned),
         "[a-zA-Z_.-]{1,12}",
@@ -119,9 +154,7 @@ fn same_shape(before: &Value, after: &Value) -> bool {
         (Value::Array(a), Value::Array(b)) => {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_shape(x, y))
         }
-        (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_)) => {
-            false
-        }
+        (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_)) => false,
         _ => true,
     }
 }

@@ -153,10 +153,7 @@ impl Scanner {
                 .size_limit(spec.size_limit)
                 .build()
                 .map_err(|e| (i, e.to_string()))?;
-            let group = if let Some(idx) = regex
-                .capture_names()
-                .position(|n| n == Some("redact"))
-            {
+            let group = if let Some(idx) = regex.capture_names().position(|n| n == Some("redact")) {
                 Some(idx)
             } else if regex.captures_len() > 1 {
                 Some(0)
@@ -215,6 +212,32 @@ impl Scanner {
                 }
             }
             match det.group {
+                None if det.shrink || det.isolated => {
+                    // Short numeric candidates: after a rejected one, look again from the
+                    // next character, so `123-45-6789 4111 1111 1111 1111` (one candidate
+                    // with mixed separators) still yields the card inside it. Candidates are
+                    // at most a few dozen bytes, so this stays linear.
+                    let mut pos = 0usize;
+                    while pos <= text.len() {
+                        let Some(m) = det.regex.find_at(text, pos) else {
+                            break;
+                        };
+                        if let Some((s, e)) = det.accept(text, m.start(), m.end()) {
+                            hits.push(Hit {
+                                start: s,
+                                end: e,
+                                detector: index,
+                            });
+                            pos = e.max(m.start() + 1);
+                        } else {
+                            pos = m.start()
+                                + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                        }
+                        while pos < text.len() && !text.is_char_boundary(pos) {
+                            pos += 1;
+                        }
+                    }
+                }
                 None => {
                     for m in det.regex.find_iter(text) {
                         if let Some((s, e)) = det.accept(text, m.start(), m.end()) {

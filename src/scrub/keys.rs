@@ -385,7 +385,10 @@ mod tests {
         assert_eq!(tokens("patientEmail"), ["patient", "email"]);
         assert_eq!(tokens("X-Patient-Phone"), ["x", "patient", "phone"]);
         assert_eq!(tokens("HTTPHeader"), ["http", "header"]);
-        assert_eq!(tokens("sentry.message.parameter.0"), ["sentry", "message", "parameter", "0"]);
+        assert_eq!(
+            tokens("sentry.message.parameter.0"),
+            ["sentry", "message", "parameter", "0"]
+        );
         assert_eq!(tokens("first name"), ["first", "name"]);
         assert_eq!(tokens("__file__"), ["file"]);
     }

@@ -161,7 +161,10 @@ mod tests {
     #[test]
     fn label_formats() {
         assert_eq!(redactor("[{label}]").format_label("ssn"), "[ssn]");
-        assert_eq!(redactor("[{LABEL}-REDACTED]").format_label("ssn"), "[SSN-REDACTED]");
+        assert_eq!(
+            redactor("[{LABEL}-REDACTED]").format_label("ssn"),
+            "[SSN-REDACTED]"
+        );
         assert_eq!(redactor("[Filtered]").format_label("ssn"), "[Filtered]");
     }
 

@@ -53,7 +53,10 @@ fn user_and_session_pseudonyms_match() {
     s.scrub(PayloadKind::Event, &mut event);
     s.scrub(PayloadKind::Session, &mut session);
     assert_eq!(event["user"]["id"], session["did"]);
-    assert!(event["user"]["id"].as_str().unwrap_or("").starts_with("user:k1:"));
+    assert!(event["user"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("user:k1:"));
 }
 
 #[test]

@@ -189,7 +189,9 @@ impl Engine {
             ) => self.container(map, &mut cx),
             (PayloadKind::Session, Some(map)) => self.session(map, &mut cx),
             (PayloadKind::Sessions, Some(map)) => self.sessions(map, &mut cx),
-            (PayloadKind::UserReport, Some(map)) => self.walk_map(map, "user_report", true, &mut cx),
+            (PayloadKind::UserReport, Some(map)) => {
+                self.walk_map(map, "user_report", true, &mut cx)
+            }
             (PayloadKind::EnvelopeHeader, Some(map)) => self.envelope_header(map, &mut cx),
             _ => self.walk_value(value, "", &mut cx),
         }
@@ -318,10 +320,11 @@ impl Engine {
                         for (k, v) in env.iter_mut() {
                             let l = cx.push(k);
                             let outcome = match k.as_str() {
-                                "REMOTE_ADDR" | "REMOTE_HOST" | "HTTP_X_FORWARDED_FOR"
-                                | "HTTP_X_REAL_IP" | "HTTP_CLIENT_IP" => {
-                                    self.rule_field("client_ip", v, cx)
-                                }
+                                "REMOTE_ADDR"
+                                | "REMOTE_HOST"
+                                | "HTTP_X_FORWARDED_FOR"
+                                | "HTTP_X_REAL_IP"
+                                | "HTTP_CLIENT_IP" => self.rule_field("client_ip", v, cx),
                                 _ => self.apply_key(k, v, false, cx),
                             };
                             if outcome == Outcome::Remove {
@@ -568,7 +571,9 @@ impl Engine {
                 "user.id" => self.rule_field("user_id", target, cx),
                 "user.email" => self.rule_field("user_email", target, cx),
                 "user.name" | "user.username" => self.rule_field("user_username", target, cx),
-                "user.geo.city" | "user.geo.region" | "user.geo.subdivision"
+                "user.geo.city"
+                | "user.geo.region"
+                | "user.geo.subdivision"
                 | "user.geo.country_code" => self.rule_field("user_geo", target, cx),
                 "url.query" | "http.query" => {
                     self.apply_role(Role::Query, name, target, cx);
@@ -731,7 +736,9 @@ impl Engine {
             }
             Value::Array(items) => {
                 if is_pair_list(items) && is_pair_key(key) {
-                    self.pairs(items, false, cx, |eng, k, v, cx| eng.apply_key(k, v, false, cx));
+                    self.pairs(items, false, cx, |eng, k, v, cx| {
+                        eng.apply_key(k, v, false, cx)
+                    });
                     return;
                 }
                 for (i, item) in items.iter_mut().enumerate() {
@@ -1078,7 +1085,12 @@ impl Engine {
         Outcome::Keep
     }
 
-    pub(crate) fn scrub_cookie_value(&self, name: &str, value: &str, cx: &mut Cx) -> Option<String> {
+    pub(crate) fn scrub_cookie_value(
+        &self,
+        name: &str,
+        value: &str,
+        cx: &mut Cx,
+    ) -> Option<String> {
         cx.tokens.split(name);
         if self.cookie_names.find(&mut cx.tokens).is_some() {
             return self.redact_rule("cookie", value, cx);

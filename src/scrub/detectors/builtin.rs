@@ -68,7 +68,14 @@ const fn isolated(mut b: Builtin) -> Builtin {
     b
 }
 
-const SSN_WORDS: &[&str] = &["ssn", "social security", "ss#", "ss no", "soc sec", "socsec"];
+const SSN_WORDS: &[&str] = &[
+    "ssn",
+    "social security",
+    "ss#",
+    "ss no",
+    "soc sec",
+    "socsec",
+];
 const DOB_WORDS: &[&str] = &["dob", "d.o.b", "born", "birth", "bday"];
 const PHONE_WORDS: &[&str] = &[
     "phone", "tel", "mobile", "cell", "fax", "call", "sms", "contact",

@@ -28,7 +28,10 @@ fn same(text: &str) {
 
 #[test]
 fn email() {
-    assert_eq!(scrub("Email jane@x.org already exists"), "Email [email] already exists");
+    assert_eq!(
+        scrub("Email jane@x.org already exists"),
+        "Email [email] already exists"
+    );
     assert_eq!(scrub("to bob+tag@mail.example.co.uk."), "to [email].");
     assert_eq!(scrub("q=maria.gonzalez%40example.com"), "q=[email]");
     same("release demo-shop@1.4.2 and npm:@sentry/node@11.12.0");
@@ -39,7 +42,10 @@ fn email() {
 fn ssn() {
     assert_eq!(scrub("ssn 219-09-9999"), "ssn [ssn]");
     assert_eq!(scrub("SSN 123 45 6789."), "SSN [ssn].");
-    assert_eq!(scrub("social security no 123456789"), "social security no [ssn]");
+    assert_eq!(
+        scrub("social security no 123456789"),
+        "social security no [ssn]"
+    );
     same("order 123456789 shipped");
     same("000-12-3456 666-12-3456 912-34-5678 123-00-4567 123-45-0000");
     same("part 555-12-3456-7");
@@ -55,6 +61,7 @@ fn card() {
     same("4111 1111 1111 1112");
     same("ts 1795348108307 and id 1234567812345678");
     same("4111-1111 1111-1111");
+    assert_eq!(scrub("123-45-6789 4111 1111 1111 1111"), "[ssn] [card]");
 }
 
 #[test]
@@ -79,7 +86,10 @@ fn phone() {
 #[test]
 fn ip_addresses() {
     assert_eq!(scrub("from 203.0.113.42:8080"), "from [ip]:8080");
-    assert_eq!(scrub("fe80::1%eth0 and 2001:db8::8a2e:370:7334"), "[ip] and [ip]");
+    assert_eq!(
+        scrub("fe80::1%eth0 and 2001:db8::8a2e:370:7334"),
+        "[ip] and [ip]"
+    );
     assert_eq!(scrub("mapped ::ffff:192.0.2.128"), "mapped [ip]");
     same("127.0.0.1 0.0.0.0 ::1");
     same("v8 11.3.244.8-node.38 Chrome/131.0.0.0 1.2.3.4.5");
@@ -135,7 +145,10 @@ fn address_and_zip() {
 
 #[test]
 fn secrets() {
-    assert_eq!(scrub("Authorization: Bearer abcdef1234567890"), "Authorization: Bearer [token]");
+    assert_eq!(
+        scrub("Authorization: Bearer abcdef1234567890"),
+        "Authorization: Bearer [token]"
+    );
     assert_eq!(scrub("aws AKIAIOSFODNN7EXAMPLE"), "aws [aws-key]");
     assert_eq!(scrub("sk_live_abcdEFGH12345678"), "[stripe-key]");
     assert_eq!(scrub("xoxb-1234567890-abcdef"), "[slack-token]");
@@ -177,7 +190,10 @@ fn person_names_after_context_words() {
 #[test]
 fn home_paths() {
     assert_eq!(scrub("/Users/maria/app.py"), "/Users/[user]/app.py");
-    assert_eq!(scrub("C:\\Users\\jdoe\\run.py"), "C:\\Users\\[user]\\run.py");
+    assert_eq!(
+        scrub("C:\\Users\\jdoe\\run.py"),
+        "C:\\Users\\[user]\\run.py"
+    );
     same("/Users/Shared/app.py");
 }
 

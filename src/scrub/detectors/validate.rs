@@ -72,7 +72,10 @@ pub(crate) fn card(s: &str) -> bool {
     let len = d.len();
     let brand = match d[0] {
         4 => matches!(len, 13 | 16 | 19),
-        5 => (51..=55).contains(&prefix(2)) && len == 16 || (50..=59).contains(&prefix(2)) && len >= 16,
+        5 => {
+            (51..=55).contains(&prefix(2)) && len == 16
+                || (50..=59).contains(&prefix(2)) && len >= 16
+        }
         2 => (2221..=2720).contains(&prefix(4)) && len == 16,
         3 => {
             matches!(prefix(2), 34 | 37) && len == 15
@@ -105,17 +108,83 @@ pub(crate) fn ssn(s: &str) -> bool {
 
 /// IBAN lengths by country (ISO 13616 registry, the common part).
 const IBAN_LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16),
-    ("BG", 22), ("BH", 22), ("BR", 29), ("BY", 28), ("CH", 21), ("CR", 22), ("CY", 28),
-    ("CZ", 24), ("DE", 22), ("DK", 18), ("DO", 28), ("EE", 20), ("EG", 29), ("ES", 24),
-    ("FI", 18), ("FO", 18), ("FR", 27), ("GB", 22), ("GE", 22), ("GI", 23), ("GL", 18),
-    ("GR", 27), ("GT", 28), ("HR", 21), ("HU", 28), ("IE", 22), ("IL", 23), ("IQ", 23),
-    ("IS", 26), ("IT", 27), ("JO", 30), ("KW", 30), ("KZ", 20), ("LB", 28), ("LC", 32),
-    ("LI", 21), ("LT", 20), ("LU", 20), ("LV", 21), ("MC", 27), ("MD", 24), ("ME", 22),
-    ("MK", 19), ("MR", 27), ("MT", 31), ("MU", 30), ("NL", 18), ("NO", 15), ("PK", 24),
-    ("PL", 28), ("PS", 29), ("PT", 25), ("QA", 29), ("RO", 24), ("RS", 22), ("SA", 24),
-    ("SC", 31), ("SE", 24), ("SI", 19), ("SK", 24), ("SM", 27), ("ST", 25), ("SV", 28),
-    ("TL", 23), ("TN", 24), ("TR", 26), ("UA", 29), ("VA", 22), ("VG", 24), ("XK", 20),
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SC", 31),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
 ];
 
 pub(crate) fn iban(s: &str) -> bool {
@@ -124,8 +193,7 @@ pub(crate) fn iban(s: &str) -> bool {
         .filter(|b| !b.is_ascii_whitespace())
         .map(|b| b.to_ascii_uppercase())
         .collect();
-    if compact.len() < 15 || compact.len() > 34 || !compact.iter().all(u8::is_ascii_alphanumeric)
-    {
+    if compact.len() < 15 || compact.len() > 34 || !compact.iter().all(u8::is_ascii_alphanumeric) {
         return false;
     }
     let country = std::str::from_utf8(&compact[..2]).unwrap_or("");
@@ -191,7 +259,8 @@ pub(crate) fn phone(s: &str) -> bool {
 
 /// `s` is the candidate, `before`/`after` the characters around it in the text.
 pub(crate) fn ipv4(s: &str, before: Option<char>, after: &str) -> bool {
-    if matches!(before, Some(c) if c == '.' || c.is_alphanumeric() || c == '-' || c == '_' || c == '/') {
+    if matches!(before, Some(c) if c == '.' || c.is_alphanumeric() || c == '-' || c == '_' || c == '/')
+    {
         return false;
     }
     if s.ends_with(".0.0") {
@@ -200,11 +269,7 @@ pub(crate) fn ipv4(s: &str, before: Option<char>, after: &str) -> bool {
     }
     let mut next = after.chars();
     match next.next() {
-        Some('.') => {
-            if next.next().is_some_and(|c| c.is_ascii_digit()) {
-                return false;
-            }
-        }
+        Some('.') if next.next().is_some_and(|c| c.is_ascii_digit()) => return false,
         Some(c) if c.is_alphanumeric() || c == '-' || c == '_' => return false,
         _ => {}
     }

@@ -42,9 +42,8 @@ pub(crate) fn looks_like_form(s: &str) -> bool {
             p.is_empty()
                 || p.split_once('=').is_some_and(|(k, _)| {
                     !k.is_empty()
-                        && k.bytes().all(|b| {
-                            b.is_ascii_alphanumeric() || b"_.-[]%+$@!*(),".contains(&b)
-                        })
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_.-[]%+$@!*(),".contains(&b))
                 })
         })
 }

@@ -175,9 +175,11 @@ pub(crate) fn looks_like_sql(text: &str) -> bool {
         .take(8)
         .collect::<String>()
         .to_ascii_uppercase();
-    ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH ", "REPLACE", "MERGE", "UPSERT", "CALL "]
-        .iter()
-        .any(|k| head.starts_with(k))
+    [
+        "SELECT", "INSERT", "UPDATE", "DELETE", "WITH ", "REPLACE", "MERGE", "UPSERT", "CALL ",
+    ]
+    .iter()
+    .any(|k| head.starts_with(k))
 }
 
 #[cfg(test)]
@@ -190,11 +192,23 @@ mod tests {
 
     #[test]
     fn strips_strings_and_numbers() {
-        assert_eq!(s("SELECT * FROM t WHERE ssn = '123-45-6789'"), "SELECT * FROM t WHERE ssn = ?");
-        assert_eq!(s("WHERE id = 42 AND x IN (1, 2.5, -3)"), "WHERE id = ? AND x IN (?, ?, -?)");
-        assert_eq!(s("WHERE name = 'O''Brien' LIMIT 10"), "WHERE name = ? LIMIT ?");
+        assert_eq!(
+            s("SELECT * FROM t WHERE ssn = '123-45-6789'"),
+            "SELECT * FROM t WHERE ssn = ?"
+        );
+        assert_eq!(
+            s("WHERE id = 42 AND x IN (1, 2.5, -3)"),
+            "WHERE id = ? AND x IN (?, ?, -?)"
+        );
+        assert_eq!(
+            s("WHERE name = 'O''Brien' LIMIT 10"),
+            "WHERE name = ? LIMIT ?"
+        );
         assert_eq!(s(r"WHERE a = 'it\'s'"), "WHERE a = ?");
-        assert_eq!(s("WHERE a = $$secret$$ OR b = $x$y$x$"), "WHERE a = ? OR b = ?");
+        assert_eq!(
+            s("WHERE a = $$secret$$ OR b = $x$y$x$"),
+            "WHERE a = ? OR b = ?"
+        );
         assert_eq!(s("WHERE h = 0xFF"), "WHERE h = ?");
     }
 
