@@ -26,6 +26,7 @@ pub mod config;
 pub mod decide;
 pub mod decode;
 pub mod delivery;
+pub mod fixtures;
 pub mod forward;
 pub mod ingest;
 pub mod logging;

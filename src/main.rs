@@ -40,8 +40,13 @@ enum Command {
     },
     /// Validate the config and print the effective settings with secrets masked.
     CheckConfig,
-    /// Run golden-file scrubbing fixtures (arrives with the scrub-engine issue).
+    /// Run golden-file scrubbing fixtures: every subfolder of DIR holds `input.envelope` (or
+    /// `input.json`), `expected.envelope` (or `expected.json`) and optionally a `config.toml`
+    /// overlay. Fixtures always use a fixed test HMAC key.
     Test {
+        /// Rewrite the expected files from the current output.
+        #[arg(long)]
+        update: bool,
         /// Fixture directory.
         #[arg(default_value = "fixtures")]
         dir: PathBuf,
@@ -52,6 +57,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Test { dir, update } = &cli.command {
+        // Fixtures need no [[projects]]: only the raw settings are loaded.
+        return test_fixtures(cli.config.as_deref(), dir, *update);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -67,7 +76,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Scrub { input, explain } => scrub(&config, &input, explain),
-        Command::Test { .. } | Command::Audit => {
+        Command::Test { .. } => ExitCode::from(64),
+        Command::Audit => {
             eprintln!("scrubgate: this subcommand is not available in this build yet");
             ExitCode::from(64)
         }
@@ -107,6 +117,31 @@ fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
         eprintln!("scrubgate: cannot read {input}: {error}");
         return ExitCode::FAILURE;
     }
+    if let Ok(mut event) = serde_json::from_slice::<serde_json::Value>(&body) {
+        // A bare event (or other payload) JSON rather than an envelope.
+        if event.is_object() {
+            let kind = scrubgate::fixtures::guess_kind(&event);
+            let report = config.scrubber.scrub(kind, &mut event);
+            let mut out = serde_json::to_vec(&event).unwrap_or_default();
+            out.push(b'\n');
+            if std::io::stdout().lock().write_all(&out).is_err() {
+                return ExitCode::FAILURE;
+            }
+            if explain {
+                for r in &report.redactions {
+                    eprintln!(
+                        "{} <- {} ({}, {}x)",
+                        r.path,
+                        r.rule,
+                        r.method.as_str(),
+                        r.count
+                    );
+                }
+                eprintln!("{} redaction(s)", report.total());
+            }
+            return ExitCode::SUCCESS;
+        }
+    }
     let limits = scrubgate::decode::EnvelopeLimits {
         max_items: config.file.limits.max_envelope_items,
     };
@@ -127,4 +162,43 @@ fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
         eprint!("{}", scrubgate::pipeline::explain(&report));
     }
     ExitCode::SUCCESS
+}
+
+fn test_fixtures(
+    config: Option<&std::path::Path>,
+    dir: &std::path::Path,
+    update: bool,
+) -> ExitCode {
+    let base = match scrubgate::config::load_file(config) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("scrubgate: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let summary = match scrubgate::fixtures::run_dir(dir, &base, update) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("scrubgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    for case in &summary.cases {
+        use scrubgate::fixtures::CaseOutcome;
+        match &case.outcome {
+            CaseOutcome::Passed => {}
+            CaseOutcome::Updated => println!("updated {}", case.name),
+            CaseOutcome::Failed(diff) => {
+                println!("FAIL {} (- expected, + actual)", case.name);
+                print!("{diff}");
+            }
+            CaseOutcome::Error(problem) => println!("ERROR {}: {problem}", case.name),
+        }
+    }
+    println!("{}", summary.line());
+    if summary.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
