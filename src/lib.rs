@@ -22,6 +22,7 @@
 //! [`config`] is loaded and fully validated before a port is bound; [`app`] wires it all up.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod decide;
 pub mod decode;
