@@ -29,6 +29,7 @@ pub mod decode;
 pub mod forward;
 pub mod ingest;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod scrub;
 pub mod server;
