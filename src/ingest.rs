@@ -32,6 +32,8 @@ use crate::pipeline::{Delivery, Incoming, Pipeline, Processed};
 pub struct AppState {
     pub config: ArcSwap<Config>,
     pub pipeline: Pipeline,
+    /// Set on shutdown so `/readyz` fails and load balancers stop sending.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// The routes we serve. Upload kinds we do not handle yet fall through to 404.
@@ -60,7 +62,8 @@ impl Route {
     }
 }
 
-/// Handles one request. Never fails: every error becomes a response.
+/// Handles one request. Never fails: every error becomes a response. Every response carries
+/// `x-request-id`, and every log line of the request is inside a span that carries it.
 pub async fn handle<B>(
     state: Arc<AppState>,
     request: Request<B>,
@@ -70,17 +73,32 @@ where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let started = Instant::now();
+    use tracing::Instrument as _;
     let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = handle_routed(state, request, peer).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn handle_routed<B>(
+    state: Arc<AppState>,
+    request: Request<B>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>>
+where
+    B: http_body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
     let config = state.config.load_full();
     let path = normalize_path(request.uri().path());
     let route = match route(&path, &config.file.server.tunnel_path) {
         Ok(route) => route,
-        Err(error) => return error_response(&error, None, &request_id),
+        Err(error) => return error_response(&error),
     };
-    let span = tracing::info_span!("request", request_id = %request_id, route = route.label());
-    let _entered = span.enter();
-    drop(_entered);
     let method = request.method().clone();
     if method == Method::OPTIONS && route.is_ingest() {
         let mut response = empty_response(StatusCode::OK);
@@ -91,7 +109,7 @@ where
         (Route::Healthz, &Method::GET | &Method::HEAD) => {
             Ok(json_response(StatusCode::OK, &json!({"status":"ok"})))
         }
-        (Route::Readyz, &Method::GET | &Method::HEAD) => Ok(readiness(&config).await),
+        (Route::Readyz, &Method::GET | &Method::HEAD) => Ok(readiness(&state, &config).await),
         (Route::Envelope(pid), &Method::POST) => {
             handle_envelope(&state, &config, request, Some(pid), false).await
         }
@@ -107,11 +125,25 @@ where
         Err(error) => {
             let status = error.status();
             if status.is_server_error() {
-                tracing::error!(request_id = %request_id, route = route.label(), status = status.as_u16(), error = %error, kind = error.kind(), elapsed_ms, peer_port = peer.port(), "request failed");
+                tracing::error!(
+                    route = route.label(),
+                    status = status.as_u16(),
+                    error = %error,
+                    kind = error.kind(),
+                    elapsed_ms,
+                    peer_port = peer.port(),
+                    "request failed"
+                );
             } else {
-                tracing::debug!(request_id = %request_id, route = route.label(), status = status.as_u16(), kind = error.kind(), elapsed_ms, "request rejected");
+                tracing::info!(
+                    route = route.label(),
+                    status = status.as_u16(),
+                    kind = error.kind(),
+                    elapsed_ms,
+                    "request rejected"
+                );
             }
-            error_response(&error, None, &request_id)
+            error_response(&error)
         }
     };
     if route.is_ingest() {
@@ -145,8 +177,15 @@ where
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(config, body, &parts.headers).await?;
     let limits = &config.file.limits;
+    let received_bytes = body.len();
     let body = decompress(body, encoding, limits.max_decompressed_bytes)
         .map_err(IngestError::Decompress)?;
+    tracing::debug!(
+        encoding = encoding.as_str(),
+        received_bytes,
+        decoded_bytes = body.len(),
+        "body decoded"
+    );
     let envelope_limits = EnvelopeLimits {
         max_items: limits.max_envelope_items,
     };
@@ -223,18 +262,27 @@ async fn process(
     let Processed {
         event_id,
         report,
+        rate_limited_items,
         delivery,
     } = processed;
+    let outcome = match &delivery {
+        Delivery::NothingToSend => "nothing_to_send",
+        Delivery::RateLimited(_) => "rate_limited",
+        Delivery::Queued => "queued",
+        Delivery::Upstream(_) => "forwarded",
+    };
     let upstream_status = match &delivery {
-        Delivery::NothingToSend => 0,
         Delivery::Upstream(response) => response.status,
+        _ => 0,
     };
     tracing::info!(
         project_id,
         items_received,
         items_forwarded = report.forwarded_items(),
         items_dropped = report.dropped_items(),
+        items_rate_limited = rate_limited_items,
         redactions = report.redactions(),
+        outcome,
         upstream_status,
         "envelope processed"
     );
@@ -243,14 +291,15 @@ async fn process(
         None => json!({}),
     };
     match delivery {
-        Delivery::NothingToSend => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::NothingToSend | Delivery::Queued => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::RateLimited(limits) => Ok(rate_limited_response(&limits)),
         Delivery::Upstream(response) if (200..300).contains(&response.status) => {
             Ok(json_response(StatusCode::OK, &id_body))
         }
         Delivery::Upstream(response) => {
             let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
             let detail = if status == StatusCode::TOO_MANY_REQUESTS {
-                "Sentry dropped data due to a quota or internal rate limit being reached. This will not affect your application."
+                RATE_LIMITED_DETAIL
             } else {
                 "upstream rejected the envelope"
             };
@@ -273,6 +322,27 @@ async fn process(
             Ok(out)
         }
     }
+}
+
+const RATE_LIMITED_DETAIL: &str = "Sentry dropped data due to a quota or internal rate limit being reached. This will not affect your application.";
+
+/// 429 for an envelope whose every item is rate limited upstream, with the limits in the
+/// SDK's format (integer seconds) so it backs off exactly as it would from Sentry.
+fn rate_limited_response(
+    limits: &[crate::forward::rate_limits::ActiveLimit],
+) -> Response<Full<Bytes>> {
+    let mut out = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({ "detail": RATE_LIMITED_DETAIL }),
+    );
+    let seconds = limits.iter().map(|l| l.seconds).max().unwrap_or(60);
+    let entries: Vec<String> = limits.iter().map(|l| l.header_entry()).collect();
+    let headers = out.headers_mut();
+    headers.insert("retry-after", HeaderValue::from(seconds));
+    if let Ok(value) = HeaderValue::from_str(&entries.join(", ")) {
+        headers.insert("x-sentry-rate-limits", value);
+    }
+    out
 }
 
 fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<Option<AuthPairs>, IngestError> {
@@ -477,7 +547,15 @@ fn normalize_path(path: &str) -> String {
     out
 }
 
-async fn readiness(config: &Config) -> Response<Full<Bytes>> {
+/// Ready when not draining and data can go somewhere: to the upstream, or into the spool
+/// until the upstream is back.
+async fn readiness(state: &AppState, config: &Config) -> Response<Full<Bytes>> {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "ready": false, "draining": true }),
+        );
+    }
     let upstream_ok = match &config.upstream {
         UpstreamTarget::File(dir) => {
             std::fs::create_dir_all(dir).is_ok()
@@ -503,14 +581,25 @@ async fn readiness(config: &Config) -> Response<Full<Bytes>> {
             all
         }
     };
-    let status = if upstream_ok {
+    let spool_ok = {
+        let delivery = state.pipeline.delivery().clone();
+        tokio::task::spawn_blocking(move || delivery.spool().is_writable())
+            .await
+            .unwrap_or(false)
+    };
+    let ready = upstream_ok || spool_ok;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(
         status,
-        &json!({ "ready": upstream_ok, "upstream": if upstream_ok { "reachable" } else { "unreachable" } }),
+        &json!({
+            "ready": ready,
+            "upstream": if upstream_ok { "reachable" } else { "unreachable" },
+            "spool": if spool_ok { "ok" } else { "unavailable" },
+        }),
     )
 }
 
@@ -548,13 +637,9 @@ fn empty_response(status: StatusCode) -> Response<Full<Bytes>> {
     response
 }
 
-fn error_response(
-    error: &IngestError,
-    _cause: Option<&str>,
-    request_id: &str,
-) -> Response<Full<Bytes>> {
+fn error_response(error: &IngestError) -> Response<Full<Bytes>> {
     let status = error.status();
-    let mut response = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
         let mut response = empty_response(status);
         response.headers_mut().insert(
             "accept-encoding",
@@ -562,10 +647,13 @@ fn error_response(
         );
         response
     } else {
-        json_response(status, &json!({ "detail": error.to_string() }))
-    };
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-request-id", value);
+        let mut response = json_response(status, &json!({ "detail": error.to_string() }));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The SDK keeps the envelope and retries after this.
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("60"));
+        }
+        response
     }
-    response
 }

@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve => serve(config),
+        Command::Serve => serve(config, cli.config.clone()),
         Command::CheckConfig => {
             print!("{}", config.to_masked_toml());
             eprintln!("configuration OK ({} project(s))", config.projects.len());
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
     scrubgate::logging::init(&config.file.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -121,7 +121,7 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(scrubgate::app::run(config)) {
+    match runtime.block_on(scrubgate::app::run(config, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %error, "cannot start");

@@ -1,1 +1,13 @@
+//! Integration tests: the real server on 127.0.0.1 with an ephemeral port, a real in-test
+//! upstream, real SDK clients.
 
+mod util;
+
+mod auth_routing;
+mod binary;
+mod decoding;
+mod delivery;
+mod endpoints;
+mod privacy;
+mod sdk_python;
+mod sdk_rust;

@@ -35,6 +35,17 @@ impl ContentEncoding {
     /// The value for the `Accept-Encoding` header of a 415 response.
     pub const ACCEPTED: &'static str = "gzip, deflate, br, zstd";
 
+    /// The header token, for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Gzip => "gzip",
+            Self::Deflate => "deflate",
+            Self::Brotli => "br",
+            Self::Zstd => "zstd",
+        }
+    }
+
     /// Maps a `Content-Encoding` header value. `None`, empty, `identity` and `UTF-8` (sent by
     /// some old SDKs, protocol §4) mean identity.
     ///
