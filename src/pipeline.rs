@@ -60,6 +60,9 @@ pub struct EnvelopeReport {
     pub items: Vec<ItemOutcome>,
     /// What the added `client_report` item counted (empty when none was added).
     pub client_report: Vec<crate::decide::Discarded>,
+    /// Time spent scrubbing items and deciding on them (rules, cascades, client report).
+    pub scrub_time: std::time::Duration,
+    pub decide_time: std::time::Duration,
 }
 
 impl EnvelopeReport {
@@ -104,6 +107,7 @@ pub fn scrub_envelope(
     scrubber: &Scrubber,
     policy: &Policy,
 ) -> EnvelopeReport {
+    let started = std::time::Instant::now();
     let header = scrub_envelope_header(envelope, scrubber);
     let mut items = Vec::with_capacity(envelope.items().len());
     let mut facts = Vec::with_capacity(envelope.items().len());
@@ -112,6 +116,7 @@ pub fn scrub_envelope(
         items.push(outcome);
         facts.push(item_facts);
     }
+    let scrub_time = started.elapsed();
     let fired: BTreeSet<String> = header
         .redactions
         .iter()
@@ -156,6 +161,8 @@ pub fn scrub_envelope(
         header,
         items,
         client_report,
+        scrub_time,
+        decide_time: started.elapsed().saturating_sub(scrub_time),
     }
 }
 
@@ -358,6 +365,33 @@ pub fn explain(report: &EnvelopeReport) -> String {
     out
 }
 
+/// The per-item part of an audit record.
+pub fn audit_items(report: &EnvelopeReport) -> Vec<crate::audit::ItemRecord> {
+    report
+        .items
+        .iter()
+        .map(|item| {
+            let (decision, reason) = match item.decision {
+                ItemDecision::Forward => ("forward", None),
+                ItemDecision::Drop(reason) => ("drop", Some(reason.as_str().to_owned())),
+            };
+            crate::audit::ItemRecord {
+                item_type: item.item_type.to_owned(),
+                size: item.size,
+                decision: decision.to_owned(),
+                reason,
+                rule: item.rule.as_deref().map(str::to_owned),
+                redactions: item
+                    .report
+                    .redactions
+                    .iter()
+                    .map(crate::audit::RedactionRecord::from)
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// How the scrubber should read an item's JSON.
 pub fn payload_kind(item: &Item) -> PayloadKind {
     let is_container = item
@@ -435,6 +469,7 @@ pub struct Pipeline {
     forwarder: Forwarder,
     delivery: DeliveryService,
     rate_limits: Arc<RateLimits>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Pipeline {
@@ -447,7 +482,19 @@ impl Pipeline {
             forwarder,
             delivery,
             rate_limits,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Records stage timings and upstream answers into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub fn forwarder(&self) -> &Forwarder {
@@ -500,12 +547,17 @@ impl Pipeline {
         let categories = categories_of(&envelope);
         let body = envelope.to_bytes();
         let mode = project.delivery.unwrap_or(config.file.delivery.mode);
+        let forward_started = std::time::Instant::now();
         let delivery = match mode {
             DeliveryMode::Sync => {
                 let response = self
                     .forwarder
                     .send(&destination, body, &client, event_id.as_deref())
-                    .await?;
+                    .await;
+                self.metrics
+                    .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
+                let response = response?;
+                self.metrics.upstream_response(response.status);
                 self.rate_limits.record(
                     &destination.public_key,
                     response.status,
@@ -526,6 +578,8 @@ impl Pipeline {
                     categories,
                 };
                 self.delivery.accept(meta, Bytes::from(body)).await?;
+                self.metrics
+                    .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
                 Delivery::Queued
             }
         };

@@ -32,6 +32,8 @@ pub struct AuditGuard {
     log: AuditLog,
     pseudonymizer: Pseudonymizer,
     record: Option<AuditRecord>,
+    /// The outcome of a successful request, set once the pipeline knows it.
+    outcome: Option<Outcome>,
 }
 
 // === impl AuditGuard ===
@@ -70,6 +72,7 @@ impl AuditGuard {
             log,
             pseudonymizer,
             record: Some(record),
+            outcome: None,
         }
     }
 
@@ -126,6 +129,11 @@ impl AuditGuard {
         }
     }
 
+    /// The outcome to record if the request succeeds.
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
+    }
+
     /// Fails fast when the sink is known to be unusable, so nothing is forwarded for a
     /// request whose record cannot be written.
     ///
@@ -136,20 +144,22 @@ impl AuditGuard {
     }
 
     /// Writes the record and waits until it is written (and synced, per `fsync`).
+    /// `outcome` overrides the one set with [`AuditGuard::set_outcome`] (errors); without
+    /// either, the request counts as forwarded.
     ///
     /// # Errors
     /// The record could not be written: the caller must answer 503.
     pub async fn finish(
         mut self,
         status: u16,
-        outcome: Outcome,
+        outcome: Option<Outcome>,
         error: Option<&str>,
     ) -> Result<(), AuditError> {
         let Some(mut record) = self.record.take() else {
             return Ok(());
         };
         record.status = status;
-        record.outcome = outcome;
+        record.outcome = outcome.or(self.outcome).unwrap_or(Outcome::Forwarded);
         record.error = error.map(str::to_owned);
         self.log.write(record).await
     }

@@ -73,6 +73,8 @@ pub enum Outcome {
     Rejected,
     /// Sent, but the upstream refused or could not be reached.
     UpstreamError,
+    /// Every item is in a category the upstream currently rate limits: answered 429.
+    RateLimited,
     /// scrubgate failed (5xx), e.g. the audit sink was unavailable.
     Failed,
     /// The request ended without an answer: client disconnect, panic, shutdown.

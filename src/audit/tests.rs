@@ -30,7 +30,7 @@ async fn write_n(log: &AuditLog, n: usize) {
         let mut guard = log.guard(&key(), &start(&format!("req{i}")));
         guard.set_project(42, "e12d836b15bb49d7bbf99e64295d995b");
         guard
-            .finish(200, Outcome::Forwarded, None)
+            .finish(200, Some(Outcome::Forwarded), None)
             .await
             .expect("written");
     }
@@ -236,7 +236,10 @@ async fn a_vanished_directory_fails_writes_and_probes() {
     std::fs::remove_dir_all(&sub).expect("rm");
     assert!(log.probe().await.is_err());
     let guard = log.guard(&key(), &start("x"));
-    assert!(guard.finish(200, Outcome::Forwarded, None).await.is_err());
+    assert!(guard
+        .finish(200, Some(Outcome::Forwarded), None)
+        .await
+        .is_err());
     // Once the directory is back, the trail recovers on its own.
     std::fs::create_dir_all(&sub).expect("mkdir");
     log.probe().await.expect("recovered");
@@ -263,7 +266,7 @@ async fn export_filters_by_time_and_project() {
         vec![],
     );
     guard
-        .finish(200, Outcome::Dropped, None)
+        .finish(200, Some(Outcome::Dropped), None)
         .await
         .expect("written");
     let files: Vec<PathBuf> = trail(&s.path).expect("trail");
