@@ -8,6 +8,7 @@ mod binary;
 mod decoding;
 mod delivery;
 mod endpoints;
+mod policy;
 mod privacy;
 mod sdk_python;
 mod sdk_rust;
