@@ -3,6 +3,7 @@
 
 mod util;
 
+mod audit_trail;
 mod auth_routing;
 mod binary;
 mod decoding;
