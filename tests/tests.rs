@@ -9,6 +9,7 @@ mod binary;
 mod decoding;
 mod delivery;
 mod endpoints;
+mod leak;
 mod policy;
 mod privacy;
 mod sdk_python;
