@@ -186,14 +186,18 @@ impl AuditLog {
     pub async fn write(&self, record: AuditRecord) -> Result<(), AuditError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.sender
-            .send(Message::Write(record, Some(reply)))
+            .send(Message::Write(Box::new(record), Some(reply)))
             .map_err(|_| AuditError::WriterGone)?;
         answer.await.map_err(|_| AuditError::WriterGone)?
     }
 
     /// Appends `record` without waiting (the `Drop` path). A failure is logged by the writer.
     pub fn write_detached(&self, record: AuditRecord) {
-        if self.sender.send(Message::Write(record, None)).is_err() {
+        if self
+            .sender
+            .send(Message::Write(Box::new(record), None))
+            .is_err()
+        {
             tracing::error!("audit writer stopped: an aborted request's record is lost");
         }
     }

@@ -19,6 +19,10 @@
 //!    upstream and sends the envelope (or writes it to a `file://` sink). The upstream's status
 //!    and rate-limit headers go back to the SDK.
 //!
+//! At the side, every ingest request gets exactly one hash-chained [`audit`] record (written
+//! before the SDK gets its answer; if it cannot be written, the answer is 503 and nothing is
+//! forwarded), and every stage counts into [`metrics`] (`GET /metrics`).
+//!
 //! [`config`] is loaded and fully validated before a port is bound; [`app`] wires it all up.
 
 pub mod app;

@@ -100,7 +100,8 @@ async fn the_chain_resumes_after_a_restart() {
     let s = settings(dir.path());
     write_n(&AuditLog::open(&s).expect("open"), 2).await;
     write_n(&AuditLog::open(&s).expect("reopen"), 2).await;
-    let report = verify_files(&expand(&[s.path.clone()]).expect("expand")).expect("valid");
+    let report =
+        verify_files(&expand(std::slice::from_ref(&s.path)).expect("expand")).expect("valid");
     assert_eq!(report.records, 4);
     assert!(report.starts_at_genesis);
     assert_eq!(report.head, line_hash(lines(&s.path)[3].as_bytes()));
@@ -115,7 +116,7 @@ async fn a_crash_cut_line_is_ended_and_reported_by_verify() {
     text.truncate(text.len() - 10);
     std::fs::write(&s.path, text).expect("write");
     write_n(&AuditLog::open(&s).expect("reopen"), 1).await;
-    let broken = verify_files(&[s.path.clone()]).expect_err("damaged");
+    let broken = verify_files(std::slice::from_ref(&s.path)).expect_err("damaged");
     assert_eq!(broken.line, 2);
     assert_eq!(broken.problem, Problem::NotJson);
 }
@@ -134,9 +135,15 @@ async fn verify_names_the_first_broken_record() {
     write_n(&log, 5).await;
     drop(log);
     let pristine = std::fs::read(&s.path).expect("read");
-    assert_eq!(verify_files(&[s.path.clone()]).expect("valid").records, 5);
+    assert_eq!(
+        verify_files(std::slice::from_ref(&s.path))
+            .expect("valid")
+            .records,
+        5
+    );
 
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<String>)>, u64)> = vec![
+    type Change = Box<dyn FnOnce(&mut Vec<String>)>;
+    let cases: Vec<(&str, Change, u64)> = vec![
         (
             "edited",
             Box::new(|l: &mut Vec<String>| l[1] = l[1].replace("\"status\":200", "\"status\":201")),
@@ -157,7 +164,7 @@ async fn verify_names_the_first_broken_record() {
     for (name, change, line) in cases {
         std::fs::write(&s.path, &pristine).expect("restore");
         tamper(&s.path, change);
-        let broken = verify_files(&[s.path.clone()]).expect_err(name);
+        let broken = verify_files(std::slice::from_ref(&s.path)).expect_err(name);
         assert_eq!(broken.line, line, "{name}: {broken}");
         assert!(broken.to_string().contains("audit.jsonl"), "{broken}");
     }
@@ -177,13 +184,13 @@ async fn rotation_by_size_keeps_the_chain_across_files() {
     for file in rotated.iter().chain([&s.path]) {
         assert!(std::fs::metadata(file).expect("stat").len() <= 4096);
     }
-    let files = expand(&[s.path.clone()]).expect("expand");
+    let files = expand(std::slice::from_ref(&s.path)).expect("expand");
     assert_eq!(files.len(), rotated.len() + 1);
     let report = verify_files(&files).expect("chain continues");
     assert_eq!(report.records, 30);
     // Deleting a whole middle file breaks the chain at the next file's first record.
     std::fs::remove_file(&rotated[1]).expect("rm");
-    let files = expand(&[s.path.clone()]).expect("expand");
+    let files = expand(std::slice::from_ref(&s.path)).expect("expand");
     let broken = verify_files(&files).expect_err("gap");
     assert_eq!(broken.line, 1);
 }
@@ -203,7 +210,7 @@ async fn rotation_by_day_happens_on_the_first_record_of_a_new_day() {
     assert_eq!(rotated_files(&s.path).expect("list").len(), 1);
     assert_eq!(lines(&s.path).len(), 1);
     assert_eq!(
-        verify_files(&expand(&[s.path.clone()]).expect("expand"))
+        verify_files(&expand(std::slice::from_ref(&s.path)).expect("expand"))
             .expect("valid")
             .records,
         2

@@ -19,7 +19,7 @@ use super::{AuditError, AuditSettings, FsyncPolicy, SinkKind};
 /// A message to the writer thread.
 pub(super) enum Message {
     Write(
-        AuditRecord,
+        Box<AuditRecord>,
         Option<tokio::sync::oneshot::Sender<Result<(), AuditError>>>,
     ),
     Probe(tokio::sync::oneshot::Sender<Result<(), AuditError>>),
@@ -90,7 +90,7 @@ impl Writer {
         while let Ok(message) = receiver.recv() {
             match message {
                 Message::Write(record, reply) => {
-                    let result = self.write(record);
+                    let result = self.write(*record);
                     if let Err(error) = &result {
                         tracing::error!(error = %error, "audit record could not be written");
                     }
