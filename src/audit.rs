@@ -9,7 +9,7 @@
 //!
 //! Files rotate by size and by UTC day; the chain continues across files, and rotated
 //! files older than `retention_days` (six years by default, HIPAA) are deleted, never the
-//! active one. [`verify`] checks a trail, [`export`] extracts records for reviews.
+//! active one. [`verify_files`] checks a trail, [`export()`] extracts records for reviews.
 //!
 //! Must not know HTTP or payloads: it receives ids, labels and scrub reports.
 
