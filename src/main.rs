@@ -51,8 +51,45 @@ enum Command {
         #[arg(default_value = "fixtures")]
         dir: PathBuf,
     },
-    /// Query the audit trail (arrives with the audit issue).
-    Audit,
+    /// Check or export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of audit files (each with its rotated siblings); exits 1 and
+    /// names the first broken record on tampering.
+    Verify {
+        /// Audit files (the active file pulls in its rotated files).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Export records in a time window for a compliance review.
+    Export {
+        /// Inclusive start: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        since: Option<String>,
+        /// Exclusive end: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ExportFormatArg,
+        /// Only this project id.
+        #[arg(long)]
+        project: Option<u64>,
+        /// Audit files; default: `audit.path` from the config, with its rotated files.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormatArg {
+    Json,
+    Csv,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +97,9 @@ fn main() -> ExitCode {
     if let Command::Test { dir, update } = &cli.command {
         // Fixtures need no [[projects]]: only the raw settings are loaded.
         return test_fixtures(cli.config.as_deref(), dir, *update);
+    }
+    if let Command::Audit { command } = &cli.command {
+        return audit(command, cli.config.as_deref());
     }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
@@ -77,7 +117,7 @@ fn main() -> ExitCode {
         }
         Command::Scrub { input, explain } => scrub(&config, &input, explain),
         Command::Test { .. } => ExitCode::from(64),
-        Command::Audit => {
+        Command::Audit { .. } => {
             eprintln!("scrubgate: this subcommand is not available in this build yet");
             ExitCode::from(64)
         }
@@ -200,5 +240,106 @@ fn test_fixtures(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `scrubgate audit …`. Needs no valid config: a reviewer can verify a copied trail anywhere.
+fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
+    use scrubgate::audit;
+    match command {
+        AuditCommand::Verify { paths } => {
+            let files = match audit::expand(paths) {
+                Ok(files) => files,
+                Err(error) => {
+                    eprintln!("scrubgate: cannot list audit files: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            match audit::verify_files(&files) {
+                Ok(report) => {
+                    let start = if report.starts_at_genesis {
+                        "from the first record ever written"
+                    } else {
+                        "from a record whose predecessors were removed (retention)"
+                    };
+                    println!(
+                        "OK: {} record(s) in {} file(s), chain intact {start}; head {}",
+                        report.records,
+                        report.files.len(),
+                        report.head
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(broken) => {
+                    eprintln!("TAMPERED: {broken}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        AuditCommand::Export {
+            since,
+            until,
+            format,
+            project,
+            paths,
+        } => {
+            let parse = |value: &Option<String>, flag: &str| match value {
+                None => Ok(None),
+                Some(v) => audit::parse_time(v)
+                    .map(Some)
+                    .map_err(|problem| format!("--{flag}: {problem}")),
+            };
+            let filter = match (parse(since, "since"), parse(until, "until")) {
+                (Ok(since), Ok(until)) => audit::ExportFilter {
+                    since,
+                    until,
+                    project: *project,
+                },
+                (Err(problem), _) | (_, Err(problem)) => {
+                    eprintln!("scrubgate: {problem}");
+                    return ExitCode::from(2);
+                }
+            };
+            let files = if paths.is_empty() {
+                let path = match scrubgate::config::load_file(config) {
+                    Ok(file) => file.audit.path,
+                    Err(error) => {
+                        eprintln!("scrubgate: invalid configuration: {error}");
+                        return ExitCode::from(2);
+                    }
+                };
+                audit::expand(&[path])
+            } else {
+                audit::expand(paths)
+            };
+            let files = match files {
+                Ok(files) => files,
+                Err(error) => {
+                    eprintln!("scrubgate: cannot list audit files: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            let format = match format {
+                ExportFormatArg::Json => audit::ExportFormat::Json,
+                ExportFormatArg::Csv => audit::ExportFormat::Csv,
+            };
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let result = audit::export(&files, &filter, format, &mut stdout).and_then(|n| {
+                stdout
+                    .flush()
+                    .map(|()| n)
+                    .map_err(audit::ExportError::Write)
+            });
+            match result {
+                Ok(count) => {
+                    eprintln!("{count} record(s) exported");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("scrubgate: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

@@ -3,11 +3,14 @@
 
 mod util;
 
+mod audit_trail;
 mod auth_routing;
 mod binary;
 mod decoding;
 mod delivery;
 mod endpoints;
+mod leak;
+mod policy;
 mod privacy;
 mod sdk_python;
 mod sdk_rust;

@@ -342,6 +342,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     server: Option<scrubgate::app::RunningServer>,
     _spool: Option<tempfile::TempDir>,
+    _audit: Option<tempfile::TempDir>,
 }
 
 impl Proxy {
@@ -353,12 +354,19 @@ impl Proxy {
             file.spool.dir = dir.path().to_owned();
             dir
         });
+        let audit =
+            (file.audit.path == scrubgate::audit::AuditSettings::default().path).then(|| {
+                let dir = tempfile::tempdir().unwrap();
+                file.audit.path = dir.path().join("audit.jsonl");
+                dir
+            });
         let config = Config::compile(file).expect("test config is valid");
         let server = scrubgate::app::spawn(config).await.expect("proxy starts");
         Self {
             addr: server.addr,
             server: Some(server),
             _spool: spool,
+            _audit: audit,
         }
     }
 
@@ -476,6 +484,7 @@ pub struct ServeProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
     pub logs: Arc<Mutex<Vec<String>>>,
+    _audit: tempfile::TempDir,
 }
 
 impl Drop for ServeProcess {
@@ -490,11 +499,13 @@ impl ServeProcess {
     /// "listening" log line (at most 20 s).
     pub fn start(config: &std::path::Path, envs: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
+        let audit = tempfile::tempdir().unwrap();
         let mut command = binary();
         command
             .args(["serve", "--config"])
             .arg(config)
             .env("SCRUBGATE_SERVER__LISTEN", "127.0.0.1:0")
+            .env("SCRUBGATE_AUDIT__PATH", audit.path().join("audit.jsonl"))
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
@@ -526,6 +537,7 @@ impl ServeProcess {
             child,
             addr: addr.parse().unwrap(),
             logs,
+            _audit: audit,
         }
     }
 
