@@ -140,7 +140,7 @@ where
         }
         (Route::Readyz, &Method::GET | &Method::HEAD, _) => Ok(readiness(&state, &config).await),
         (Route::Metrics, &Method::GET, _) if config.file.metrics.enabled => {
-            Ok(metrics_response(&state.metrics))
+            Ok(metrics_response(&state))
         }
         (Route::Metrics, _, _) => Err(IngestError::NotFound),
         (Route::Envelope(pid), &Method::POST, Some(guard)) => {
@@ -569,8 +569,16 @@ async fn finish_audit(
     }
 }
 
-fn metrics_response(metrics: &Metrics) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(metrics.render())));
+fn metrics_response(state: &AppState) -> Response<Full<Bytes>> {
+    let delivery = state.pipeline.delivery();
+    let (files, bytes) = delivery.spool().usage();
+    let metrics = &state.metrics;
+    metrics.spool(
+        i64::try_from(files).unwrap_or(i64::MAX),
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+    );
+    let text = crate::metrics::with_delivery_counters(metrics.render(), delivery.stats());
+    let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static(crate::metrics::CONTENT_TYPE),

@@ -326,6 +326,38 @@ impl Metrics {
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Appends the delivery workers' counters (kept as atomics next to the queue, where they are
+/// cheapest to bump) to a rendered exposition, before the OpenMetrics `# EOF` line.
+pub fn with_delivery_counters(rendered: String, stats: &crate::delivery::DeliveryStats) -> String {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (body, eof) = match rendered.strip_suffix("# EOF\n") {
+        Some(body) => (body.to_owned(), "# EOF\n"),
+        None => (rendered, ""),
+    };
+    let mut out = body;
+    out.push_str("# HELP scrubgate_delivery Envelopes by asynchronous delivery outcome.\n");
+    out.push_str("# TYPE scrubgate_delivery counter\n");
+    for (outcome, value) in [
+        ("accepted", &stats.accepted),
+        ("delivered", &stats.delivered),
+        ("retried", &stats.retries),
+        ("parked", &stats.parked),
+        ("rejected", &stats.rejected),
+        ("rate_limited_dropped", &stats.rate_limited_dropped),
+        ("expired", &stats.expired),
+        ("replayed", &stats.replayed),
+    ] {
+        let _ = writeln!(
+            out,
+            "scrubgate_delivery_total{{outcome=\"{outcome}\"}} {}",
+            value.load(Relaxed)
+        );
+    }
+    out.push_str(eof);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,17 +225,21 @@ impl Upstream {
     }
 }
 
+/// Connections live in a JoinSet owned by the accept task, so taking the upstream down
+/// (aborting that task) also cuts open keep-alive connections, as a real outage would.
 fn spawn_accept_loop(
     listener: TcpListener,
     state: Arc<UpstreamState>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            while connections.try_join_next().is_some() {}
             let state = Arc::clone(&state);
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let fault = *state.fault.lock().unwrap();
                 if matches!(fault, Fault::Reset | Fault::Garbage) {
                     misbehave(stream, fault).await;
