@@ -86,20 +86,49 @@ impl Writer {
     }
 
     /// Runs until every sender is gone.
+    ///
+    /// Group commit: every record already waiting is appended, then one fsync covers them
+    /// all before any of their requests is answered. With `fsync = "always"` a record is
+    /// still durable before its request gets its 2xx, but the fsync cost is shared by all
+    /// requests that arrived meanwhile instead of serializing them (one fsync per record
+    /// capped throughput at about 1 / fsync latency).
     pub(super) fn run(mut self, receiver: mpsc::Receiver<Message>) {
-        while let Ok(message) = receiver.recv() {
-            match message {
-                Message::Write(record, reply) => {
-                    let result = self.write(*record);
-                    if let Err(error) = &result {
-                        tracing::error!(error = %error, "audit record could not be written");
+        const MAX_BATCH: usize = 1024;
+        while let Ok(first) = receiver.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(message) => batch.push(message),
+                    Err(_) => break,
+                }
+            }
+            let mut answers = Vec::with_capacity(batch.len());
+            let mut appended = false;
+            for message in batch {
+                match message {
+                    Message::Write(record, reply) => {
+                        let result = self.append(*record);
+                        appended |= result.is_ok();
+                        answers.push((reply, result));
                     }
-                    if let Some(reply) = reply {
-                        let _ = reply.send(result);
+                    Message::Probe(reply) => answers.push((Some(reply), self.check())),
+                }
+            }
+            if appended {
+                if let Err(error) = self.sync_if_due() {
+                    for (_, result) in &mut answers {
+                        if result.is_ok() {
+                            *result = Err(error.clone());
+                        }
                     }
                 }
-                Message::Probe(reply) => {
-                    let _ = reply.send(self.check());
+            }
+            for (reply, result) in answers {
+                if let Err(error) = &result {
+                    tracing::error!(error = %error, "audit record could not be written");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
                 }
             }
         }
@@ -124,7 +153,9 @@ impl Writer {
         Ok(())
     }
 
-    fn write(&mut self, mut record: AuditRecord) -> Result<(), AuditError> {
+    /// Appends one record (chained to the previous line); durability comes from
+    /// [`Writer::sync_if_due`] after the batch.
+    fn append(&mut self, mut record: AuditRecord) -> Result<(), AuditError> {
         self.check()?;
         record.prev = self.head.clone();
         let mut line = record
@@ -147,23 +178,6 @@ impl Writer {
                 self.broken = true;
                 return Err(error);
             }
-            let due = match self.settings.fsync {
-                FsyncPolicy::Always => true,
-                FsyncPolicy::Interval => {
-                    self.last_fsync.elapsed()
-                        >= Duration::from_millis(self.settings.fsync_interval_ms)
-                }
-                FsyncPolicy::Never => false,
-            };
-            if due {
-                self.last_fsync = Instant::now();
-                if let Err(error) = sink.file.sync_data() {
-                    // The line is in the file (the chain moves on), but not known durable.
-                    self.head = hash;
-                    self.broken = true;
-                    return Err(AuditError::io(error));
-                }
-            }
         }
         self.head = hash;
         if self.stdout {
@@ -174,6 +188,31 @@ impl Writer {
                 .map_err(AuditError::io)?;
         }
         Ok(())
+    }
+}
+
+impl Writer {
+    /// fsyncs the file per the policy. A failure leaves the lines in the file (the chain
+    /// moves on) but not known durable, so their requests fail closed.
+    fn sync_if_due(&mut self) -> Result<(), AuditError> {
+        let Some(sink) = &mut self.file else {
+            return Ok(());
+        };
+        let due = match self.settings.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval => {
+                self.last_fsync.elapsed() >= Duration::from_millis(self.settings.fsync_interval_ms)
+            }
+            FsyncPolicy::Never => false,
+        };
+        if !due {
+            return Ok(());
+        }
+        self.last_fsync = Instant::now();
+        sink.file.sync_data().map_err(|error| {
+            self.broken = true;
+            AuditError::io(error)
+        })
     }
 }
 
