@@ -26,6 +26,16 @@ pub enum StartError {
     },
     #[error("cannot set up the upstream client: {0}")]
     Upstream(#[from] ForwardError),
+    #[error("server.tls: {0}")]
+    Tls(#[from] crate::server::tls::TlsError),
+}
+
+/// The TLS acceptor for `[server.tls]`, if configured.
+fn tls_listener(config: &Config) -> Result<Option<crate::server::tls::TlsListener>, StartError> {
+    let settings = config.file.server.tls.as_ref();
+    Ok(settings
+        .map(crate::server::tls::TlsListener::new)
+        .transpose()?)
 }
 
 /// A server running in the background; dropping the handle does not stop it, call
@@ -57,6 +67,7 @@ pub fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     Ok(Arc::new(AppState {
         config: ArcSwap::from_pointee(config),
         pipeline: Pipeline::new(forwarder),
+        rate: crate::ingest::rate::RateLimiter::new(),
     }))
 }
 
@@ -67,6 +78,7 @@ pub fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
 pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     let addr = config.listen;
     let drain = Duration::from_secs(config.file.server.shutdown_timeout_secs);
+    let tls = tls_listener(&config)?;
     let state = build_state(config)?;
     let listener = TcpListener::bind(addr)
         .await
@@ -75,9 +87,10 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(crate::server::serve(
+    let task = tokio::spawn(crate::server::serve_with(
         listener,
         Arc::clone(&state),
+        tls,
         async move {
             let _ = stopped.await;
         },
@@ -105,6 +118,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let projects = config.projects.len();
     let upstream = config.upstream.describe();
+    let tls = tls_listener(&config)?;
     let state = build_state(config)?;
     let listener = TcpListener::bind(addr)
         .await
@@ -112,7 +126,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let bound = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!(addr = %bound, projects, upstream = %upstream, "listening");
-    crate::server::serve(listener, state, crate::server::shutdown_signal(), drain).await;
+    if let Some(tls) = &tls {
+        crate::server::tls::reload_on_sighup(Arc::clone(&tls.certs));
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %bound, scheme, projects, upstream = %upstream, "listening");
+    let shutdown = crate::server::shutdown_signal();
+    crate::server::serve_with(listener, state, tls, shutdown, drain).await;
     Ok(())
 }

@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod cors;
 pub mod error;
+pub mod limits;
+pub mod rate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +34,8 @@ use crate::pipeline::{Delivery, Incoming, Pipeline, Processed};
 pub struct AppState {
     pub config: ArcSwap<Config>,
     pub pipeline: Pipeline,
+    /// Per-project token buckets (`limits.project_rate_limit_per_sec`).
+    pub rate: rate::RateLimiter,
 }
 
 /// The routes we serve. Upload kinds we do not handle yet fall through to 404.
@@ -172,12 +176,19 @@ where
         Some(pairs) => Some(authorize(config, &pairs.sentry_key, path_project)?),
         None => None,
     };
+    if let Some(project) = &early_project {
+        check_rate(state, config, project)?;
+    }
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(config, body, &parts.headers).await?;
     let limits = &config.file.limits;
     let received_bytes = body.len();
-    let body = decompress(body, encoding, limits.max_decompressed_bytes)
-        .map_err(IngestError::Decompress)?;
+    let body = decompress(
+        body,
+        encoding,
+        limits::decompression_cap(received_bytes, limits),
+    )
+    .map_err(IngestError::Decompress)?;
     tracing::debug!(
         encoding = encoding.as_str(),
         received_bytes,
@@ -193,8 +204,13 @@ where
             check_header_dsn(&envelope, &project, credentials.as_ref())?;
             project
         }
-        None => project_from_dsn(config, &envelope, path_project, tunnel)?,
+        None => {
+            let project = project_from_dsn(config, &envelope, path_project, tunnel)?;
+            check_rate(state, config, &project)?;
+            project
+        }
     };
+    limits::check_envelope(&envelope, limits).map_err(IngestError::Limit)?;
     let client = client_meta(&parts.headers, credentials.as_ref());
     process(state, config, project, envelope, client).await
 }
@@ -213,6 +229,7 @@ where
     let credentials =
         credentials(&parts.headers, parts.uri.query())?.ok_or(IngestError::MissingAuth)?;
     let project = authorize(config, &credentials.sentry_key, path_project)?;
+    check_rate(state, config, &project)?;
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(config, body, &parts.headers).await?;
     let limits = &config.file.limits;
@@ -221,8 +238,8 @@ where
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == b"application/x-sentry-envelope");
     let envelope = if is_envelope {
-        let body = decompress(body, encoding, limits.max_decompressed_bytes)
-            .map_err(IngestError::Decompress)?;
+        let cap = limits::decompression_cap(body.len(), limits);
+        let body = decompress(body, encoding, cap).map_err(IngestError::Decompress)?;
         let envelope = Envelope::parse(
             body,
             &EnvelopeLimits {
@@ -230,12 +247,16 @@ where
             },
         )?;
         check_header_dsn(&envelope, &project, Some(&credentials))?;
+        limits::check_envelope(&envelope, limits).map_err(IngestError::Limit)?;
         envelope
     } else {
         let body =
             decompress(body, encoding, limits.max_event_bytes).map_err(IngestError::Decompress)?;
         let event =
             decode_store_body(body, limits.max_event_bytes).map_err(IngestError::StoreBody)?;
+        if limits::json_too_deep(&event, limits.max_json_depth) {
+            return Err(IngestError::Limit(limits::LimitError::TooDeep));
+        }
         envelope_from_store_event(event)?
     };
     let client = client_meta(&parts.headers, Some(&credentials));
@@ -310,6 +331,20 @@ async fn process(
             Ok(out)
         }
     }
+}
+
+/// Takes a token from `project`'s bucket when a per-project rate limit is configured.
+fn check_rate(state: &AppState, config: &Config, project: &Project) -> Result<(), IngestError> {
+    let limits = &config.file.limits;
+    state
+        .rate
+        .check(
+            &project.public_key,
+            limits.project_rate_limit_per_sec,
+            limits.project_rate_limit_burst,
+            Instant::now(),
+        )
+        .map_err(|retry_after_secs| IngestError::RateLimited { retry_after_secs })
 }
 
 fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<Option<AuthPairs>, IngestError> {
@@ -595,6 +630,10 @@ fn error_response(error: &IngestError) -> Response<Full<Bytes>> {
         );
         response
     } else {
-        json_response(status, &json!({ "detail": error.to_string() }))
+        let mut response = json_response(status, &json!({ "detail": error.to_string() }));
+        if let IngestError::RateLimited { retry_after_secs } = error {
+            rate::add_headers(response.headers_mut(), *retry_after_secs);
+        }
+        response
     }
 }
