@@ -7,6 +7,7 @@ mod auth_routing;
 mod binary;
 mod decoding;
 mod endpoints;
+mod hostile;
 mod privacy;
 mod sdk_python;
 mod sdk_rust;
