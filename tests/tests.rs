@@ -5,6 +5,7 @@ mod util;
 
 mod auth_routing;
 mod binary;
+mod closed;
 mod decoding;
 mod endpoints;
 mod hostile;
