@@ -9,6 +9,7 @@ mod closed;
 mod decoding;
 mod endpoints;
 mod hostile;
+mod limits;
 mod privacy;
 mod sdk_python;
 mod sdk_rust;
