@@ -13,3 +13,4 @@ mod limits;
 mod privacy;
 mod sdk_python;
 mod sdk_rust;
+mod tls;
