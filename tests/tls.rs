@@ -112,8 +112,16 @@ fn client(
         .unwrap()
 }
 
+/// Offered ALPN protocols, allowed TLS versions, and the HTTP version that must result.
+type TlsCase = (
+    &'static [&'static [u8]],
+    &'static [&'static rustls::SupportedProtocolVersion],
+    http::Version,
+);
+
 const ALL: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
+const TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 
 fn body() -> Vec<u8> {
     util::event_envelope(EVENT_ID, &json!({"message": "over tls"}))
@@ -131,18 +139,10 @@ async fn https_listener_serves_http1_and_h2_over_tls12_and_tls13() {
         "https://127.0.0.1:{}/api/{PID}/envelope/",
         proxy.addr.port()
     );
-    let cases: [(
-        &[&[u8]],
-        &[&rustls::SupportedProtocolVersion],
-        http::Version,
-    ); 3] = [
+    let cases: [TlsCase; 3] = [
         (&[b"http/1.1"], ALL, http::Version::HTTP_11),
         (&[b"h2"], ALL, http::Version::HTTP_2),
-        (
-            &[b"h2", b"http/1.1"],
-            &[&rustls::version::TLS12],
-            http::Version::HTTP_2,
-        ),
+        (&[b"h2", b"http/1.1"], TLS12_ONLY, http::Version::HTTP_2),
     ];
     for (alpn, versions, expected) in cases {
         let response = client(&pki.ca_pem, alpn, versions)
@@ -187,7 +187,10 @@ async fn upstream_tls_is_verified_against_ca_file() {
     assert_eq!(response.status(), 200);
     let received = upstream.wait_for(1).await;
     // h2 (negotiated by ALPN) carries the absolute URI.
-    assert_eq!(received[0].uri, format!("{upstream_url}/api/{PID}/envelope/"));
+    assert_eq!(
+        received[0].uri,
+        format!("{upstream_url}/api/{PID}/envelope/")
+    );
     proxy.stop().await;
 
     // Without the CA the upstream's certificate is not trusted: 502, nothing delivered.
