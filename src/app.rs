@@ -1,22 +1,29 @@
-//! Wiring: from a validated [`Config`] to a bound, running server. Shared by `serve` and the
-//! integration tests so that tests exercise exactly what production runs.
+//! Wiring: from a validated [`Config`] to a bound, running server with its delivery
+//! workers, and the process lifecycle around it (SIGHUP reload, SIGTERM drain). Shared by
+//! `serve` and the integration tests so that tests exercise exactly what production runs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::delivery::{DeliveryService, DeliveryTasks};
+use crate::forward::rate_limits::RateLimits;
 use crate::forward::{ForwardError, Forwarder};
 use crate::ingest::AppState;
 use crate::pipeline::Pipeline;
+use crate::server::tls::TlsListener;
+use crate::spool::Spool;
 
 /// Why the server could not start. The config is already valid at this point, so these are
-/// environment problems (port taken, TLS roots unreadable).
+/// environment problems (port taken, spool directory unusable, TLS roots unreadable).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot bind {addr}: {source}")]
@@ -26,20 +33,26 @@ pub enum StartError {
     },
     #[error("cannot set up the upstream client: {0}")]
     Upstream(#[from] ForwardError),
+    #[error("spool.dir: cannot open the spool directory: {0}")]
+    Spool(std::io::Error),
     #[error("server.tls: {0}")]
     Tls(#[from] crate::server::tls::TlsError),
 }
 
 /// The TLS acceptor for `[server.tls]`, if configured.
-fn tls_listener(config: &Config) -> Result<Option<crate::server::tls::TlsListener>, StartError> {
+fn tls_listener(config: &Config) -> Result<Option<TlsListener>, StartError> {
     let settings = config.file.server.tls.as_ref();
-    Ok(settings
-        .map(crate::server::tls::TlsListener::new)
-        .transpose()?)
+    Ok(settings.map(TlsListener::new).transpose()?)
 }
 
-/// A server running in the background; dropping the handle does not stop it, call
-/// [`RunningServer::shutdown`].
+/// Config reloads, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// A server running in the background (tests); call [`RunningServer::shutdown`] to stop it.
 #[derive(Debug)]
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -49,7 +62,7 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, drains in-flight requests and waits for the server task.
+    /// Stops accepting, drains in-flight requests and the delivery queue, and waits.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -58,17 +71,35 @@ impl RunningServer {
     }
 }
 
-/// Builds the shared state for `config`.
+/// Builds the shared state for `config` and starts the delivery workers (needs a runtime).
 ///
 /// # Errors
-/// The upstream HTTP client could not be built.
-pub fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
+/// The upstream client could not be built or the spool directory cannot be used.
+pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), StartError> {
     let forwarder = Forwarder::new(&config.file.upstream, config.upstream.clone())?;
-    Ok(Arc::new(AppState {
+    let spool = Spool::open(&config.file.spool).map_err(StartError::Spool)?;
+    let (files, bytes) = spool.usage();
+    if files > 0 {
+        tracing::info!(
+            spooled_files = files,
+            spooled_bytes = bytes,
+            "resuming delivery of spooled envelopes"
+        );
+    }
+    let rate_limits = Arc::new(RateLimits::default());
+    let (delivery, tasks) = DeliveryService::start(
+        forwarder.clone(),
+        spool,
+        config.file.delivery.clone(),
+        Arc::clone(&rate_limits),
+    );
+    let state = Arc::new(AppState {
         config: ArcSwap::from_pointee(config),
-        pipeline: Pipeline::new(forwarder),
+        pipeline: Pipeline::new(forwarder, delivery, rate_limits),
+        draining: std::sync::atomic::AtomicBool::new(false),
         rate: crate::ingest::rate::RateLimiter::new(),
-    }))
+    });
+    Ok((state, tasks))
 }
 
 /// Binds `config.listen` and serves in a background task until [`RunningServer::shutdown`].
@@ -77,9 +108,8 @@ pub fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
 /// See [`StartError`].
 pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     let addr = config.listen;
-    let drain = Duration::from_secs(config.file.server.shutdown_timeout_secs);
     let tls = tls_listener(&config)?;
-    let state = build_state(config)?;
+    let (state, tasks) = build_state(config)?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
@@ -87,15 +117,10 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(crate::server::serve_with(
-        listener,
-        Arc::clone(&state),
-        tls,
-        async move {
-            let _ = stopped.await;
-        },
-        drain,
-    ));
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(lifecycle(listener, tls, Arc::clone(&state), tasks, stopped));
     Ok(RunningServer {
         addr,
         state,
@@ -104,13 +129,13 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     })
 }
 
-/// Runs until SIGTERM/SIGINT, then drains. This is `scrubgate serve`.
+/// Runs until SIGTERM/SIGINT, then drains. Reloads the config from `config_path` on SIGHUP.
+/// This is `scrubgate serve`.
 ///
 /// # Errors
 /// See [`StartError`].
-pub async fn run(config: Config) -> Result<(), StartError> {
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
     let addr = config.listen;
-    let drain = Duration::from_secs(config.file.server.shutdown_timeout_secs);
     if config.hash_key_is_ephemeral {
         tracing::warn!(
             "no scrub.hash_key_file or SCRUBGATE_HASH_KEY configured: hashed values use a random per-process key"
@@ -118,8 +143,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let projects = config.projects.len();
     let upstream = config.upstream.describe();
+    let started = Instant::now();
     let tls = tls_listener(&config)?;
-    let state = build_state(config)?;
+    let (state, tasks) = build_state(config)?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
@@ -130,8 +156,114 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         crate::server::tls::reload_on_sighup(Arc::clone(&tls.certs));
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(addr = %bound, scheme, projects, upstream = %upstream, "listening");
+    tracing::info!(
+        addr = %bound,
+        scheme,
+        projects,
+        upstream = %upstream,
+        startup_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "listening"
+    );
+    let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&state), config_path));
     let shutdown = crate::server::shutdown_signal();
-    crate::server::serve_with(listener, state, tls, shutdown, drain).await;
+    lifecycle(listener, tls, state, tasks, shutdown).await;
+    reloader.abort();
     Ok(())
+}
+
+/// Serve until `shutdown`, then: fail `/readyz`, finish in-flight requests, drain the
+/// delivery queue, all within `server.shutdown_timeout_secs`. Whatever is not delivered by
+/// then is already in the spool and goes out after the next start.
+async fn lifecycle(
+    listener: TcpListener,
+    tls: Option<TlsListener>,
+    state: Arc<AppState>,
+    tasks: DeliveryTasks,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let budget = Duration::from_secs(state.config.load().file.server.shutdown_timeout_secs);
+    let started = std::sync::OnceLock::<Instant>::new();
+    let draining_state = Arc::clone(&state);
+    let shutdown = async {
+        shutdown.await;
+        draining_state.draining.store(true, Ordering::SeqCst);
+        let _ = started.set(Instant::now());
+    };
+    crate::server::serve_with(listener, Arc::clone(&state), tls, shutdown, budget).await;
+    let spent = started.get().map_or(Duration::ZERO, Instant::elapsed);
+    let left = budget.saturating_sub(spent).max(Duration::from_millis(100));
+    let delivery = state.pipeline.delivery().clone();
+    delivery.shutdown(tasks, left).await;
+}
+
+/// Reloads the config on every SIGHUP until the task is aborted.
+async fn reload_on_sighup(state: Arc<AppState>, path: Option<PathBuf>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; config reload disabled");
+            return;
+        };
+        let stats = ReloadStats::default();
+        while hangups.recv().await.is_some() {
+            match reload(&state, path.as_deref()) {
+                Ok(ignored) => {
+                    stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(needs_restart = ?ignored, "configuration reloaded");
+                }
+                Err(error) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %error, "configuration reload failed; keeping the previous configuration");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (state, path);
+    }
+}
+
+/// Loads, validates and atomically swaps in a new config. Requests already running keep the
+/// config they started with. Returns the sections whose changes need a restart (they keep
+/// their old values until then): `server.listen`, `[upstream]`, `[delivery]`, `[spool]`.
+///
+/// # Errors
+/// The new config is invalid; the old one stays in force.
+pub fn reload(
+    state: &AppState,
+    path: Option<&std::path::Path>,
+) -> Result<Vec<&'static str>, ConfigError> {
+    let new = Config::load(path)?;
+    let old = state.config.load();
+    let mut ignored = Vec::new();
+    let differs = |a: &dyn erased::Ser, b: &dyn erased::Ser| a.to_toml() != b.to_toml();
+    if new.file.server.listen != old.file.server.listen {
+        ignored.push("server.listen");
+    }
+    if differs(&new.file.upstream, &old.file.upstream) {
+        ignored.push("upstream");
+    }
+    if differs(&new.file.delivery, &old.file.delivery) {
+        ignored.push("delivery");
+    }
+    if differs(&new.file.spool, &old.file.spool) {
+        ignored.push("spool");
+    }
+    state.config.store(Arc::new(new));
+    Ok(ignored)
+}
+
+mod erased {
+    /// Compares config sections by their TOML form (they are plain data).
+    pub trait Ser {
+        fn to_toml(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Ser for T {
+        fn to_toml(&self) -> String {
+            toml::to_string(self).unwrap_or_default()
+        }
+    }
 }

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::decide::{Policy, PolicySettings};
 use crate::decode::Dsn;
+use crate::delivery::{DeliveryMode, DeliverySettings};
 use crate::forward::{UpstreamSettings, UpstreamTarget};
 use crate::scrub::{HashKey, ScrubSettings, Scrubber};
+use crate::spool::SpoolSettings;
 
 /// The environment variable naming the config file when `--config` is not given.
 pub const CONFIG_PATH_ENV: &str = "SCRUBGATE_CONFIG";
@@ -31,6 +33,8 @@ pub struct ConfigFile {
     pub projects: Vec<ProjectSettings>,
     pub scrub: ScrubSettings,
     pub policy: PolicySettings,
+    pub delivery: DeliverySettings,
+    pub spool: SpoolSettings,
     pub log: LogSettings,
 }
 
@@ -172,6 +176,10 @@ pub struct ProjectSettings {
     /// project. Without it they go to `upstream.url` with the SDK's own key and project id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_dsn: Option<String>,
+    /// Overrides `delivery.mode` for this project (`sync` suits tunnel-style deployments
+    /// that want the upstream's own answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryMode>,
 }
 
 /// `[log]`: operational logs (never payload values, at any level).
@@ -227,6 +235,8 @@ pub struct Project {
     pub project_id: u64,
     /// The parsed `upstream_dsn`, if any.
     pub upstream_dsn: Option<Dsn>,
+    /// Per-project override of `delivery.mode`.
+    pub delivery: Option<DeliveryMode>,
 }
 
 /// The validated, compiled configuration the server runs on. Immutable; a reload builds a
@@ -286,6 +296,7 @@ impl Config {
             })?;
         }
         let projects = compile_projects(&file.projects)?;
+        validate_delivery(&file.delivery, &file.spool)?;
         let (hash_key, hash_key_is_ephemeral) = load_hash_key(&file.scrub)?;
         let scrubber = Scrubber::compile(&file.scrub, hash_key).map_err(|error| match error {
             crate::scrub::ScrubConfigError::Invalid { key, problem } => {
@@ -399,6 +410,34 @@ fn validate_limits(server: &ServerSettings, limits: &LimitSettings) -> Result<()
     Ok(())
 }
 
+fn validate_delivery(
+    delivery: &DeliverySettings,
+    spool: &SpoolSettings,
+) -> Result<(), ConfigError> {
+    if delivery.workers == 0 {
+        return Err(ConfigError::invalid(
+            "delivery.workers",
+            "must be at least 1",
+        ));
+    }
+    if delivery.queue_capacity == 0 {
+        return Err(ConfigError::invalid(
+            "delivery.queue_capacity",
+            "must be at least 1",
+        ));
+    }
+    if delivery.max_attempts == 0 {
+        return Err(ConfigError::invalid(
+            "delivery.max_attempts",
+            "must be at least 1",
+        ));
+    }
+    if spool.dir.as_os_str().is_empty() {
+        return Err(ConfigError::invalid("spool.dir", "must name a directory"));
+    }
+    Ok(())
+}
+
 fn compile_projects(settings: &[ProjectSettings]) -> Result<HashMap<String, Project>, ConfigError> {
     if settings.is_empty() {
         return Err(ConfigError::invalid(
@@ -432,6 +471,7 @@ fn compile_projects(settings: &[ProjectSettings]) -> Result<HashMap<String, Proj
             public_key: public_key.clone(),
             project_id: project.project_id,
             upstream_dsn,
+            delivery: project.delivery,
         };
         if projects.insert(public_key.clone(), resolved).is_some() {
             return Err(ConfigError::invalid(

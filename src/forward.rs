@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod rate_limits;
+
 use crate::config::Project;
 use crate::decode::Envelope;
 

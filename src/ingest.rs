@@ -36,6 +36,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// Per-project token buckets (`limits.project_rate_limit_per_sec`).
     pub rate: rate::RateLimiter,
+    /// Set on shutdown so `/readyz` fails and load balancers stop sending.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// The routes we serve. Upload kinds we do not handle yet fall through to 404.
@@ -111,7 +113,7 @@ where
         (Route::Healthz, &Method::GET | &Method::HEAD) => {
             Ok(json_response(StatusCode::OK, &json!({"status":"ok"})))
         }
-        (Route::Readyz, &Method::GET | &Method::HEAD) => Ok(readiness(&config).await),
+        (Route::Readyz, &Method::GET | &Method::HEAD) => Ok(readiness(&state, &config).await),
         (Route::Envelope(pid), &Method::POST) => {
             handle_envelope(&state, &config, request, Some(pid), false).await
         }
@@ -281,18 +283,27 @@ async fn process(
     let Processed {
         event_id,
         report,
+        rate_limited_items,
         delivery,
     } = processed;
+    let outcome = match &delivery {
+        Delivery::NothingToSend => "nothing_to_send",
+        Delivery::RateLimited(_) => "rate_limited",
+        Delivery::Queued => "queued",
+        Delivery::Upstream(_) => "forwarded",
+    };
     let upstream_status = match &delivery {
-        Delivery::NothingToSend => 0,
         Delivery::Upstream(response) => response.status,
+        _ => 0,
     };
     tracing::info!(
         project_id,
         items_received,
         items_forwarded = report.forwarded_items(),
         items_dropped = report.dropped_items(),
+        items_rate_limited = rate_limited_items,
         redactions = report.redactions(),
+        outcome,
         upstream_status,
         "envelope processed"
     );
@@ -301,14 +312,15 @@ async fn process(
         None => json!({}),
     };
     match delivery {
-        Delivery::NothingToSend => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::NothingToSend | Delivery::Queued => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::RateLimited(limits) => Ok(rate_limited_response(&limits)),
         Delivery::Upstream(response) if (200..300).contains(&response.status) => {
             Ok(json_response(StatusCode::OK, &id_body))
         }
         Delivery::Upstream(response) => {
             let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
             let detail = if status == StatusCode::TOO_MANY_REQUESTS {
-                "Sentry dropped data due to a quota or internal rate limit being reached. This will not affect your application."
+                RATE_LIMITED_DETAIL
             } else {
                 "upstream rejected the envelope"
             };
@@ -345,6 +357,27 @@ fn check_rate(state: &AppState, config: &Config, project: &Project) -> Result<()
             Instant::now(),
         )
         .map_err(|retry_after_secs| IngestError::RateLimited { retry_after_secs })
+}
+
+const RATE_LIMITED_DETAIL: &str = "Sentry dropped data due to a quota or internal rate limit being reached. This will not affect your application.";
+
+/// 429 for an envelope whose every item is rate limited upstream, with the limits in the
+/// SDK's format (integer seconds) so it backs off exactly as it would from Sentry.
+fn rate_limited_response(
+    limits: &[crate::forward::rate_limits::ActiveLimit],
+) -> Response<Full<Bytes>> {
+    let mut out = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({ "detail": RATE_LIMITED_DETAIL }),
+    );
+    let seconds = limits.iter().map(|l| l.seconds).max().unwrap_or(60);
+    let entries: Vec<String> = limits.iter().map(|l| l.header_entry()).collect();
+    let headers = out.headers_mut();
+    headers.insert("retry-after", HeaderValue::from(seconds));
+    if let Ok(value) = HeaderValue::from_str(&entries.join(", ")) {
+        headers.insert("x-sentry-rate-limits", value);
+    }
+    out
 }
 
 fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<Option<AuthPairs>, IngestError> {
@@ -549,7 +582,15 @@ fn normalize_path(path: &str) -> String {
     out
 }
 
-async fn readiness(config: &Config) -> Response<Full<Bytes>> {
+/// Ready when not draining and data can go somewhere: to the upstream, or into the spool
+/// until the upstream is back.
+async fn readiness(state: &AppState, config: &Config) -> Response<Full<Bytes>> {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "ready": false, "draining": true }),
+        );
+    }
     let upstream_ok = match &config.upstream {
         UpstreamTarget::File(dir) => {
             std::fs::create_dir_all(dir).is_ok()
@@ -575,14 +616,25 @@ async fn readiness(config: &Config) -> Response<Full<Bytes>> {
             all
         }
     };
-    let status = if upstream_ok {
+    let spool_ok = {
+        let delivery = state.pipeline.delivery().clone();
+        tokio::task::spawn_blocking(move || delivery.spool().is_writable())
+            .await
+            .unwrap_or(false)
+    };
+    let ready = upstream_ok || spool_ok;
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(
         status,
-        &json!({ "ready": upstream_ok, "upstream": if upstream_ok { "reachable" } else { "unreachable" } }),
+        &json!({
+            "ready": ready,
+            "upstream": if upstream_ok { "reachable" } else { "unreachable" },
+            "spool": if spool_ok { "ok" } else { "unavailable" },
+        }),
     )
 }
 
@@ -633,6 +685,12 @@ fn error_response(error: &IngestError) -> Response<Full<Bytes>> {
         let mut response = json_response(status, &json!({ "detail": error.to_string() }));
         if let IngestError::RateLimited { retry_after_secs } = error {
             rate::add_headers(response.headers_mut(), *retry_after_secs);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The SDK keeps the envelope and retries after this.
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("60"));
         }
         response
     }

@@ -12,8 +12,11 @@ use serde_json::Value;
 use crate::config::{Config, Project};
 use crate::decide::{DropReason, ItemAction, Policy};
 use crate::decode::{Envelope, Item, ItemType};
+use crate::delivery::{AcceptError, DeliveryMode, DeliveryService};
+use crate::forward::rate_limits::{self, ActiveLimit, RateLimits};
 use crate::forward::{self, ClientMeta, ForwardError, Forwarder, UpstreamResponse};
 use crate::scrub::{Method, PayloadKind, ScrubReport, Scrubber};
+use crate::spool::SpoolMeta;
 
 /// Envelope header keys through which a client (or a Relay) tells Sentry the end user's IP
 /// and user agent (protocol §6). They never leave scrubgate.
@@ -247,6 +250,8 @@ pub struct Processed {
     /// The id to answer the SDK with (`{"id": …}`).
     pub event_id: Option<String>,
     pub report: EnvelopeReport,
+    /// Items removed because their category is rate limited upstream.
+    pub rate_limited_items: usize,
     pub delivery: Delivery,
 }
 
@@ -255,7 +260,12 @@ pub struct Processed {
 pub enum Delivery {
     /// Every item was dropped; nothing was sent.
     NothingToSend,
-    /// The upstream (or file sink) answered.
+    /// Every item is in a category the upstream currently rate limits: answer 429 with
+    /// these limits, forward nothing.
+    RateLimited(Vec<ActiveLimit>),
+    /// Spooled and queued (async mode): the SDK gets 200 now.
+    Queued,
+    /// The upstream (or file sink) answered (sync mode).
     Upstream(UpstreamResponse),
 }
 
@@ -264,25 +274,43 @@ pub enum Delivery {
 pub enum PipelineError {
     #[error(transparent)]
     Forward(#[from] ForwardError),
+    #[error(transparent)]
+    Accept(#[from] AcceptError),
+    #[error("scrubbing task failed")]
+    ScrubTask,
 }
 
-/// The long-lived parts the pipeline needs: config and upstream client.
+/// The long-lived parts the pipeline needs: upstream client, delivery queue, rate limits.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     forwarder: Forwarder,
+    delivery: DeliveryService,
+    rate_limits: Arc<RateLimits>,
 }
 
 impl Pipeline {
-    pub fn new(forwarder: Forwarder) -> Self {
-        Self { forwarder }
+    pub fn new(
+        forwarder: Forwarder,
+        delivery: DeliveryService,
+        rate_limits: Arc<RateLimits>,
+    ) -> Self {
+        Self {
+            forwarder,
+            delivery,
+            rate_limits,
+        }
     }
 
     pub fn forwarder(&self) -> &Forwarder {
         &self.forwarder
     }
 
-    /// Scrub → decide → forward. Scrubbing runs on a blocking thread for large envelopes so
-    /// it never stalls the accept loop.
+    pub fn delivery(&self) -> &DeliveryService {
+        &self.delivery
+    }
+
+    /// Rate limits → scrub → decide → spool and queue (async) or forward (sync). Scrubbing
+    /// runs on a blocking thread for large envelopes so it never stalls the accept loop.
     ///
     /// # Errors
     /// Only delivery failures; bad items are dropped, not errors.
@@ -297,43 +325,124 @@ impl Pipeline {
             client,
         } = incoming;
         let event_id = envelope.event_id().map(str::to_owned);
-        let report = if envelope
-            .items()
-            .iter()
-            .map(|i| i.payload().len())
-            .sum::<usize>()
-            > 256 * 1024
-        {
-            let config = Arc::clone(&config);
-            let (envelope_back, report) = tokio::task::spawn_blocking(move || {
-                let report = scrub_envelope(&mut envelope, &config.scrubber, &config.policy);
-                (envelope, report)
-            })
-            .await
-            .map_err(|error| ForwardError::Setup(format!("scrub task failed: {error}")))?;
-            envelope = envelope_back;
-            report
-        } else {
-            scrub_envelope(&mut envelope, &config.scrubber, &config.policy)
-        };
+        let destination = self.forwarder.destination(&project);
+
+        let (rate_limited_items, limits) =
+            self.apply_rate_limits(&mut envelope, &destination.public_key);
+        if envelope.items().is_empty() && rate_limited_items > 0 {
+            return Ok(Processed {
+                event_id,
+                report: EnvelopeReport::default(),
+                rate_limited_items,
+                delivery: Delivery::RateLimited(limits),
+            });
+        }
+
+        let report = scrub_off_thread_if_large(&config, &mut envelope).await?;
         if envelope.items().is_empty() {
             return Ok(Processed {
                 event_id,
                 report,
+                rate_limited_items,
                 delivery: Delivery::NothingToSend,
             });
         }
-        let destination = self.forwarder.destination(&project);
         forward::rewrite_envelope_for(&mut envelope, &destination);
+        let categories = categories_of(&envelope);
         let body = envelope.to_bytes();
-        let response = self
-            .forwarder
-            .send(&destination, body, &client, event_id.as_deref())
-            .await?;
+        let mode = project.delivery.unwrap_or(config.file.delivery.mode);
+        let delivery = match mode {
+            DeliveryMode::Sync => {
+                let response = self
+                    .forwarder
+                    .send(&destination, body, &client, event_id.as_deref())
+                    .await?;
+                self.rate_limits.record(
+                    &destination.public_key,
+                    response.status,
+                    response.retry_after.as_deref(),
+                    response.rate_limits.as_deref(),
+                );
+                Delivery::Upstream(response)
+            }
+            DeliveryMode::Async => {
+                let meta = SpoolMeta {
+                    base: destination.base,
+                    public_key: destination.public_key,
+                    project_id: destination.project_id,
+                    dsn: destination.dsn,
+                    sentry_client: client.sentry_client,
+                    user_agent: client.user_agent,
+                    event_id: event_id.clone(),
+                    categories,
+                };
+                self.delivery.accept(meta, Bytes::from(body)).await?;
+                Delivery::Queued
+            }
+        };
         Ok(Processed {
             event_id,
             report,
-            delivery: Delivery::Upstream(response),
+            rate_limited_items,
+            delivery,
         })
     }
+
+    /// Removes items whose category the upstream rate limits for this key; returns how many
+    /// and the distinct limits that applied.
+    fn apply_rate_limits(&self, envelope: &mut Envelope, key: &str) -> (usize, Vec<ActiveLimit>) {
+        let mut limits: Vec<ActiveLimit> = Vec::new();
+        let mut removed = 0;
+        envelope.retain_items(|item| {
+            let Some(category) = rate_limits::category(item.item_type()) else {
+                return true;
+            };
+            match self.rate_limits.check(key, category) {
+                Some(limit) => {
+                    if !limits.contains(&limit) {
+                        limits.push(limit);
+                    }
+                    removed += 1;
+                    false
+                }
+                None => true,
+            }
+        });
+        (removed, limits)
+    }
+}
+
+async fn scrub_off_thread_if_large(
+    config: &Arc<Config>,
+    envelope: &mut Envelope,
+) -> Result<EnvelopeReport, PipelineError> {
+    let size: usize = envelope.items().iter().map(|i| i.payload().len()).sum();
+    if size <= 256 * 1024 {
+        return Ok(scrub_envelope(envelope, &config.scrubber, &config.policy));
+    }
+    let config = Arc::clone(config);
+    let mut owned = std::mem::replace(
+        envelope,
+        Envelope::from_parts(serde_json::Map::new(), Vec::new()),
+    );
+    let (owned, report) = tokio::task::spawn_blocking(move || {
+        let report = scrub_envelope(&mut owned, &config.scrubber, &config.policy);
+        (owned, report)
+    })
+    .await
+    .map_err(|_| PipelineError::ScrubTask)?;
+    *envelope = owned;
+    Ok(report)
+}
+
+fn categories_of(envelope: &Envelope) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in envelope.items() {
+        if let Some(category) = rate_limits::category(item.item_type()) {
+            if !out.iter().any(|c| c == category) {
+                out.push(category.to_owned());
+            }
+        }
+    }
+    out
 }

@@ -183,7 +183,11 @@ async fn example_config_writes_forwarded_envelopes_to_files() {
         ),
     )
     .unwrap();
-    let server = ServeProcess::start(&config, &[]);
+    let spool = dir.path().join("spool");
+    let server = ServeProcess::start(
+        &config,
+        &[("SCRUBGATE_SPOOL__DIR", spool.to_str().unwrap())],
+    );
     let input = util::sdk_envelope("01-exception-with-locals.envelope");
     let response = util::client()
         .post(server.url(&format!("/api/{PID}/envelope/")))
@@ -194,10 +198,21 @@ async fn example_config_writes_forwarded_envelopes_to_files() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let files: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    // Delivery is asynchronous: the file appears shortly after the 200.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let files = loop {
+        let files: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| {
+                d.map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "envelope"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !files.is_empty() || std::time::Instant::now() > deadline {
+            break files;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(files.len(), 1);
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.ends_with(".envelope"), "{name}");

@@ -118,17 +118,23 @@ async fn health_routing_and_method_errors() {
 }
 
 #[tokio::test]
-async fn readyz_fails_when_the_upstream_is_unreachable() {
+async fn readyz_needs_the_upstream_or_the_spool_and_sync_mode_reports_502() {
     // Bind then drop a listener: nothing listens on that port any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let proxy = Proxy::start(util::config_file(&format!("http://127.0.0.1:{port}"))).await;
+    let mut file = util::config_file(&format!("http://127.0.0.1:{port}"));
+    file.delivery.mode = scrubgate::delivery::DeliveryMode::Sync;
+    let proxy = Proxy::start(file.clone()).await;
     let client = util::client();
     let response = client.get(proxy.url("/readyz")).send().await.unwrap();
-    assert_eq!(response.status(), 503);
+    assert_eq!(response.status(), 200, "the spool can take data");
+    assert_eq!(
+        response.text().await.unwrap(),
+        "{\"ready\":true,\"upstream\":\"unreachable\",\"spool\":\"ok\"}"
+    );
     let response = client.get(proxy.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let response = client
@@ -144,6 +150,18 @@ async fn readyz_fails_when_the_upstream_is_unreachable() {
         "{\"detail\":\"upstream unavailable\"}"
     );
     proxy.stop().await;
+
+    let spool = tempfile::tempdir().unwrap();
+    file.spool.dir = spool.path().to_owned();
+    file.spool.max_bytes = 0;
+    let full = Proxy::start(file).await;
+    let response = client.get(full.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "{\"ready\":false,\"upstream\":\"unreachable\",\"spool\":\"unavailable\"}"
+    );
+    full.stop().await;
 }
 
 #[tokio::test]
@@ -168,8 +186,11 @@ async fn http2_cleartext_is_served() {
 }
 
 #[tokio::test]
-async fn upstream_rate_limits_are_passed_back() {
-    let (upstream, proxy) = setup().await;
+async fn upstream_rate_limits_are_passed_back_in_sync_mode() {
+    let upstream = Upstream::start().await;
+    let mut file = util::config_file(&upstream.url());
+    file.projects[0].delivery = Some(scrubgate::delivery::DeliveryMode::Sync);
+    let proxy = Proxy::start(file).await;
     upstream.set_reply(Reply {
         status: 429,
         headers: vec![
@@ -195,5 +216,40 @@ async fn upstream_rate_limits_are_passed_back() {
         "60:error;transaction:organization:quota_exceeded"
     );
     assert_eq!(upstream.received().len(), 1);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_fails_while_draining() {
+    let (_upstream, proxy) = setup().await;
+    let client = util::client();
+    assert_eq!(
+        client
+            .get(proxy.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    proxy
+        .state()
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let response = client.get(proxy.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "{\"ready\":false,\"draining\":true}"
+    );
+    assert_eq!(
+        client
+            .get(proxy.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     proxy.stop().await;
 }

@@ -7,6 +7,7 @@ mod auth_routing;
 mod binary;
 mod closed;
 mod decoding;
+mod delivery;
 mod endpoints;
 mod hostile;
 mod limits;

@@ -53,6 +53,8 @@ pub struct Recorded {
     pub headers: HeaderMap,
     pub raw_body: Bytes,
     pub body: Bytes,
+    /// The status the upstream answered (0: it answered too late to count).
+    pub status: u16,
 }
 
 impl Recorded {
@@ -83,23 +85,40 @@ impl Recorded {
     }
 }
 
+/// Ways the upstream can misbehave (besides answering with a status, see [`Reply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Records the request, then waits this long before answering.
+    Slow(Duration),
+    /// Reads the request head, then resets the connection without answering.
+    Reset,
+    /// Reads the request head, then answers bytes that are not HTTP.
+    Garbage,
+}
+
 #[derive(Default)]
 struct UpstreamState {
     received: Mutex<Vec<Recorded>>,
     reply: Mutex<Reply>,
+    fault: Mutex<Fault>,
     notify: Notify,
 }
 
-/// A loopback HTTP/1.1 server standing in for Sentry.
+/// A loopback HTTP/1.1 + h2c server standing in for Sentry. It can be taken down (connection
+/// refused) and brought back on the same port.
 pub struct Upstream {
     pub addr: SocketAddr,
     state: Arc<UpstreamState>,
-    task: tokio::task::JoinHandle<()>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+        }
     }
 }
 
@@ -108,25 +127,31 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(UpstreamState::default());
-        let shared = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, std::convert::Infallible>(record(state, request).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, state, task }
+        let task = spawn_accept_loop(listener, Arc::clone(&state));
+        Self {
+            addr,
+            state,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Stops listening: new connections are refused.
+    pub async fn go_down(&self) {
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    /// Listens again on the same port.
+    pub async fn come_up(&self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        let task = spawn_accept_loop(listener, Arc::clone(&self.state));
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        *self.state.fault.lock().unwrap() = fault;
     }
 
     /// `http://127.0.0.1:PORT`
@@ -144,6 +169,40 @@ impl Upstream {
 
     pub fn received(&self) -> Vec<Recorded> {
         self.state.received.lock().unwrap().clone()
+    }
+
+    /// Event ids of envelopes answered with 2xx, with how often each arrived.
+    pub fn delivered(&self) -> std::collections::HashMap<String, usize> {
+        let mut out = std::collections::HashMap::new();
+        for request in self.received() {
+            if (200..300).contains(&request.status) {
+                let id = request.envelope().event_id().unwrap_or("").to_owned();
+                *out.entry(id).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// Waits until `ids` were all delivered (at most `secs`), then returns the delivery counts.
+    pub async fn wait_delivered(
+        &self,
+        ids: &[String],
+        secs: u64,
+    ) -> std::collections::HashMap<String, usize> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let delivered = self.delivered();
+            let missing = ids.iter().filter(|id| !delivered.contains_key(*id)).count();
+            if missing == 0 {
+                return delivered;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{missing} of {} accepted envelopes never arrived",
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until at least `count` requests arrived (at most 10 s) and returns them all.
@@ -166,6 +225,52 @@ impl Upstream {
     }
 }
 
+fn spawn_accept_loop(
+    listener: TcpListener,
+    state: Arc<UpstreamState>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                let fault = *state.fault.lock().unwrap();
+                if matches!(fault, Fault::Reset | Fault::Garbage) {
+                    misbehave(stream, fault).await;
+                    return;
+                }
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let state = Arc::clone(&state);
+                    async move { Ok::<_, std::convert::Infallible>(record(state, request).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+async fn misbehave(mut stream: tokio::net::TcpStream, fault: Fault) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await;
+    if fault == Fault::Garbage {
+        let _ = stream
+            .write_all(b"\x00\x01 this is not HTTP \r\n\r\n")
+            .await;
+        let _ = stream.shutdown().await;
+    } else {
+        // SO_LINGER 0 turns the close into a TCP reset (and does not block with a zero
+        // timeout, which is what the deprecation is about).
+        #[allow(deprecated)]
+        let _ = stream.set_linger(Some(Duration::ZERO));
+    }
+    drop(stream);
+}
+
 async fn record(state: Arc<UpstreamState>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let raw_body = body
@@ -178,15 +283,24 @@ async fn record(state: Arc<UpstreamState>, request: Request<Incoming>) -> Respon
             .expect("upstream got a known content encoding");
     let body = scrubgate::decode::compression::decompress(raw_body.clone(), encoding, 1 << 30)
         .expect("upstream body decodes");
+    let reply = state.reply.lock().unwrap().clone();
+    let fault = *state.fault.lock().unwrap();
     state.received.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
         headers: parts.headers,
         raw_body,
         body,
+        status: if matches!(fault, Fault::Slow(_)) {
+            0
+        } else {
+            reply.status
+        },
     });
     state.notify.notify_waiters();
-    let reply = state.reply.lock().unwrap().clone();
+    if let Fault::Slow(delay) = fault {
+        tokio::time::sleep(delay).await;
+    }
     let mut response = Response::new(Full::new(Bytes::from(reply.body)));
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap();
     for (name, value) in reply.headers {
@@ -211,11 +325,13 @@ pub fn config_file(upstream_url: &str) -> ConfigFile {
             public_key: KEY.into(),
             project_id: PID,
             upstream_dsn: None,
+            delivery: None,
         },
         ProjectSettings {
             public_key: OTHER_KEY.into(),
             project_id: OTHER_PID,
             upstream_dsn: None,
+            delivery: None,
         },
     ];
     file
@@ -225,17 +341,29 @@ pub fn config_file(upstream_url: &str) -> ConfigFile {
 pub struct Proxy {
     pub addr: SocketAddr,
     server: Option<scrubgate::app::RunningServer>,
+    _spool: Option<tempfile::TempDir>,
 }
 
 impl Proxy {
-    pub async fn start(file: ConfigFile) -> Self {
+    /// Starts the proxy; a config still on the default spool directory gets a temporary one.
+    pub async fn start(mut file: ConfigFile) -> Self {
         install_crypto();
+        let spool = (file.spool.dir == scrubgate::spool::SpoolSettings::default().dir).then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            file.spool.dir = dir.path().to_owned();
+            dir
+        });
         let config = Config::compile(file).expect("test config is valid");
         let server = scrubgate::app::spawn(config).await.expect("proxy starts");
         Self {
             addr: server.addr,
             server: Some(server),
+            _spool: spool,
         }
+    }
+
+    pub fn state(&self) -> &std::sync::Arc<scrubgate::ingest::AppState> {
+        &self.server.as_ref().unwrap().state
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -413,8 +541,10 @@ impl ServeProcess {
 /// Writes a TOML config forwarding to `upstream_url` into `dir` and returns its path.
 pub fn write_config(dir: &std::path::Path, upstream_url: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("scrubgate.toml");
+    let spool = dir.join("spool");
     let text = format!(
-        "[upstream]\nurl = \"{upstream_url}\"\n\n[log]\nlevel = \"debug\"\n\n[[projects]]\npublic_key = \"{KEY}\"\nproject_id = {PID}\n\n{extra}"
+        "[upstream]\nurl = \"{upstream_url}\"\n\n[log]\nlevel = \"debug\"\n\n[spool]\ndir = \"{}\"\n\n[[projects]]\npublic_key = \"{KEY}\"\nproject_id = {PID}\n\n{extra}",
+        spool.display()
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -449,7 +579,11 @@ impl Upstream {
                 });
             }
         });
-        Self { addr, state, task }
+        Self {
+            addr,
+            state,
+            task: Mutex::new(Some(task)),
+        }
     }
 }
 

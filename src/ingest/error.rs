@@ -60,6 +60,10 @@ pub enum IngestError {
     UpstreamTimeout(#[source] ForwardError),
     #[error("cannot store the envelope")]
     SinkFailed(#[source] ForwardError),
+    #[error("spool is full, retry later")]
+    SpoolFull,
+    #[error("internal error")]
+    Internal,
 }
 
 impl IngestError {
@@ -93,7 +97,7 @@ impl IngestError {
             E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             E::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             E::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            E::SinkFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            E::SinkFailed(_) | E::SpoolFull | E::Internal => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -128,6 +132,8 @@ impl IngestError {
             E::UpstreamUnavailable(_) => "upstream_unavailable",
             E::UpstreamTimeout(_) => "upstream_timeout",
             E::SinkFailed(_) => "sink_failed",
+            E::SpoolFull => "spool_full",
+            E::Internal => "internal",
         }
     }
 }
@@ -146,6 +152,11 @@ impl From<crate::pipeline::PipelineError> for IngestError {
     fn from(error: crate::pipeline::PipelineError) -> Self {
         match error {
             crate::pipeline::PipelineError::Forward(error) => error.into(),
+            crate::pipeline::PipelineError::Accept(crate::delivery::AcceptError::SpoolFull) => {
+                Self::SpoolFull
+            }
+            crate::pipeline::PipelineError::Accept(crate::delivery::AcceptError::Spool(_))
+            | crate::pipeline::PipelineError::ScrubTask => Self::Internal,
         }
     }
 }
