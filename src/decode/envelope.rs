@@ -214,7 +214,8 @@ enum HeaderError {
 }
 
 /// Reads one single-line JSON object starting at `pos` (after optional JSON whitespace).
-/// Returns the object, its raw bytes and the position after the `\n` that must follow it
+/// Returns the object, its raw bytes (including that whitespace) and the position after the
+/// `\n` that must follow it
 /// (or the end of the body). `Ok(None)` means only whitespace was left.
 fn read_header(body: &Bytes, pos: usize) -> Result<Option<ParsedHeader>, HeaderError> {
     let rest = &body[pos..];
@@ -232,7 +233,9 @@ fn read_header(body: &Bytes, pos: usize) -> Result<Option<ParsedHeader>, HeaderE
         Some(Err(_)) | None => return Err(HeaderError::Json),
     };
     let end = start + stream.byte_offset();
-    let raw = body.slice(start..end);
+    // The skipped whitespace stays part of the raw header, so an untouched envelope with blank
+    // lines or leading tabs still serializes byte-identically (found by fuzzing).
+    let raw = body.slice(pos..end);
     match body.get(end) {
         None => Ok(Some((fields, raw, end))),
         Some(b'\n') => Ok(Some((fields, raw, end + 1))),
@@ -450,6 +453,22 @@ mod tests {
             "{}\n{\"type\":\"attachment\",\"length\":3}\na\nb\n{\"type\":\"session\"}\n{\"x\":2}",
         );
         round_trip("{}\n{\"type\":\"attachment\"}\n");
+    }
+
+    /// Fuzzing regression (`fuzz/artifacts/envelope/crash-8d7be8e1…`): whitespace before the
+    /// envelope header or between items was skipped by the parser and lost on serialization.
+    #[test]
+    fn skipped_whitespace_round_trips() {
+        round_trip("\t\t\t{\"event_id\":\"784197\"}\n{\"type\":\"event\"}\n{}");
+        round_trip("{}\n\n\r\n \t{\"type\":\"event\"}\n{}\n");
+        round_trip("  {}");
+        let mut env = parse("\t{}\n\n{\"type\":\"event\"}\n{\"a\":1}\n").unwrap();
+        env.items_mut()[0].set_payload(Bytes::from_static(b"{}"));
+        assert_eq!(
+            String::from_utf8(env.to_bytes()).unwrap(),
+            "\t{}\n{\"type\":\"event\",\"length\":2}\n{}\n",
+            "a re-encoded item header drops the blank line"
+        );
     }
 
     #[test]
