@@ -206,7 +206,10 @@ async fn upstream_tls_is_verified_against_ca_file() {
         .unwrap();
     assert_eq!(response.status(), 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(upstream.received().is_empty(), "delivered over an unverified TLS connection");
+    assert!(
+        upstream.received().is_empty(),
+        "delivered over an unverified TLS connection"
+    );
     proxy.stop().await;
 }
 

@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    assert_eq!(envelope.to_bytes(), data, "untouched envelope must round-trip");
+    assert_eq!(
+        envelope.to_bytes(),
+        data,
+        "untouched envelope must round-trip"
+    );
     let _ = limits::check_envelope(&envelope, &LimitSettings::default());
     for item in envelope.items() {
         let _ = limits::json_too_deep(item.payload(), 128);

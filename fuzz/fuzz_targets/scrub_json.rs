@@ -51,9 +51,15 @@ fuzz_target!(|data: &[u8]| {
     let kind = KINDS[usize::from(selector) % KINDS.len()];
     let first = scrubber().scrub(kind, &mut value);
     let bytes = serde_json::to_vec(&value).expect("scrubbed value serializes");
-    let mut reparsed: Value = serde_json::from_slice(&bytes).expect("scrubbed output is valid JSON");
+    let mut reparsed: Value =
+        serde_json::from_slice(&bytes).expect("scrubbed output is valid JSON");
     let snapshot = reparsed.clone();
     let second = scrubber().scrub(kind, &mut reparsed);
-    assert!(second.is_empty(), "second pass reported {:?} after {:?}", second, first);
+    assert!(
+        second.is_empty(),
+        "second pass reported {:?} after {:?}",
+        second,
+        first
+    );
     assert_eq!(reparsed, snapshot, "second pass changed the value");
 });
