@@ -35,6 +35,8 @@ pub enum StartError {
     Upstream(#[from] ForwardError),
     #[error("spool.dir: cannot open the spool directory: {0}")]
     Spool(std::io::Error),
+    #[error("audit.path: cannot open the audit trail: {0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("server.tls: {0}")]
     Tls(#[from] crate::server::tls::TlsError),
 }
@@ -93,9 +95,14 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
         config.file.delivery.clone(),
         Arc::clone(&rate_limits),
     );
+    let audit = crate::audit::AuditLog::open(&config.file.audit)?;
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let state = Arc::new(AppState {
         config: ArcSwap::from_pointee(config),
-        pipeline: Pipeline::new(forwarder, delivery, rate_limits),
+        pipeline: Pipeline::new(forwarder, delivery, rate_limits)
+            .with_metrics(Arc::clone(&metrics)),
+        audit,
+        metrics,
         draining: std::sync::atomic::AtomicBool::new(false),
         rate: crate::ingest::rate::RateLimiter::new(),
     });
@@ -210,10 +217,12 @@ async fn reload_on_sighup(state: Arc<AppState>, path: Option<PathBuf>) {
             match reload(&state, path.as_deref()) {
                 Ok(ignored) => {
                     stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                    state.metrics.config_reload(true);
                     tracing::info!(needs_restart = ?ignored, "configuration reloaded");
                 }
                 Err(error) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
+                    state.metrics.config_reload(false);
                     tracing::error!(error = %error, "configuration reload failed; keeping the previous configuration");
                 }
             }

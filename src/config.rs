@@ -13,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::AuditSettings;
 use crate::decide::{Policy, PolicySettings};
 use crate::decode::Dsn;
 use crate::delivery::{DeliveryMode, DeliverySettings};
@@ -35,7 +36,24 @@ pub struct ConfigFile {
     pub policy: PolicySettings,
     pub delivery: DeliverySettings,
     pub spool: SpoolSettings,
+    pub audit: AuditSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `GET /metrics` on the main listener. Labels never carry payload values, but
+    /// operators may still want it off on a public interface.
+    pub enabled: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// `[server]`: where and how we listen.
@@ -249,6 +267,10 @@ pub struct Config {
     pub projects: HashMap<String, Project>,
     pub scrubber: Scrubber,
     pub policy: Policy,
+    /// The HMAC key, shared with the scrubber; the audit trail hashes identifiers with it.
+    pub hash_key: HashKey,
+    /// sha256 (hex) of the effective config: audit records name the rules that applied.
+    pub policy_hash: String,
     /// True when no HMAC key was configured and a random one is used for this process.
     pub hash_key_is_ephemeral: bool,
 }
@@ -298,13 +320,18 @@ impl Config {
         let projects = compile_projects(&file.projects)?;
         validate_delivery(&file.delivery, &file.spool)?;
         let (hash_key, hash_key_is_ephemeral) = load_hash_key(&file.scrub)?;
-        let scrubber = Scrubber::compile(&file.scrub, hash_key).map_err(|error| match error {
-            crate::scrub::ScrubConfigError::Invalid { key, problem } => {
-                ConfigError::invalid(format!("scrub.{key}"), problem)
-            }
-        })?;
+        let scrubber =
+            Scrubber::compile(&file.scrub, hash_key.clone()).map_err(|error| match error {
+                crate::scrub::ScrubConfigError::Invalid { key, problem } => {
+                    ConfigError::invalid(format!("scrub.{key}"), problem)
+                }
+            })?;
         let policy = Policy::compile(&file.policy)
             .map_err(|(key, problem)| ConfigError::invalid(format!("policy.{key}"), problem))?;
+        file.audit
+            .validate()
+            .map_err(|(key, problem)| ConfigError::invalid(format!("audit.{key}"), problem))?;
+        let policy_hash = policy_hash(&file);
         Ok(Self {
             file,
             listen,
@@ -312,6 +339,8 @@ impl Config {
             projects,
             scrubber,
             policy,
+            hash_key,
+            policy_hash,
             hash_key_is_ephemeral,
         })
     }
@@ -551,6 +580,13 @@ fn hash_key_from(secret: Vec<u8>, key: &str) -> Result<HashKey, ConfigError> {
     let digest = sha2::Sha256::digest(&secret);
     let id = hex::encode(&digest[..4]);
     Ok(HashKey { id, secret })
+}
+
+/// sha256 of the effective settings as canonical JSON (the key itself is never part of them).
+fn policy_hash(file: &ConfigFile) -> String {
+    use sha2::Digest;
+    let canonical = serde_json::to_vec(file).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(&canonical))
 }
 
 fn mask_dsn(dsn: &str) -> String {

@@ -21,12 +21,14 @@ use serde_json::{json, Map, Value};
 
 pub use error::IngestError;
 
+use crate::audit::{AuditGuard, AuditLog, Outcome, RequestStart, UpstreamRecord};
 use crate::config::{Config, Project};
 use crate::decode::compression::{decompress, ContentEncoding};
 use crate::decode::store::decode_store_body;
 use crate::decode::{AuthPairs, Dsn, Envelope, EnvelopeLimits, Item, ItemType};
 use crate::forward::{ClientMeta, UpstreamTarget};
-use crate::pipeline::{Delivery, Incoming, Pipeline, Processed};
+use crate::metrics::{Metrics, Stage};
+use crate::pipeline::{Delivery, Incoming, ItemDecision, Pipeline, Processed};
 
 /// Shared state of the running server: the current config (swapped atomically on reload)
 /// and the pipeline.
@@ -38,6 +40,9 @@ pub struct AppState {
     pub rate: rate::RateLimiter,
     /// Set on shutdown so `/readyz` fails and load balancers stop sending.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The audit trail: one record per ingest request.
+    pub audit: AuditLog,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The routes we serve. Upload kinds we do not handle yet fall through to 404.
@@ -48,6 +53,10 @@ enum Route {
     Tunnel,
     Healthz,
     Readyz,
+    Metrics,
+    /// Upload kinds scrubgate does not forward (minidump, unreal, attachments, security
+    /// reports): answered 403, audited and counted, body never read.
+    Upload(&'static str),
 }
 
 impl Route {
@@ -58,11 +67,16 @@ impl Route {
             Self::Tunnel => "tunnel",
             Self::Healthz => "healthz",
             Self::Readyz => "readyz",
+            Self::Metrics => "metrics",
+            Self::Upload(kind) => kind,
         }
     }
 
     fn is_ingest(self) -> bool {
-        matches!(self, Self::Envelope(_) | Self::Store(_) | Self::Tunnel)
+        matches!(
+            self,
+            Self::Envelope(_) | Self::Store(_) | Self::Tunnel | Self::Upload(_)
+        )
     }
 }
 
@@ -80,7 +94,9 @@ where
     use tracing::Instrument as _;
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let span = tracing::info_span!("request", request_id = %request_id);
-    let mut response = handle_routed(state, request, peer).instrument(span).await;
+    let mut response = handle_routed(state, request, peer, &request_id)
+        .instrument(span)
+        .await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -91,6 +107,7 @@ async fn handle_routed<B>(
     state: Arc<AppState>,
     request: Request<B>,
     peer: SocketAddr,
+    request_id: &str,
 ) -> Response<Full<Bytes>>
 where
     B: http_body::Body<Data = Bytes> + Send,
@@ -109,21 +126,41 @@ where
         cors::add_preflight_headers(response.headers_mut());
         return response;
     }
-    let result = match (route, &method) {
-        (Route::Healthz, &Method::GET | &Method::HEAD) => {
+    // Opened before anything can fail: from here on, every path writes exactly one record.
+    let mut guard = route.is_ingest().then(|| {
+        state.audit.guard(
+            &config.hash_key,
+            &RequestStart {
+                request_id,
+                endpoint: route.label(),
+                client_ip: Some(peer.ip()),
+                policy_hash: &config.policy_hash,
+            },
+        )
+    });
+    let result = match (route, &method, guard.as_mut()) {
+        (Route::Healthz, &Method::GET | &Method::HEAD, _) => {
             Ok(json_response(StatusCode::OK, &json!({"status":"ok"})))
         }
-        (Route::Readyz, &Method::GET | &Method::HEAD) => Ok(readiness(&state, &config).await),
-        (Route::Envelope(pid), &Method::POST) => {
-            handle_envelope(&state, &config, request, Some(pid), false).await
+        (Route::Readyz, &Method::GET | &Method::HEAD, _) => Ok(readiness(&state, &config).await),
+        (Route::Metrics, &Method::GET, _) if config.file.metrics.enabled => {
+            Ok(metrics_response(&state))
         }
-        (Route::Tunnel, &Method::POST) => {
-            handle_envelope(&state, &config, request, None, true).await
+        (Route::Metrics, _, _) => Err(IngestError::NotFound),
+        (Route::Envelope(pid), &Method::POST, Some(guard)) => {
+            handle_envelope(&state, &config, request, Some(pid), false, guard).await
         }
-        (Route::Store(pid), &Method::POST) => handle_store(&state, &config, request, pid).await,
+        (Route::Tunnel, &Method::POST, Some(guard)) => {
+            handle_envelope(&state, &config, request, None, true, guard).await
+        }
+        (Route::Store(pid), &Method::POST, Some(guard)) => {
+            handle_store(&state, &config, request, pid, guard).await
+        }
+        (Route::Upload(_), _, _) => Err(IngestError::UploadNotAccepted),
         _ => Err(IngestError::MethodNotAllowed),
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let error_kind = result_error_kind(&result);
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
@@ -150,6 +187,12 @@ where
             error_response(&error)
         }
     };
+    if let Some(guard) = guard {
+        response = finish_audit(&state, guard, response, error_kind).await;
+    }
+    state
+        .metrics
+        .request(route.label(), response.status().as_u16());
     if route.is_ingest() {
         cors::add_response_headers(response.headers_mut());
     }
@@ -162,6 +205,7 @@ async fn handle_envelope<B>(
     request: Request<B>,
     path_project: Option<u64>,
     tunnel: bool,
+    guard: &mut AuditGuard,
 ) -> Result<Response<Full<Bytes>>, IngestError>
 where
     B: http_body::Body<Data = Bytes> + Send,
@@ -179,10 +223,12 @@ where
         None => None,
     };
     if let Some(project) = &early_project {
+        guard.set_project(project.project_id, &project.public_key);
         check_rate(state, config, project)?;
     }
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(config, body, &parts.headers).await?;
+    let decode_started = Instant::now();
     let limits = &config.file.limits;
     let received_bytes = body.len();
     let body = decompress(
@@ -201,6 +247,7 @@ where
         max_items: limits.max_envelope_items,
     };
     let envelope = Envelope::parse(body, &envelope_limits)?;
+    state.metrics.stage(Stage::Decode, decode_started.elapsed());
     let project = match early_project {
         Some(project) => {
             check_header_dsn(&envelope, &project, credentials.as_ref())?;
@@ -214,7 +261,7 @@ where
     };
     limits::check_envelope(&envelope, limits).map_err(IngestError::Limit)?;
     let client = client_meta(&parts.headers, credentials.as_ref());
-    process(state, config, project, envelope, client).await
+    process(state, config, project, envelope, client, guard).await
 }
 
 async fn handle_store<B>(
@@ -222,6 +269,7 @@ async fn handle_store<B>(
     config: &Arc<Config>,
     request: Request<B>,
     path_project: Option<u64>,
+    guard: &mut AuditGuard,
 ) -> Result<Response<Full<Bytes>>, IngestError>
 where
     B: http_body::Body<Data = Bytes> + Send,
@@ -231,9 +279,11 @@ where
     let credentials =
         credentials(&parts.headers, parts.uri.query())?.ok_or(IngestError::MissingAuth)?;
     let project = authorize(config, &credentials.sentry_key, path_project)?;
+    guard.set_project(project.project_id, &project.public_key);
     check_rate(state, config, &project)?;
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(config, body, &parts.headers).await?;
+    let decode_started = Instant::now();
     let limits = &config.file.limits;
     let is_envelope = parts
         .headers
@@ -261,8 +311,9 @@ where
         }
         envelope_from_store_event(event)?
     };
+    state.metrics.stage(Stage::Decode, decode_started.elapsed());
     let client = client_meta(&parts.headers, Some(&credentials));
-    process(state, config, project, envelope, client).await
+    process(state, config, project, envelope, client, guard).await
 }
 
 async fn process(
@@ -271,15 +322,37 @@ async fn process(
     project: Project,
     envelope: Envelope,
     client: ClientMeta,
+    guard: &mut AuditGuard,
 ) -> Result<Response<Full<Bytes>>, IngestError> {
     let project_id = project.project_id;
     let items_received = envelope.items().len();
+    guard.set_project(project_id, &project.public_key);
+    note_sdk(guard, &envelope, &client);
+    if let Some(event_id) = envelope.event_id() {
+        guard.set_event_id(event_id);
+    }
+    // Fail closed before anything can leave: a request whose record cannot be written is
+    // answered 503 and forwards nothing.
+    guard
+        .preflight()
+        .await
+        .map_err(IngestError::AuditUnavailable)?;
     let incoming = Incoming {
         project,
         envelope,
         client,
     };
-    let processed = state.pipeline.process(Arc::clone(config), incoming).await?;
+    let processed = match state.pipeline.process(Arc::clone(config), incoming).await {
+        Ok(processed) => processed,
+        Err(error) => {
+            let error = IngestError::from(error);
+            guard.set_upstream(UpstreamRecord::Error(error.kind().to_owned()));
+            if let Some(kind) = upstream_error_kind(&error) {
+                state.metrics.upstream_error(kind);
+            }
+            return Err(error);
+        }
+    };
     let Processed {
         event_id,
         report,
@@ -296,15 +369,20 @@ async fn process(
         Delivery::Upstream(response) => response.status,
         _ => 0,
     };
+    record_report(state, guard, &report, &delivery);
     tracing::info!(
         project_id,
         items_received,
         items_forwarded = report.forwarded_items(),
         items_dropped = report.dropped_items(),
         items_rate_limited = rate_limited_items,
+        drops = %drop_summary(&report),
         redactions = report.redactions(),
+        client_report_added = !report.client_report.is_empty(),
         outcome,
         upstream_status,
+        scrub_ms = report.scrub_time.as_secs_f64() * 1000.0,
+        decide_ms = report.decide_time.as_secs_f64() * 1000.0,
         "envelope processed"
     );
     let id_body = match &event_id {
@@ -378,6 +456,167 @@ fn rate_limited_response(
         headers.insert("x-sentry-rate-limits", value);
     }
     out
+}
+
+/// Copies what the pipeline did into the audit record and the metrics.
+fn record_report(
+    state: &AppState,
+    guard: &mut AuditGuard,
+    report: &crate::pipeline::EnvelopeReport,
+    delivery: &Delivery,
+) {
+    let metrics = &state.metrics;
+    metrics.stage(Stage::Scrub, report.scrub_time);
+    metrics.stage(Stage::Decide, report.decide_time);
+    for (_, redaction) in report.all_redactions() {
+        metrics.redactions(&redaction.rule, u64::from(redaction.count));
+    }
+    for item in &report.items {
+        match item.decision {
+            ItemDecision::Forward => metrics.item(item.item_type, "forward", "none"),
+            ItemDecision::Drop(reason) => metrics.item(item.item_type, "drop", reason.as_str()),
+        }
+        if let Some(rule) = &item.rule {
+            metrics.drop_rule(rule);
+        }
+    }
+    guard.set_items(
+        &report.header,
+        crate::pipeline::audit_items(report),
+        report
+            .client_report
+            .iter()
+            .map(|d| crate::audit::DiscardedRecord {
+                category: d.category.to_owned(),
+                quantity: d.quantity,
+            })
+            .collect(),
+    );
+    let nothing_forwarded = report.forwarded_items() == 0;
+    let (outcome, upstream) = match delivery {
+        Delivery::NothingToSend => (Outcome::Dropped, None),
+        Delivery::RateLimited(_) => (Outcome::RateLimited, None),
+        Delivery::Queued => (
+            if nothing_forwarded {
+                Outcome::Dropped
+            } else {
+                Outcome::Forwarded
+            },
+            Some(UpstreamRecord::Spooled),
+        ),
+        Delivery::Upstream(response) => {
+            let outcome = if !(200..300).contains(&response.status) {
+                Outcome::UpstreamError
+            } else if nothing_forwarded {
+                Outcome::Dropped
+            } else {
+                Outcome::Forwarded
+            };
+            (outcome, Some(UpstreamRecord::Status(response.status)))
+        }
+    };
+    guard.set_outcome(outcome);
+    if let Some(upstream) = upstream {
+        guard.set_upstream(upstream);
+    }
+}
+
+/// `reason:count` pairs of dropped items, e.g. `attachment_policy:1,drop_rule:2`: closed
+/// names only, safe for logs.
+fn drop_summary(report: &crate::pipeline::EnvelopeReport) -> String {
+    let mut counts: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for item in &report.items {
+        if let ItemDecision::Drop(reason) = item.decision {
+            *counts.entry(reason.as_str()).or_default() += 1;
+        }
+    }
+    counts
+        .iter()
+        .map(|(reason, count)| format!("{reason}:{count}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The SDK's name and version, from the envelope header or `sentry_client`.
+fn note_sdk(guard: &mut AuditGuard, envelope: &Envelope, client: &ClientMeta) {
+    if let Some(sdk) = envelope.header().get("sdk") {
+        if let Some(name) = sdk.get("name").and_then(Value::as_str) {
+            guard.set_sdk(name, sdk.get("version").and_then(Value::as_str));
+            return;
+        }
+    }
+    if let Some(client) = client.sentry_client.as_deref() {
+        let (name, version) = match client.split_once('/') {
+            Some((name, version)) => (name, Some(version)),
+            None => (client, None),
+        };
+        guard.set_sdk(name, version);
+    }
+}
+
+fn upstream_error_kind(error: &IngestError) -> Option<&'static str> {
+    matches!(
+        error,
+        IngestError::UpstreamUnavailable(_) | IngestError::UpstreamTimeout(_)
+    )
+    .then(|| error.kind())
+}
+
+fn result_error_kind(
+    result: &Result<Response<Full<Bytes>>, IngestError>,
+) -> Option<(&'static str, Outcome)> {
+    let error = result.as_ref().err()?;
+    let outcome = if upstream_error_kind(error).is_some() {
+        Outcome::UpstreamError
+    } else if error.status().is_server_error() {
+        Outcome::Failed
+    } else {
+        Outcome::Rejected
+    };
+    Some((error.kind(), outcome))
+}
+
+/// Writes the request's audit record. If that fails, the answer becomes 503 whatever it
+/// was: the SDK retries, and the failure is logged and counted.
+async fn finish_audit(
+    state: &AppState,
+    guard: AuditGuard,
+    response: Response<Full<Bytes>>,
+    error: Option<(&'static str, Outcome)>,
+) -> Response<Full<Bytes>> {
+    let status = response.status().as_u16();
+    let started = Instant::now();
+    let (kind, outcome) = match error {
+        Some((kind, outcome)) => (Some(kind), Some(outcome)),
+        None => (None, None),
+    };
+    let written = guard.finish(status, outcome, kind).await;
+    state.metrics.stage(Stage::Audit, started.elapsed());
+    match written {
+        Ok(()) => response,
+        Err(error) => {
+            state.metrics.audit_failure();
+            tracing::error!(error = %error, status, "audit record not written; answering 503");
+            error_response(&IngestError::AuditUnavailable(error))
+        }
+    }
+}
+
+fn metrics_response(state: &AppState) -> Response<Full<Bytes>> {
+    let delivery = state.pipeline.delivery();
+    let (files, bytes) = delivery.spool().usage();
+    let metrics = &state.metrics;
+    metrics.spool(
+        i64::try_from(files).unwrap_or(i64::MAX),
+        i64::try_from(bytes).unwrap_or(i64::MAX),
+    );
+    let text = crate::metrics::with_delivery_counters(metrics.render(), delivery.stats());
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    response
 }
 
 fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<Option<AuthPairs>, IngestError> {
@@ -551,6 +790,7 @@ fn route(path: &str, tunnel_path: &str) -> Result<Route, IngestError> {
     match path {
         "/healthz" => return Ok(Route::Healthz),
         "/readyz" => return Ok(Route::Readyz),
+        "/metrics" => return Ok(Route::Metrics),
         _ => {}
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -564,6 +804,13 @@ fn route(path: &str, tunnel_path: &str) -> Result<Route, IngestError> {
                 Route::Store(Some(pid))
             })
         }
+        ["api", pid, rest @ ..] if pid.parse::<u64>().is_ok() => match rest {
+            ["minidump"] => Ok(Route::Upload("minidump")),
+            ["unreal", _] => Ok(Route::Upload("unreal")),
+            ["events", _, "attachments"] => Ok(Route::Upload("attachments")),
+            ["security"] | ["csp-report"] => Ok(Route::Upload("security")),
+            _ => Err(IngestError::NotFound),
+        },
         _ => Err(IngestError::NotFound),
     }
 }

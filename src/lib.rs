@@ -20,16 +20,23 @@
 //!    upstream and sends the envelope (or writes it to a `file://` sink). The upstream's status
 //!    and rate-limit headers go back to the SDK.
 //!
+//! At the side, every ingest request gets exactly one hash-chained [`audit`] record (written
+//! before the SDK gets its answer; if it cannot be written, the answer is 503 and nothing is
+//! forwarded), and every stage counts into [`metrics`] (`GET /metrics`).
+//!
 //! [`config`] is loaded and fully validated before a port is bound; [`app`] wires it all up.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod decide;
 pub mod decode;
 pub mod delivery;
+pub mod fixtures;
 pub mod forward;
 pub mod ingest;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod scrub;
 pub mod server;

@@ -40,18 +40,67 @@ enum Command {
     },
     /// Validate the config and print the effective settings with secrets masked.
     CheckConfig,
-    /// Run golden-file scrubbing fixtures (arrives with the scrub-engine issue).
+    /// Run golden-file scrubbing fixtures: every subfolder of DIR holds `input.envelope` (or
+    /// `input.json`), `expected.envelope` (or `expected.json`) and optionally a `config.toml`
+    /// overlay. Fixtures always use a fixed test HMAC key.
     Test {
+        /// Rewrite the expected files from the current output.
+        #[arg(long)]
+        update: bool,
         /// Fixture directory.
         #[arg(default_value = "fixtures")]
         dir: PathBuf,
     },
-    /// Query the audit trail (arrives with the audit issue).
-    Audit,
+    /// Check or export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of audit files (each with its rotated siblings); exits 1 and
+    /// names the first broken record on tampering.
+    Verify {
+        /// Audit files (the active file pulls in its rotated files).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Export records in a time window for a compliance review.
+    Export {
+        /// Inclusive start: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        since: Option<String>,
+        /// Exclusive end: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ExportFormatArg,
+        /// Only this project id.
+        #[arg(long)]
+        project: Option<u64>,
+        /// Audit files; default: `audit.path` from the config, with its rotated files.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormatArg {
+    Json,
+    Csv,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Test { dir, update } = &cli.command {
+        // Fixtures need no [[projects]]: only the raw settings are loaded.
+        return test_fixtures(cli.config.as_deref(), dir, *update);
+    }
+    if let Command::Audit { command } = &cli.command {
+        return audit(command, cli.config.as_deref());
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -67,7 +116,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Scrub { input, explain } => scrub(&config, &input, explain),
-        Command::Test { .. } | Command::Audit => {
+        Command::Test { .. } => ExitCode::from(64),
+        Command::Audit { .. } => {
             eprintln!("scrubgate: this subcommand is not available in this build yet");
             ExitCode::from(64)
         }
@@ -107,6 +157,31 @@ fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
         eprintln!("scrubgate: cannot read {input}: {error}");
         return ExitCode::FAILURE;
     }
+    if let Ok(mut event) = serde_json::from_slice::<serde_json::Value>(&body) {
+        // A bare event (or other payload) JSON rather than an envelope.
+        if event.is_object() {
+            let kind = scrubgate::fixtures::guess_kind(&event);
+            let report = config.scrubber.scrub(kind, &mut event);
+            let mut out = serde_json::to_vec(&event).unwrap_or_default();
+            out.push(b'\n');
+            if std::io::stdout().lock().write_all(&out).is_err() {
+                return ExitCode::FAILURE;
+            }
+            if explain {
+                for r in &report.redactions {
+                    eprintln!(
+                        "{} <- {} ({}, {}x)",
+                        r.path,
+                        r.rule,
+                        r.method.as_str(),
+                        r.count
+                    );
+                }
+                eprintln!("{} redaction(s)", report.total());
+            }
+            return ExitCode::SUCCESS;
+        }
+    }
     let limits = scrubgate::decode::EnvelopeLimits {
         max_items: config.file.limits.max_envelope_items,
     };
@@ -127,4 +202,144 @@ fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
         eprint!("{}", scrubgate::pipeline::explain(&report));
     }
     ExitCode::SUCCESS
+}
+
+fn test_fixtures(
+    config: Option<&std::path::Path>,
+    dir: &std::path::Path,
+    update: bool,
+) -> ExitCode {
+    let base = match scrubgate::config::load_file(config) {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("scrubgate: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let summary = match scrubgate::fixtures::run_dir(dir, &base, update) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("scrubgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    for case in &summary.cases {
+        use scrubgate::fixtures::CaseOutcome;
+        match &case.outcome {
+            CaseOutcome::Passed => {}
+            CaseOutcome::Updated => println!("updated {}", case.name),
+            CaseOutcome::Failed(diff) => {
+                println!("FAIL {} (- expected, + actual)", case.name);
+                print!("{diff}");
+            }
+            CaseOutcome::Error(problem) => println!("ERROR {}: {problem}", case.name),
+        }
+    }
+    println!("{}", summary.line());
+    if summary.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `scrubgate audit …`. Needs no valid config: a reviewer can verify a copied trail anywhere.
+fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
+    use scrubgate::audit;
+    match command {
+        AuditCommand::Verify { paths } => {
+            let files = match audit::expand(paths) {
+                Ok(files) => files,
+                Err(error) => {
+                    eprintln!("scrubgate: cannot list audit files: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            match audit::verify_files(&files) {
+                Ok(report) => {
+                    let start = if report.starts_at_genesis {
+                        "from the first record ever written"
+                    } else {
+                        "from a record whose predecessors were removed (retention)"
+                    };
+                    println!(
+                        "OK: {} record(s) in {} file(s), chain intact {start}; head {}",
+                        report.records,
+                        report.files.len(),
+                        report.head
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(broken) => {
+                    eprintln!("TAMPERED: {broken}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        AuditCommand::Export {
+            since,
+            until,
+            format,
+            project,
+            paths,
+        } => {
+            let parse = |value: &Option<String>, flag: &str| match value {
+                None => Ok(None),
+                Some(v) => audit::parse_time(v)
+                    .map(Some)
+                    .map_err(|problem| format!("--{flag}: {problem}")),
+            };
+            let filter = match (parse(since, "since"), parse(until, "until")) {
+                (Ok(since), Ok(until)) => audit::ExportFilter {
+                    since,
+                    until,
+                    project: *project,
+                },
+                (Err(problem), _) | (_, Err(problem)) => {
+                    eprintln!("scrubgate: {problem}");
+                    return ExitCode::from(2);
+                }
+            };
+            let files = if paths.is_empty() {
+                let path = match scrubgate::config::load_file(config) {
+                    Ok(file) => file.audit.path,
+                    Err(error) => {
+                        eprintln!("scrubgate: invalid configuration: {error}");
+                        return ExitCode::from(2);
+                    }
+                };
+                audit::expand(&[path])
+            } else {
+                audit::expand(paths)
+            };
+            let files = match files {
+                Ok(files) => files,
+                Err(error) => {
+                    eprintln!("scrubgate: cannot list audit files: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            let format = match format {
+                ExportFormatArg::Json => audit::ExportFormat::Json,
+                ExportFormatArg::Csv => audit::ExportFormat::Csv,
+            };
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let result = audit::export(&files, &filter, format, &mut stdout).and_then(|n| {
+                stdout
+                    .flush()
+                    .map(|()| n)
+                    .map_err(audit::ExportError::Write)
+            });
+            match result {
+                Ok(count) => {
+                    eprintln!("{count} record(s) exported");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("scrubgate: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

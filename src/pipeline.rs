@@ -4,13 +4,16 @@
 //! No hyper types here: `ingest` turns HTTP into an [`Envelope`] and a [`Project`], and turns
 //! a [`Processed`] or [`PipelineError`] back into HTTP.
 
+mod payloads;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
 
 use crate::config::{Config, Project};
-use crate::decide::{DropReason, ItemAction, Policy};
+use crate::decide::{DropReason, ItemAction, ItemFacts, ItemMeta, Policy, RuleInput};
 use crate::decode::{Envelope, Item, ItemType};
 use crate::delivery::{AcceptError, DeliveryMode, DeliveryService};
 use crate::forward::rate_limits::{self, ActiveLimit, RateLimits};
@@ -37,6 +40,8 @@ pub struct ItemOutcome {
     /// Payload size as received.
     pub size: usize,
     pub decision: ItemDecision,
+    /// The `[[policy.drop]]` rule that dropped the item (reason `drop_rule`).
+    pub rule: Option<Arc<str>>,
     pub report: ScrubReport,
 }
 
@@ -53,6 +58,11 @@ pub struct EnvelopeReport {
     /// Redactions in the envelope header (client IP meta, trace user ids, …).
     pub header: ScrubReport,
     pub items: Vec<ItemOutcome>,
+    /// What the added `client_report` item counted (empty when none was added).
+    pub client_report: Vec<crate::decide::Discarded>,
+    /// Time spent scrubbing items and deciding on them (rules, cascades, client report).
+    pub scrub_time: std::time::Duration,
+    pub decide_time: std::time::Duration,
 }
 
 impl EnvelopeReport {
@@ -87,33 +97,125 @@ impl EnvelopeReport {
 /// Scrubs and decides every item of `envelope` in place and removes dropped items. Pure: the
 /// server, `scrubgate scrub` and `scrubgate test` all call this.
 ///
-/// If an event-like item is dropped, every item is dropped: its attachments and companions
-/// would reach Sentry without the event they belong to.
+/// Order: every item is scrubbed (or dropped by type policy) first; then `[[policy.drop]]`
+/// rules run, because strict-mode rules need every detector that fired in the envelope. If
+/// an event-like item is dropped, every item is dropped: its attachments and companions
+/// would reach Sentry without the event they belong to. Finally, with `client_reports` on,
+/// a `client_report` item counts what was dropped (it may be all that is left to send).
 pub fn scrub_envelope(
     envelope: &mut Envelope,
     scrubber: &Scrubber,
     policy: &Policy,
 ) -> EnvelopeReport {
+    let started = std::time::Instant::now();
     let header = scrub_envelope_header(envelope, scrubber);
     let mut items = Vec::with_capacity(envelope.items().len());
-    let mut event_dropped = false;
+    let mut facts = Vec::with_capacity(envelope.items().len());
     for item in envelope.items_mut() {
-        let outcome = scrub_item(item, scrubber, policy);
-        if item.item_type().is_event_like() && outcome.decision != ItemDecision::Forward {
-            event_dropped = true;
-        }
+        let (outcome, item_facts) = scrub_item(item, scrubber, policy);
         items.push(outcome);
+        facts.push(item_facts);
     }
-    if event_dropped {
-        for outcome in &mut items {
-            if outcome.decision == ItemDecision::Forward {
-                outcome.decision = ItemDecision::Drop(DropReason::EventDropped);
-            }
+    let scrub_time = started.elapsed();
+    let fired: BTreeSet<String> = header
+        .redactions
+        .iter()
+        .chain(items.iter().flat_map(|i| i.report.redactions.iter()))
+        .map(|r| r.rule.clone())
+        .collect();
+    let sample_key = envelope
+        .event_id()
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    for ((outcome, item), item_facts) in items.iter_mut().zip(envelope.items()).zip(&facts) {
+        if outcome.decision != ItemDecision::Forward || *item.item_type() == ItemType::ClientReport
+        {
+            continue;
+        }
+        let input = RuleInput {
+            item_type: item.item_type(),
+            facts: item_facts.as_ref(),
+            fired: &fired,
+            sample_key: &sample_key,
+        };
+        if let Some(rule) = policy.drop_rule(&input) {
+            outcome.decision = ItemDecision::Drop(DropReason::DropRule);
+            outcome.rule = Some(Arc::clone(rule));
         }
     }
+    drop(facts);
+    let types: Vec<ItemType> = envelope
+        .items()
+        .iter()
+        .map(|i| i.item_type().clone())
+        .collect();
+    cascade_drops(&types, &mut items);
     let mut decisions = items.iter().map(|o| o.decision);
     envelope.retain_items(|_| decisions.next() == Some(ItemDecision::Forward));
-    EnvelopeReport { header, items }
+    let client_report = if policy.client_reports() {
+        add_client_report(envelope, &types, &items)
+    } else {
+        Vec::new()
+    };
+    EnvelopeReport {
+        header,
+        items,
+        client_report,
+        scrub_time,
+        decide_time: started.elapsed().saturating_sub(scrub_time),
+    }
+}
+
+/// A dropped event takes every item with it; half a replay is no replay.
+fn cascade_drops(types: &[ItemType], items: &mut [ItemOutcome]) {
+    let is_replay = |t: &ItemType| matches!(t, ItemType::ReplayEvent | ItemType::ReplayRecording);
+    let any_dropped = |pred: &dyn Fn(&ItemType) -> bool, items: &[ItemOutcome]| {
+        types
+            .iter()
+            .zip(items)
+            .any(|(t, o)| pred(t) && o.decision != ItemDecision::Forward)
+    };
+    let (reason, scope): (DropReason, &dyn Fn(&ItemType) -> bool) =
+        if any_dropped(&ItemType::is_event_like, items) {
+            (DropReason::EventDropped, &|_| true)
+        } else if any_dropped(&is_replay, items) {
+            (DropReason::ReplayIncomplete, &is_replay)
+        } else {
+            return;
+        };
+    for (item_type, outcome) in types.iter().zip(items.iter_mut()) {
+        if scope(item_type) && outcome.decision == ItemDecision::Forward {
+            outcome.decision = ItemDecision::Drop(reason);
+        }
+    }
+}
+
+/// Appends a `client_report` item for the dropped items. When nothing else is left, the
+/// envelope header is cut down to what routing needs, so the report carries no ids.
+fn add_client_report(
+    envelope: &mut Envelope,
+    types: &[ItemType],
+    items: &[ItemOutcome],
+) -> Vec<crate::decide::Discarded> {
+    let dropped = types
+        .iter()
+        .zip(items)
+        .filter(|(_, o)| o.decision != ItemDecision::Forward)
+        .map(|(t, o)| (t, o.size));
+    let discarded = crate::decide::discarded_events(dropped);
+    let Some(payload) = crate::decide::client_report_payload(&discarded) else {
+        return Vec::new();
+    };
+    if envelope.items().is_empty() {
+        envelope
+            .header_mut()
+            .fields_mut()
+            .retain(|key, _| matches!(key.as_str(), "dsn" | "sent_at" | "sdk"));
+    }
+    let mut item = Item::new(ItemType::ClientReport, Bytes::from(payload));
+    item.set_header("content_type", Value::String("application/json".to_owned()));
+    envelope.push_item(item);
+    discarded
 }
 
 fn scrub_envelope_header(envelope: &mut Envelope, scrubber: &Scrubber) -> ScrubReport {
@@ -139,33 +241,80 @@ fn scrub_envelope_header(envelope: &mut Envelope, scrubber: &Scrubber) -> ScrubR
     report
 }
 
-fn scrub_item(item: &mut Item, scrubber: &Scrubber, policy: &Policy) -> ItemOutcome {
+fn scrub_item(
+    item: &mut Item,
+    scrubber: &Scrubber,
+    policy: &Policy,
+) -> (ItemOutcome, Option<ItemFacts>) {
     let item_type = item.item_type().label();
     let size = item.payload().len();
     let outcome = |decision, report| ItemOutcome {
         item_type,
         size,
         decision,
+        rule: None,
         report,
     };
-    match policy.action(item.item_type()) {
-        ItemAction::Drop(reason) => outcome(ItemDecision::Drop(reason), ScrubReport::default()),
-        ItemAction::ForwardAsIs => outcome(ItemDecision::Forward, ScrubReport::default()),
+    let meta = ItemMeta {
+        content_type: item.content_type(),
+        filename: item.filename(),
+        attachment_type: item.header_str("attachment_type"),
+    };
+    let action = policy.item_action(item.item_type(), &meta);
+    let relaxed = |item: &mut Item, result: payloads::Scrubbed| match result {
+        Err(reason) => outcome(ItemDecision::Drop(reason), ScrubReport::default()),
+        Ok((bytes, mut report)) => {
+            if let Some(bytes) = bytes {
+                item.set_payload(bytes);
+            }
+            if let Some(name) = item.filename().map(str::to_owned) {
+                let (scrubbed, name_report) = payloads::scrub_string(&name, scrubber);
+                if let Some(scrubbed) = scrubbed {
+                    item.set_header("filename", Value::String(scrubbed));
+                }
+                report.redactions.extend(name_report.redactions);
+            }
+            outcome(ItemDecision::Forward, report)
+        }
+    };
+    match action {
+        ItemAction::Drop(reason) => (
+            outcome(ItemDecision::Drop(reason), ScrubReport::default()),
+            None,
+        ),
+        ItemAction::ForwardAsIs => (outcome(ItemDecision::Forward, ScrubReport::default()), None),
+        ItemAction::ScrubText(kind) => {
+            let result = payloads::scrub_text(item.payload(), kind, scrubber);
+            (relaxed(item, result), None)
+        }
+        ItemAction::ScrubReplayRecording => {
+            let result = payloads::scrub_replay_recording(item.payload(), scrubber);
+            (relaxed(item, result), None)
+        }
         ItemAction::Scrub => {
             let Ok(mut value) = serde_json::from_slice::<Value>(item.payload()) else {
-                return outcome(
-                    ItemDecision::Drop(DropReason::InvalidJson),
-                    ScrubReport::default(),
+                return (
+                    outcome(
+                        ItemDecision::Drop(DropReason::InvalidJson),
+                        ScrubReport::default(),
+                    ),
+                    None,
                 );
             };
+            let facts = ItemFacts::from_json(item.item_type(), &value);
             let report = scrubber.scrub(payload_kind(item), &mut value);
             if !report.is_empty() {
                 match serde_json::to_vec(&value) {
                     Ok(bytes) => item.set_payload(Bytes::from(bytes)),
-                    Err(_) => return outcome(ItemDecision::Drop(DropReason::InvalidJson), report),
+                    Err(_) => {
+                        return (
+                            outcome(ItemDecision::Drop(DropReason::InvalidJson), report),
+                            None,
+                        )
+                    }
                 }
             }
-            outcome(ItemDecision::Forward, report)
+            (outcome(ItemDecision::Forward, report), Some(facts))
         }
     }
 }
@@ -191,9 +340,14 @@ pub fn explain(report: &EnvelopeReport) -> String {
     }
     for (i, item) in report.items.iter().enumerate() {
         if let ItemDecision::Drop(reason) = item.decision {
+            let rule = item
+                .rule
+                .as_deref()
+                .map(|r| format!(", rule {r}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "item {i} ({}): dropped ({})",
+                "item {i} ({}): dropped ({}{rule})",
                 item.item_type,
                 reason.as_str()
             );
@@ -207,6 +361,33 @@ pub fn explain(report: &EnvelopeReport) -> String {
         report.dropped_items()
     );
     out
+}
+
+/// The per-item part of an audit record.
+pub fn audit_items(report: &EnvelopeReport) -> Vec<crate::audit::ItemRecord> {
+    report
+        .items
+        .iter()
+        .map(|item| {
+            let (decision, reason) = match item.decision {
+                ItemDecision::Forward => ("forward", None),
+                ItemDecision::Drop(reason) => ("drop", Some(reason.as_str().to_owned())),
+            };
+            crate::audit::ItemRecord {
+                item_type: item.item_type.to_owned(),
+                size: item.size,
+                decision: decision.to_owned(),
+                reason,
+                rule: item.rule.as_deref().map(str::to_owned),
+                redactions: item
+                    .report
+                    .redactions
+                    .iter()
+                    .map(crate::audit::RedactionRecord::from)
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// How the scrubber should read an item's JSON.
@@ -286,6 +467,7 @@ pub struct Pipeline {
     forwarder: Forwarder,
     delivery: DeliveryService,
     rate_limits: Arc<RateLimits>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Pipeline {
@@ -298,7 +480,19 @@ impl Pipeline {
             forwarder,
             delivery,
             rate_limits,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Records stage timings and upstream answers into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub fn forwarder(&self) -> &Forwarder {
@@ -351,12 +545,17 @@ impl Pipeline {
         let categories = categories_of(&envelope);
         let body = envelope.to_bytes();
         let mode = project.delivery.unwrap_or(config.file.delivery.mode);
+        let forward_started = std::time::Instant::now();
         let delivery = match mode {
             DeliveryMode::Sync => {
                 let response = self
                     .forwarder
                     .send(&destination, body, &client, event_id.as_deref())
-                    .await?;
+                    .await;
+                self.metrics
+                    .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
+                let response = response?;
+                self.metrics.upstream_response(response.status);
                 self.rate_limits.record(
                     &destination.public_key,
                     response.status,
@@ -377,6 +576,8 @@ impl Pipeline {
                     categories,
                 };
                 self.delivery.accept(meta, Bytes::from(body)).await?;
+                self.metrics
+                    .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
                 Delivery::Queued
             }
         };

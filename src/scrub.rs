@@ -8,8 +8,23 @@
 //! Invariant the pipeline relies on: a payload is changed if and only if the returned report
 //! is non-empty. Untouched items are then forwarded byte-identical.
 
+mod detectors;
+mod keys;
+mod profile;
+mod redact;
+mod structured;
+mod walk;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use detectors::builtin::{Tier, BUILTINS, STRUCTURAL};
+pub use detectors::validate::Validator;
+use detectors::{Check, DetectorSpec, HitKind, Scanner, Scope, CUSTOM_PATTERN_SIZE_LIMIT};
+use keys::{KeyClass, KeyMatcher};
+use redact::Redactor;
 
 /// `[scrub]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +40,59 @@ pub struct ScrubSettings {
     pub hash_key_env: String,
     /// File holding the HMAC key (used when the environment variable is unset).
     pub hash_key_file: Option<std::path::PathBuf>,
+    /// How a `replace` label is written: `{label}` is the rule's label (`email`), `{LABEL}`
+    /// the same in capitals; without either, the text is used for every rule.
+    pub label_format: String,
+    /// Treat every US-style date (`MM/DD/YYYY`) in free text as a date of birth.
+    pub dates_as_dob: bool,
+    /// Per-rule overrides: `[scrub.detectors.card] method = "mask"`.
+    pub detectors: BTreeMap<String, RuleOverride>,
+    /// Custom value rules.
+    pub patterns: Vec<PatternSettings>,
+}
+
+/// `[scrub.detectors.<rule>]`: changes how one built-in rule redacts, or turns it off/on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Characters kept by `mask` (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<usize>,
+}
+
+/// `[[scrub.patterns]]`: a custom value rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternSettings {
+    /// Rule name, used in reports and as the default label.
+    pub name: String,
+    /// A regex (Rust syntax). With a capture group named `redact` (or any capture group),
+    /// only that part is redacted.
+    pub regex: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<Validator>,
+    #[serde(default = "default_method")]
+    pub method: Method,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<usize>,
+    /// Only apply under these keys (key syntax of `sensitive_keys`, globs allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// Only apply at these dotted paths (`*` = one segment, `**` = any number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+}
+
+fn default_method() -> Method {
+    Method::Replace
 }
 
 impl Default for ScrubSettings {
@@ -35,6 +103,10 @@ impl Default for ScrubSettings {
             safe_keys: Vec::new(),
             hash_key_env: "SCRUBGATE_HASH_KEY".to_owned(),
             hash_key_file: None,
+            label_format: "[{label}]".to_owned(),
+            dates_as_dob: false,
+            detectors: BTreeMap::new(),
+            patterns: Vec::new(),
         }
     }
 }
@@ -93,7 +165,7 @@ pub enum PayloadKind {
 }
 
 /// How a value was redacted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     Replace,
@@ -138,15 +210,6 @@ impl ScrubReport {
     pub fn total(&self) -> u64 {
         self.redactions.iter().map(|r| u64::from(r.count)).sum()
     }
-
-    fn push(&mut self, path: &str, rule: &str, method: Method) {
-        self.redactions.push(Redaction {
-            path: path.to_owned(),
-            rule: rule.to_owned(),
-            method,
-            count: 1,
-        });
-    }
 }
 
 /// A bad scrub setting found at load time; names the rule or key.
@@ -159,147 +222,269 @@ pub enum ScrubConfigError {
 /// The compiled rule set. Cheap to share (`Arc`) across requests.
 #[derive(Debug)]
 pub struct Scrubber {
-    denylist: Vec<String>,
-    safe_keys: Vec<String>,
-    #[allow(dead_code)]
-    hash_key: HashKey,
+    engine: walk::Engine,
 }
 
-const FILTERED: &str = "[Filtered]";
-
-/// The SDKs' own default denylist (substring match), as the minimal engine.
-const SDK_DEFAULT_DENYLIST: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "auth",
-    "session",
-    "cookie",
-    "csrf",
-    "xsrf",
-    "credentials",
-    "api_key",
-    "apikey",
-    "private_key",
-    "bearer",
-    "jwt",
-];
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ScrubConfigError {
+    ScrubConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
 
 impl Scrubber {
-    /// Compiles settings into a scrubber.
+    /// Compiles settings into a scrubber: every regex is built here, once, with a size
+    /// limit.
     ///
     /// # Errors
-    /// A setting that cannot be compiled (e.g. an empty key).
+    /// A setting that cannot be compiled, named by its key relative to `[scrub]` (an empty
+    /// key, an unknown rule in `detectors`, a bad `patterns[i].regex`, …).
     pub fn compile(settings: &ScrubSettings, hash_key: HashKey) -> Result<Self, ScrubConfigError> {
-        let mut denylist: Vec<String> = SDK_DEFAULT_DENYLIST
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        for key in &settings.sensitive_keys {
-            if key.trim().is_empty() {
-                return Err(ScrubConfigError::Invalid {
-                    key: "sensitive_keys".into(),
-                    problem: "empty key".into(),
-                });
-            }
-            denylist.push(normalize_key(key));
+        let hipaa = settings.profile == ProfileName::Hipaa;
+        if settings.label_format.is_empty() {
+            return Err(invalid("label_format", "must not be empty"));
         }
-        let safe_keys = settings
-            .safe_keys
+        let redactor = Redactor::new(&settings.label_format, hash_key)
+            .map_err(|problem| invalid("hash_key", problem))?;
+
+        // Keys.
+        let mut deny = KeyMatcher::default();
+        for key in profile::SECRET_KEYS {
+            deny.add(key, KeyClass::Secret);
+        }
+        if hipaa {
+            for (class, list) in profile::HIPAA_KEYS {
+                for key in *list {
+                    deny.add(key, *class);
+                }
+            }
+        }
+        for (i, key) in settings.sensitive_keys.iter().enumerate() {
+            if !deny.add(key, KeyClass::Custom) {
+                return Err(invalid(format!("sensitive_keys[{i}]"), "empty key"));
+            }
+        }
+        let mut safe = KeyMatcher::default();
+        for (i, key) in settings.safe_keys.iter().enumerate() {
+            if !safe.add(key, KeyClass::Custom) {
+                return Err(invalid(format!("safe_keys[{i}]"), "empty key"));
+            }
+        }
+        let mut cookie_names = KeyMatcher::default();
+        for name in profile::SECRET_COOKIE_NAMES {
+            cookie_names.add(&format!("={name}"), KeyClass::Secret);
+        }
+
+        // Which rule names exist (for override validation).
+        let mut known: HashSet<String> = BUILTINS.iter().map(|b| b.rule.to_owned()).collect();
+        known.extend(STRUCTURAL.iter().map(|r| r.rule.to_owned()));
+        known.extend(KeyClass::ALL.iter().map(|c| c.rule().to_owned()));
+        known.insert("echo".to_owned());
+        for name in settings.detectors.keys() {
+            if !known.contains(name) {
+                return Err(invalid(format!("detectors.{name}"), "no such rule"));
+            }
+        }
+        for (rule, o) in &settings.detectors {
+            if o.label.as_deref() == Some("") {
+                return Err(invalid(
+                    format!("detectors.{rule}.label"),
+                    "must not be empty",
+                ));
+            }
+        }
+        let over = |rule: &str| settings.detectors.get(rule);
+        let action = |rule: &str, method: Method, label: &str| {
+            let o = over(rule);
+            redactor.action(
+                rule,
+                o.and_then(|o| o.method).unwrap_or(method),
+                o.and_then(|o| o.label.as_deref()).unwrap_or(label),
+                o.and_then(|o| o.keep_last).unwrap_or(4),
+            )
+        };
+
+        // Detectors: built-ins, then custom patterns.
+        let mut specs = Vec::new();
+        let mut detector_actions = Vec::new();
+        for b in BUILTINS {
+            let default_on = match b.tier {
+                Tier::Secret => true,
+                Tier::Phi => hipaa,
+                Tier::Optional => b.rule == "us_date" && settings.dates_as_dob,
+            };
+            if !over(b.rule).and_then(|o| o.enabled).unwrap_or(default_on) {
+                continue;
+            }
+            specs.push(DetectorSpec {
+                rule: b.rule.to_owned(),
+                pattern: b.pattern.to_owned(),
+                check: b.check,
+                context: b.context,
+                shrink: b.shrink,
+                isolated: b.isolated,
+                kind: b.kind,
+                scope: None,
+                size_limit: 32 << 20,
+                custom: false,
+            });
+            detector_actions.push(action(b.rule, b.method, b.label));
+        }
+        let builtin_count = specs.len();
+        let mut names: HashSet<&str> = HashSet::new();
+        for (i, p) in settings.patterns.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(invalid(format!("patterns[{i}].name"), "must not be empty"));
+            }
+            if known.contains(&p.name) || !names.insert(p.name.as_str()) {
+                return Err(invalid(
+                    format!("patterns[{i}].name"),
+                    format!("`{}` is already a rule name", p.name),
+                ));
+            }
+            if p.regex.is_empty() {
+                return Err(invalid(format!("patterns[{i}].regex"), "must not be empty"));
+            }
+            let keys = if p.keys.is_empty() {
+                None
+            } else {
+                let mut m = KeyMatcher::default();
+                for (j, k) in p.keys.iter().enumerate() {
+                    if !m.add(k, KeyClass::Custom) {
+                        return Err(invalid(format!("patterns[{i}].keys[{j}]"), "empty key"));
+                    }
+                }
+                Some(m)
+            };
+            let paths: Vec<Vec<String>> = p
+                .paths
+                .iter()
+                .map(|path| path.split('.').map(str::to_owned).collect())
+                .collect();
+            let scope = (keys.is_some() || !paths.is_empty()).then_some(Scope { keys, paths });
+            specs.push(DetectorSpec {
+                rule: p.name.clone(),
+                pattern: p.regex.clone(),
+                check: p.validator.map_or(Check::None, Check::Validator),
+                context: None,
+                shrink: false,
+                isolated: false,
+                kind: HitKind::Redact,
+                scope,
+                size_limit: CUSTOM_PATTERN_SIZE_LIMIT,
+                custom: true,
+            });
+            detector_actions.push(redactor.action(
+                &p.name,
+                p.method,
+                p.label.as_deref().unwrap_or(&p.name),
+                p.keep_last.unwrap_or(4),
+            ));
+        }
+        let scanner = Scanner::compile(specs).map_err(|(index, problem)| {
+            if index >= builtin_count && index != usize::MAX {
+                invalid(
+                    format!("patterns[{}].regex", index - builtin_count),
+                    problem,
+                )
+            } else if index == usize::MAX {
+                invalid(
+                    "patterns",
+                    format!("the patterns together are too big: {problem}"),
+                )
+            } else {
+                invalid("detectors", format!("built-in pattern failed: {problem}"))
+            }
+        })?;
+
+        // Structural rules and key classes.
+        let mut rules = HashMap::new();
+        let mut disabled_rules = HashSet::new();
+        for r in STRUCTURAL {
+            let mut a = action(r.rule, r.method, r.label);
+            if over(r.rule).and_then(|o| o.keep_last).is_none() {
+                a.keep_last = r.keep_last;
+            }
+            rules.insert(r.rule.to_owned(), a);
+            if over(r.rule).and_then(|o| o.enabled) == Some(false) {
+                disabled_rules.insert(r.rule.to_owned());
+            }
+        }
+        if over("echo").and_then(|o| o.enabled) == Some(false) || !hipaa {
+            disabled_rules.insert("echo".to_owned());
+        }
+        let mut class_actions = HashMap::new();
+        let mut echo_label = HashMap::new();
+        for class in KeyClass::ALL {
+            if over(class.rule()).and_then(|o| o.enabled) == Some(false) {
+                continue;
+            }
+            let a = action(class.rule(), Method::Replace, class.label());
+            echo_label.insert(class, a.replacement.clone());
+            class_actions.insert(class, a);
+        }
+        if !hipaa {
+            // secrets-only: session ids and user ids are what the SDK sends; leave them.
+            for rule in [
+                "user_id",
+                "user_email",
+                "user_username",
+                "user_name",
+                "session_did",
+                "user_geo",
+            ] {
+                if over(rule).and_then(|o| o.enabled) != Some(true) {
+                    disabled_rules.insert(rule.to_owned());
+                }
+            }
+        }
+
+        let mut labels: HashSet<String> = HashSet::new();
+        labels.insert("[Filtered]".to_owned());
+        for a in detector_actions
             .iter()
-            .map(|k| normalize_key(k))
-            .collect();
+            .chain(rules.values())
+            .chain(class_actions.values())
+        {
+            if a.method == Method::Replace {
+                labels.insert(a.replacement.clone());
+            }
+        }
+        let structural = profile::STRUCTURAL_KEYS.iter().copied().collect();
+        let label_max_len = labels.iter().map(String::len).max().unwrap_or(0);
+        let mut label_first = [false; 256];
+        for l in &labels {
+            if let Some(&b) = l.as_bytes().first() {
+                label_first[usize::from(b)] = true;
+            }
+        }
         Ok(Self {
-            denylist,
-            safe_keys,
-            hash_key,
+            engine: walk::Engine {
+                scanner,
+                detector_actions,
+                rules,
+                disabled_rules,
+                class_actions,
+                deny,
+                safe,
+                cookie_names,
+                redactor,
+                labels,
+                label_max_len,
+                label_first,
+                structural,
+                echo_label,
+            },
         })
     }
 
-    /// Scrubs `value` in place and reports every change.
+    /// Scrubs `value` in place and reports every change. Never fails and never panics:
+    /// whatever the JSON, the result is JSON of the same shape (some leaves become
+    /// labels, a few known fields are removed).
     pub fn scrub(&self, kind: PayloadKind, value: &mut Value) -> ScrubReport {
-        let mut report = ScrubReport::default();
-        if matches!(
-            kind,
-            PayloadKind::Event | PayloadKind::Transaction | PayloadKind::Feedback
-        ) {
-            remove_client_ip(value, &mut report);
-        }
-        self.walk(value, &mut String::new(), &mut report);
-        report
-    }
-
-    fn is_sensitive(&self, key: &str) -> bool {
-        let key = normalize_key(key);
-        if self.safe_keys.contains(&key) {
-            return false;
-        }
-        self.denylist.iter().any(|d| key.contains(d.as_str()))
-    }
-
-    fn walk(&self, value: &mut Value, path: &mut String, report: &mut ScrubReport) {
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map.iter_mut() {
-                    let len = path.len();
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(key);
-                    if self.is_sensitive(key) && !is_filtered(child) {
-                        *child = Value::String(FILTERED.to_owned());
-                        report.push(path, "sensitive-key", Method::Replace);
-                    } else {
-                        self.walk(child, path, report);
-                    }
-                    path.truncate(len);
-                }
-            }
-            Value::Array(items) => {
-                for (index, child) in items.iter_mut().enumerate() {
-                    let len = path.len();
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(&index.to_string());
-                    self.walk(child, path, report);
-                    path.truncate(len);
-                }
-            }
-            _ => {}
-        }
+        self.engine.scrub(kind, value)
     }
 }
 
-fn is_filtered(value: &Value) -> bool {
-    matches!(value, Value::String(s) if s == FILTERED) || value.is_null()
-}
-
-fn normalize_key(key: &str) -> String {
-    key.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// Removes `user.ip_address` (including `{{auto}}`) and asks Sentry not to infer one.
-fn remove_client_ip(value: &mut Value, report: &mut ScrubReport) {
-    if let Some(user) = value.get_mut("user").and_then(Value::as_object_mut) {
-        if user.shift_remove("ip_address").is_some() {
-            report.push("user.ip_address", "client-ip", Method::Remove);
-        }
-    }
-    if let Some(sdk) = value.get_mut("sdk").and_then(Value::as_object_mut) {
-        let settings = sdk
-            .entry("settings")
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
-        if let Some(settings) = settings.as_object_mut() {
-            if settings.get("infer_ip").and_then(Value::as_str) != Some("never") {
-                settings.insert("infer_ip".into(), Value::String("never".into()));
-                report.push("sdk.settings.infer_ip", "client-ip", Method::Replace);
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

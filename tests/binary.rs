@@ -221,5 +221,16 @@ async fn example_config_writes_forwarded_envelopes_to_files() {
     assert_eq!(envelope.items().len(), 1);
     assert_eq!(envelope.event_id(), Some(name.split('-').nth(2).unwrap()));
     let payload = String::from_utf8_lossy(envelope.items()[0].payload()).into_owned();
-    assert!(payload.contains("GatewayError"));
+    assert!(payload.contains("GatewayError"), "exception types survive");
+    for planted in [
+        "hunter2",
+        "alice@example.com",
+        "4111 1111 1111 1111",
+        "sk_live_abcdEFGH12345678",
+    ] {
+        assert!(
+            !payload.contains(planted),
+            "{planted} reached the file sink"
+        );
+    }
 }

@@ -84,12 +84,19 @@ async fn every_accepted_envelope_arrives_after_each_fault() {
             "garbage",
             Box::new(|u: &Upstream| u.set_fault(Fault::Garbage)),
         ),
+        // Taken down (connection refused, open connections cut) after traffic has flowed.
+        ("down", Box::new(|_: &Upstream| {})),
     ];
     for (batch, (name, apply)) in faults.into_iter().enumerate() {
         let upstream = Upstream::start().await;
         let mut file = util::config_file(&upstream.url());
         fast_retries(&mut file);
         let proxy = Proxy::start(file).await;
+        if name == "down" {
+            let warm = send_batch(&format!("http://{}", proxy.addr), 100 + batch, 5).await;
+            upstream.wait_delivered(&warm, 10).await;
+            upstream.go_down().await;
+        }
         apply(&upstream);
         let accepted = send_batch(&format!("http://{}", proxy.addr), batch, 200).await;
         assert_eq!(
@@ -100,7 +107,14 @@ async fn every_accepted_envelope_arrives_after_each_fault() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         upstream.set_fault(Fault::None);
         upstream.set_reply(Reply::default());
+        if name == "down" {
+            upstream.come_up().await;
+        }
         let delivered = upstream.wait_delivered(&accepted, 30).await;
+        let delivered: std::collections::HashMap<_, _> = delivered
+            .into_iter()
+            .filter(|(id, _)| accepted.contains(id))
+            .collect();
         assert_eq!(
             delivered.len(),
             200,
@@ -114,9 +128,10 @@ async fn every_accepted_envelope_arrives_after_each_fault() {
             );
         }
         let stats = proxy.state().pipeline.delivery().stats();
+        let warm_up = if name == "down" { 5 } else { 0 };
         assert_eq!(
             stats.accepted.load(std::sync::atomic::Ordering::Relaxed),
-            200
+            200 + warm_up
         );
         proxy.stop().await;
     }
@@ -413,4 +428,35 @@ async fn sighup_reload_switches_cleanly_and_bad_configs_are_refused() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(send(60).await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_delivery_outcomes_and_spool_depth() {
+    let upstream = Upstream::start().await;
+    let mut file = util::config_file(&upstream.url());
+    fast_retries(&mut file);
+    let proxy = Proxy::start(file).await;
+    let accepted = send_batch(&format!("http://{}", proxy.addr), 21, 3).await;
+    upstream.wait_delivered(&accepted, 10).await;
+    upstream.go_down().await;
+    let parked = send_batch(&format!("http://{}", proxy.addr), 22, 2).await;
+    assert_eq!(parked.len(), 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = util::client()
+        .get(proxy.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "scrubgate_delivery_total{outcome=\"accepted\"} 5",
+        "scrubgate_delivery_total{outcome=\"delivered\"} 3",
+        "scrubgate_spool_envelopes 2",
+    ] {
+        assert!(text.contains(needle), "missing {needle}\n{text}");
+    }
+    assert!(text.trim_end().ends_with("# EOF"));
+    proxy.stop().await;
 }

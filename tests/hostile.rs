@@ -15,6 +15,9 @@ const EVENT_ID: &str = "9ec79c33ec9942ab8353589fcb2e04dc";
 async fn setup_with(change: impl FnOnce(&mut ConfigFile)) -> (Upstream, Proxy) {
     let upstream = Upstream::start().await;
     let mut file = util::config_file(&upstream.url());
+    // A response means the upstream has (or has not) seen the envelope: no background retries
+    // can blur "nothing was forwarded".
+    file.delivery.mode = scrubgate::delivery::DeliveryMode::Sync;
     change(&mut file);
     let proxy = Proxy::start(file).await;
     (upstream, proxy)
@@ -78,9 +81,20 @@ fn with_header(items: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The audit trail of a proxy started with [`with_audit`].
+fn audit_records(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    crate::policy::audit_records(dir)
+}
+
+/// Puts the audit trail into `dir` so a test can read it.
+fn with_audit(dir: &std::path::Path) -> impl FnOnce(&mut ConfigFile) + '_ {
+    move |file| file.audit.path = dir.join("audit.jsonl")
+}
+
 #[tokio::test]
 async fn malformed_envelopes_get_exact_statuses_and_nothing_is_forwarded() {
-    let (upstream, proxy) = setup_with(|_| {}).await;
+    let audit = tempfile::tempdir().unwrap();
+    let (upstream, proxy) = setup_with(with_audit(audit.path())).await;
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let deep_object = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
@@ -227,9 +241,21 @@ async fn malformed_envelopes_get_exact_statuses_and_nothing_is_forwarded() {
         ),
     ];
     for (case, body, expected) in cases {
+        let before = audit_records(audit.path()).len();
         let (status, text) = post(&proxy, body).await;
         assert_eq!(status, expected, "{case}: {text}");
         assert!(!text.contains("xxxx"), "{case}: payload echoed");
+        // Exactly one audit record for the refused request, saying why, without the payload.
+        let records = audit_records(audit.path());
+        assert_eq!(records.len(), before + 1, "{case}: audit records");
+        let record = &records[before];
+        assert_eq!(record["status"], u64::from(expected), "{case}");
+        assert_eq!(record["outcome"], "rejected", "{case}");
+        assert!(record["error"].is_string(), "{case}: {record}");
+        assert!(
+            !record.to_string().contains("xxxx"),
+            "{case}: payload in audit"
+        );
         assert_nothing_forwarded_and_still_serving(&proxy, &upstream, case).await;
     }
     proxy.stop().await;
@@ -264,6 +290,17 @@ async fn unparseable_payloads_are_dropped_never_forwarded_raw() {
         let (status, text) = post(&proxy, body).await;
         assert_eq!(status, 200, "{case}: {text}");
         assert_eq!(text, format!("{{\"id\":\"{EVENT_ID}\"}}"), "{case}");
+        // At most a client report saying what was dropped goes out; never the payload.
+        for request in upstream.received() {
+            let types: Vec<String> = request.json_items().into_iter().map(|(t, _)| t).collect();
+            assert_eq!(types, ["client_report"], "{case}");
+            let raw = String::from_utf8_lossy(&request.body).to_lowercase();
+            assert!(
+                !raw.contains("secret") && !raw.contains("1e400"),
+                "{case}: {raw}"
+            );
+        }
+        upstream.clear();
         assert_nothing_forwarded_and_still_serving(&proxy, &upstream, case).await;
     }
     // Big but legal: a 900 KB string and huge integers pass and are forwarded.

@@ -23,7 +23,8 @@ async fn client_ip_and_denylisted_values_never_reach_the_upstream() {
         "user": {"ip_address": "{{auto}}"},
         "request": {
             "url": "https://shop.example.com/cart",
-            "headers": {"Authorization": "Bearer tok-planted-998", "Cookie": "sid=sess-planted-cookie", "Accept": "text/html"}
+            "headers": {"Authorization": "Bearer tok-planted-998", "Cookie": "sid=sess-planted-cookie", "Accept": "text/html"},
+            "env": {"REMOTE_ADDR": "198.51.100.23"}
         },
         "extra": {"password": "hunter2-planted", "order_count": 3}
     });

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod audit_trail;
 mod auth_routing;
 mod binary;
 mod closed;
@@ -10,7 +11,9 @@ mod decoding;
 mod delivery;
 mod endpoints;
 mod hostile;
+mod leak;
 mod limits;
+mod policy;
 mod privacy;
 mod sdk_python;
 mod sdk_rust;

@@ -225,17 +225,21 @@ impl Upstream {
     }
 }
 
+/// Connections live in a JoinSet owned by the accept task, so taking the upstream down
+/// (aborting that task) also cuts open keep-alive connections, as a real outage would.
 fn spawn_accept_loop(
     listener: TcpListener,
     state: Arc<UpstreamState>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            while connections.try_join_next().is_some() {}
             let state = Arc::clone(&state);
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let fault = *state.fault.lock().unwrap();
                 if matches!(fault, Fault::Reset | Fault::Garbage) {
                     misbehave(stream, fault).await;
@@ -342,6 +346,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     server: Option<scrubgate::app::RunningServer>,
     _spool: Option<tempfile::TempDir>,
+    _audit: Option<tempfile::TempDir>,
 }
 
 impl Proxy {
@@ -353,12 +358,19 @@ impl Proxy {
             file.spool.dir = dir.path().to_owned();
             dir
         });
+        let audit =
+            (file.audit.path == scrubgate::audit::AuditSettings::default().path).then(|| {
+                let dir = tempfile::tempdir().unwrap();
+                file.audit.path = dir.path().join("audit.jsonl");
+                dir
+            });
         let config = Config::compile(file).expect("test config is valid");
         let server = scrubgate::app::spawn(config).await.expect("proxy starts");
         Self {
             addr: server.addr,
             server: Some(server),
             _spool: spool,
+            _audit: audit,
         }
     }
 
@@ -476,6 +488,7 @@ pub struct ServeProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
     pub logs: Arc<Mutex<Vec<String>>>,
+    _audit: tempfile::TempDir,
 }
 
 impl Drop for ServeProcess {
@@ -490,11 +503,13 @@ impl ServeProcess {
     /// "listening" log line (at most 20 s).
     pub fn start(config: &std::path::Path, envs: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
+        let audit = tempfile::tempdir().unwrap();
         let mut command = binary();
         command
             .args(["serve", "--config"])
             .arg(config)
             .env("SCRUBGATE_SERVER__LISTEN", "127.0.0.1:0")
+            .env("SCRUBGATE_AUDIT__PATH", audit.path().join("audit.jsonl"))
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
@@ -526,6 +541,7 @@ impl ServeProcess {
             child,
             addr: addr.parse().unwrap(),
             logs,
+            _audit: audit,
         }
     }
 

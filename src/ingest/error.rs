@@ -58,6 +58,10 @@ pub enum IngestError {
     UpstreamUnavailable(#[source] ForwardError),
     #[error("upstream timed out")]
     UpstreamTimeout(#[source] ForwardError),
+    #[error("audit trail unavailable")]
+    AuditUnavailable(#[source] crate::audit::AuditError),
+    #[error("upload kind not accepted by scrubgate policy")]
+    UploadNotAccepted,
     #[error("cannot store the envelope")]
     SinkFailed(#[source] ForwardError),
     #[error("spool is full, retry later")]
@@ -97,7 +101,10 @@ impl IngestError {
             E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             E::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             E::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            E::SinkFailed(_) | E::SpoolFull | E::Internal => StatusCode::SERVICE_UNAVAILABLE,
+            E::SinkFailed(_) | E::SpoolFull | E::Internal | E::AuditUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            E::UploadNotAccepted => StatusCode::FORBIDDEN,
         }
     }
 
@@ -132,6 +139,8 @@ impl IngestError {
             E::UpstreamUnavailable(_) => "upstream_unavailable",
             E::UpstreamTimeout(_) => "upstream_timeout",
             E::SinkFailed(_) => "sink_failed",
+            E::AuditUnavailable(_) => "audit_unavailable",
+            E::UploadNotAccepted => "upload_not_accepted",
             E::SpoolFull => "spool_full",
             E::Internal => "internal",
         }

@@ -1,0 +1,220 @@
+//! The audit trail: exactly one append-only, hash-chained JSONL record per received request,
+//! saying what scrubgate did (items, decisions, reasons, redactions by path and rule,
+//! upstream outcome) without ever holding a payload value. Identifiers (public key, client
+//! IP) are HMACs under the scrubber's key.
+//!
+//! **Fail closed:** if a record cannot be written, the request is answered 503 (the SDK
+//! retries) and nothing is forwarded; the failure is logged and counted. The pipeline asks
+//! [`AuditGuard::preflight`] before forwarding and [`AuditGuard::finish`] before answering.
+//!
+//! Files rotate by size and by UTC day; the chain continues across files, and rotated
+//! files older than `retention_days` (six years by default, HIPAA) are deleted, never the
+//! active one. [`verify_files`] checks a trail, [`export()`] extracts records for reviews.
+//!
+//! Must not know HTTP or payloads: it receives ids, labels and scrub reports.
+
+mod export;
+mod files;
+mod guard;
+mod record;
+mod verify;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use serde::{Deserialize, Serialize};
+
+pub use export::{export, parse_time, ExportError, ExportFilter, ExportFormat};
+pub use files::{rotated_files, trail};
+pub use guard::{AuditGuard, RequestStart};
+pub use record::{
+    line_hash, safe_path, AuditRecord, DiscardedRecord, ItemRecord, Outcome, Pseudonymizer,
+    RedactionRecord, SdkInfo, UpstreamRecord, GENESIS,
+};
+pub use verify::{expand, verify_files, Broken, Problem, VerifyReport};
+
+use crate::scrub::HashKey;
+use writer::{Message, Writer};
+
+/// `[audit]` in the config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// The active JSONL file; rotated files sit next to it.
+    pub path: PathBuf,
+    /// `file` (default), `stdout` (one JSON line per record on stdout, apart from the
+    /// operational logs on stderr), or `both`.
+    pub sink: SinkKind,
+    /// When records reach the disk: `always` (before the request is answered), `interval`
+    /// (at most `fsync_interval_ms` after), or `never` (left to the OS).
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: u64,
+    /// Rotate when the active file would grow past this.
+    pub rotate_max_bytes: u64,
+    /// Rotate on the first record of a new UTC day.
+    pub rotate_daily: bool,
+    /// Rotated files older than this are deleted (HIPAA: six years).
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("scrubgate-audit.jsonl"),
+            sink: SinkKind::File,
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 1000,
+            rotate_max_bytes: 100 * 1024 * 1024,
+            rotate_daily: true,
+            retention_days: 2190,
+        }
+    }
+}
+
+/// Where records go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    File,
+    Stdout,
+    Both,
+}
+
+/// When records are synced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    Always,
+    Interval,
+    Never,
+}
+
+/// The audit sink failed. Carries only the I/O error kind: no paths from requests, no data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit sink unavailable: {0}")]
+    Io(std::io::ErrorKind),
+    #[error("audit writer stopped")]
+    WriterGone,
+}
+
+impl AuditError {
+    fn io(error: std::io::Error) -> Self {
+        Self::Io(error.kind())
+    }
+}
+
+impl AuditSettings {
+    /// Checks values that would make the trail unusable.
+    ///
+    /// # Errors
+    /// `(key, problem)`, the key relative to `[audit]`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.sink != SinkKind::Stdout && self.path.as_os_str().is_empty() {
+            return Err(("path".into(), "required for the file sink".into()));
+        }
+        if self.sink != SinkKind::Stdout && self.path.extension().is_none() {
+            return Err((
+                "path".into(),
+                "needs an extension (e.g. .jsonl); rotated files are named <stem>.<time>.<n>.<ext>"
+                    .into(),
+            ));
+        }
+        if self.rotate_max_bytes < 4096 {
+            return Err(("rotate_max_bytes".into(), "must be at least 4096".into()));
+        }
+        if self.retention_days == 0 {
+            return Err(("retention_days".into(), "must be at least 1".into()));
+        }
+        if self.fsync == FsyncPolicy::Interval && self.fsync_interval_ms == 0 {
+            return Err(("fsync_interval_ms".into(), "must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A handle to the trail's writer thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    sender: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Message::Write(..) => "Write",
+            Message::Probe(_) => "Probe",
+        })
+    }
+}
+
+// === impl AuditLog ===
+
+impl AuditLog {
+    /// Opens the sinks, resumes the chain from disk, applies retention once and starts the
+    /// writer thread.
+    ///
+    /// # Errors
+    /// The file cannot be created or read, or the thread cannot be started.
+    pub fn open(settings: &AuditSettings) -> Result<Self, AuditError> {
+        let writer = Writer::open(settings)?;
+        if settings.sink != SinkKind::Stdout {
+            writer::apply_retention(
+                &settings.path,
+                settings.retention_days,
+                time::OffsetDateTime::now_utc(),
+            );
+        }
+        let (sender, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("scrubgate-audit".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(AuditError::io)?;
+        Ok(Self { sender })
+    }
+
+    /// Opens a guard for one request.
+    pub fn guard(&self, hash_key: &HashKey, start: &RequestStart<'_>) -> AuditGuard {
+        AuditGuard::new(self.clone(), Pseudonymizer::new(hash_key.clone()), start)
+    }
+
+    /// Appends `record` (its `prev` is filled in) and waits for the result.
+    ///
+    /// # Errors
+    /// The record is not on disk.
+    pub async fn write(&self, record: AuditRecord) -> Result<(), AuditError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Message::Write(Box::new(record), Some(reply)))
+            .map_err(|_| AuditError::WriterGone)?;
+        answer.await.map_err(|_| AuditError::WriterGone)?
+    }
+
+    /// Appends `record` without waiting (the `Drop` path). A failure is logged by the writer.
+    pub fn write_detached(&self, record: AuditRecord) {
+        if self
+            .sender
+            .send(Message::Write(Box::new(record), None))
+            .is_err()
+        {
+            tracing::error!("audit writer stopped: an aborted request's record is lost");
+        }
+    }
+
+    /// Whether the sink can take a record right now.
+    ///
+    /// # Errors
+    /// The file is gone and cannot be recreated, or the last write failed and reopening did
+    /// not help.
+    pub async fn probe(&self) -> Result<(), AuditError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Message::Probe(reply))
+            .map_err(|_| AuditError::WriterGone)?;
+        answer.await.map_err(|_| AuditError::WriterGone)?
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,410 @@
+//! One catalogue of every metric scrubgate exports, in Prometheus text format at
+//! `GET /metrics`.
+//!
+//! Label values come only from closed sets: our own enums and `&'static str` labels
+//! (endpoint, item type, decision, reason, stage), HTTP status codes, and rule names that the
+//! operator configured or that are built in. Nothing from a payload, header or query ever
+//! becomes a label; rule names are additionally squeezed to a safe charset and capped in
+//! number, so even a misbehaving rule engine cannot blow up cardinality.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Distinct rule label values kept before further names are folded into `other`.
+const MAX_RULE_LABELS: usize = 256;
+
+/// A pipeline stage with its own latency histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Decode,
+    Scrub,
+    Decide,
+    Forward,
+    Audit,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Decode => "decode",
+            Self::Scrub => "scrub",
+            Self::Decide => "decide",
+            Self::Forward => "forward",
+            Self::Audit => "audit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnvelopeLabels {
+    endpoint: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ItemLabels {
+    item_type: &'static str,
+    decision: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Every metric. Cheap to share (`Arc`); recording is lock-free except for the first use of
+/// a label set.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    envelopes: Family<EnvelopeLabels, Counter>,
+    items: Family<ItemLabels, Counter>,
+    drop_rules: Family<RuleLabels, Counter>,
+    redactions: Family<RuleLabels, Counter>,
+    upstream: Family<StatusLabels, Counter>,
+    upstream_errors: Family<ResultLabels, Counter>,
+    config_reloads: Family<ResultLabels, Counter>,
+    audit_failures: Counter,
+    spool_depth: Gauge,
+    spool_bytes: Gauge,
+    stages: Family<StageLabels, Histogram>,
+    known_rules: Mutex<HashSet<String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Builds and registers the catalogue.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("scrubgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by endpoint and the HTTP status answered",
+            requests.clone(),
+        );
+        let envelopes = Family::<EnvelopeLabels, Counter>::default();
+        registry.register(
+            "envelopes",
+            "Envelopes by endpoint and outcome (forwarded, dropped, rejected, upstream_error, failed, aborted)",
+            envelopes.clone(),
+        );
+        let items = Family::<ItemLabels, Counter>::default();
+        registry.register(
+            "items",
+            "Envelope items by type, decision and drop reason",
+            items.clone(),
+        );
+        let drop_rules = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "drop_rule_matches",
+            "Items dropped by each configured [[policy.drop]] rule",
+            drop_rules.clone(),
+        );
+        let redactions = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "redactions",
+            "Redacted values by scrub rule",
+            redactions.clone(),
+        );
+        let upstream = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "upstream_responses",
+            "Upstream answers by HTTP status",
+            upstream.clone(),
+        );
+        let upstream_errors = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream requests that got no answer, by error kind",
+            upstream_errors.clone(),
+        );
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads by result (ok, error)",
+            config_reloads.clone(),
+        );
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_failures",
+            "Audit records that could not be written (each answered 503)",
+            audit_failures.clone(),
+        );
+        let spool_depth = Gauge::default();
+        registry.register(
+            "spool_envelopes",
+            "Envelopes waiting in the spool",
+            spool_depth.clone(),
+        );
+        let spool_bytes = Gauge::default();
+        registry.register(
+            "spool_bytes",
+            "Bytes waiting in the spool",
+            spool_bytes.clone(),
+        );
+        let stages = Family::<StageLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0001, 2.5, 14))) as fn() -> Histogram,
+        );
+        registry.register(
+            "stage_duration_seconds",
+            "Time spent per pipeline stage (decode, scrub, decide, forward, audit)",
+            stages.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            envelopes,
+            items,
+            drop_rules,
+            redactions,
+            upstream,
+            upstream_errors,
+            config_reloads,
+            audit_failures,
+            spool_depth,
+            spool_bytes,
+            stages,
+            known_rules: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn request(&self, endpoint: &'static str, status: u16) {
+        let status = if (100..600).contains(&status) {
+            status
+        } else {
+            0
+        };
+        self.requests
+            .get_or_create(&RequestLabels { endpoint, status })
+            .inc();
+    }
+
+    pub fn envelope(&self, endpoint: &'static str, outcome: &'static str) {
+        self.envelopes
+            .get_or_create(&EnvelopeLabels { endpoint, outcome })
+            .inc();
+    }
+
+    /// One item; `reason` is `none` for forwarded items.
+    pub fn item(&self, item_type: &'static str, decision: &'static str, reason: &'static str) {
+        self.items
+            .get_or_create(&ItemLabels {
+                item_type,
+                decision,
+                reason,
+            })
+            .inc();
+    }
+
+    /// A `[[policy.drop]]` rule (a configured name) dropped an item.
+    pub fn drop_rule(&self, rule: &str) {
+        let rule = self.rule_label(rule);
+        self.drop_rules.get_or_create(&RuleLabels { rule }).inc();
+    }
+
+    /// `count` values redacted by scrub rule `rule`.
+    pub fn redactions(&self, rule: &str, count: u64) {
+        let rule = self.rule_label(rule);
+        self.redactions
+            .get_or_create(&RuleLabels { rule })
+            .inc_by(count);
+    }
+
+    pub fn upstream_response(&self, status: u16) {
+        let status = if (100..600).contains(&status) {
+            status
+        } else {
+            0
+        };
+        self.upstream.get_or_create(&StatusLabels { status }).inc();
+    }
+
+    /// The upstream did not answer; `kind` is a stable error kind.
+    pub fn upstream_error(&self, kind: &'static str) {
+        self.upstream_errors
+            .get_or_create(&ResultLabels { result: kind })
+            .inc();
+    }
+
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.config_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn audit_failure(&self) {
+        self.audit_failures.inc();
+    }
+
+    pub fn spool(&self, envelopes: i64, bytes: i64) {
+        self.spool_depth.set(envelopes);
+        self.spool_bytes.set(bytes);
+    }
+
+    pub fn stage(&self, stage: Stage, elapsed: Duration) {
+        self.stages
+            .get_or_create(&StageLabels {
+                stage: stage.as_str(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus/OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Rule names are config- or engine-defined, but are still squeezed to a safe shape and
+    /// capped in number before they become label values.
+    fn rule_label(&self, rule: &str) -> String {
+        let safe = !rule.is_empty()
+            && rule.len() <= 64
+            && rule
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        if !safe {
+            return "other".to_owned();
+        }
+        let Ok(mut known) = self.known_rules.lock() else {
+            return "other".to_owned();
+        };
+        if known.contains(rule) {
+            return rule.to_owned();
+        }
+        if known.len() >= MAX_RULE_LABELS {
+            return "other".to_owned();
+        }
+        known.insert(rule.to_owned());
+        rule.to_owned()
+    }
+}
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Appends the delivery workers' counters (kept as atomics next to the queue, where they are
+/// cheapest to bump) to a rendered exposition, before the OpenMetrics `# EOF` line.
+pub fn with_delivery_counters(rendered: String, stats: &crate::delivery::DeliveryStats) -> String {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (body, eof) = match rendered.strip_suffix("# EOF\n") {
+        Some(body) => (body.to_owned(), "# EOF\n"),
+        None => (rendered, ""),
+    };
+    let mut out = body;
+    out.push_str("# HELP scrubgate_delivery Envelopes by asynchronous delivery outcome.\n");
+    out.push_str("# TYPE scrubgate_delivery counter\n");
+    for (outcome, value) in [
+        ("accepted", &stats.accepted),
+        ("delivered", &stats.delivered),
+        ("retried", &stats.retries),
+        ("parked", &stats.parked),
+        ("rejected", &stats.rejected),
+        ("rate_limited_dropped", &stats.rate_limited_dropped),
+        ("expired", &stats.expired),
+        ("replayed", &stats.replayed),
+    ] {
+        let _ = writeln!(
+            out,
+            "scrubgate_delivery_total{{outcome=\"{outcome}\"}} {}",
+            value.load(Relaxed)
+        );
+    }
+    out.push_str(eof);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_closed_labels() {
+        let m = Metrics::new();
+        m.request("envelope", 200);
+        m.request("store", 999);
+        m.envelope("envelope", "forwarded");
+        m.item("attachment", "drop", "attachment_policy");
+        m.drop_rule("no-ssn");
+        m.redactions("email", 3);
+        m.upstream_response(429);
+        m.upstream_error("upstream_timeout");
+        m.config_reload(true);
+        m.audit_failure();
+        m.spool(2, 2048);
+        m.stage(Stage::Scrub, Duration::from_micros(250));
+        let text = m.render();
+        for needle in [
+            "scrubgate_requests_total{endpoint=\"envelope\",status=\"200\"} 1",
+            "scrubgate_requests_total{endpoint=\"store\",status=\"0\"} 1",
+            "scrubgate_envelopes_total{endpoint=\"envelope\",outcome=\"forwarded\"} 1",
+            "scrubgate_items_total{item_type=\"attachment\",decision=\"drop\",reason=\"attachment_policy\"} 1",
+            "scrubgate_drop_rule_matches_total{rule=\"no-ssn\"} 1",
+            "scrubgate_redactions_total{rule=\"email\"} 3",
+            "scrubgate_upstream_responses_total{status=\"429\"} 1",
+            "scrubgate_audit_failures_total 1",
+            "scrubgate_spool_bytes 2048",
+            "scrubgate_stage_duration_seconds_count{stage=\"scrub\"} 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn odd_rule_names_fold_into_other_and_cardinality_is_capped() {
+        let m = Metrics::new();
+        m.redactions("alice@example.com", 1);
+        m.redactions("has space", 1);
+        for i in 0..(MAX_RULE_LABELS + 10) {
+            m.redactions(&format!("r{i}"), 1);
+        }
+        let text = m.render();
+        assert!(!text.contains("alice"));
+        assert!(text.contains("rule=\"other\"} 12"), "{text}");
+    }
+}

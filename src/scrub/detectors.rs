@@ -1,0 +1,427 @@
+//! Value detectors: patterns found anywhere in free text, each with a validator.
+//!
+//! All detectors (built-in and custom) are compiled once into one [`RegexSet`]; a string is
+//! scanned by the set in a single pass, and only the detectors that matched run their own
+//! regex to find the exact spans, which then go through the validator. Every regex uses
+//! ASCII word boundaries so the lazy DFA stays usable on any text, and the regex crate keeps
+//! matching linear in the text length.
+
+pub(crate) mod builtin;
+pub(crate) mod validate;
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+use super::keys::{KeyMatcher, Tokens};
+use validate::Validator;
+
+/// Size limit for one custom pattern (the regex crate's compiled program size).
+pub(crate) const CUSTOM_PATTERN_SIZE_LIMIT: usize = 1 << 20;
+const BUILTIN_SIZE_LIMIT: usize = 32 << 20;
+
+/// What the detector checks beyond its regex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    None,
+    Validator(Validator),
+    /// Separators consistent, not all zero.
+    Mac,
+    /// Not a placeholder or an existing label.
+    SecretValue,
+    /// Contains a digit (ids after keywords).
+    HasDigit,
+    /// A path id: has a digit or `@`, not a route placeholder.
+    PathId,
+    /// Not a shared/system home folder.
+    HomeUser,
+}
+
+/// What a hit means to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HitKind {
+    /// Redact the span with the detector's action.
+    Redact,
+    /// A URL: parse and scrub its parts.
+    Url,
+}
+
+/// Where a custom pattern applies.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scope {
+    pub(crate) keys: Option<KeyMatcher>,
+    pub(crate) paths: Vec<Vec<String>>,
+}
+
+impl Scope {
+    pub(crate) fn allows(&self, key: &str, path: &str) -> bool {
+        let key_ok = match &self.keys {
+            None => true,
+            Some(m) => {
+                let mut t = Tokens::default();
+                t.split(key);
+                m.find(&mut t).is_some()
+            }
+        };
+        let path_ok = self.paths.is_empty()
+            || self.paths.iter().any(|p| {
+                let segs: Vec<&str> = path.split('.').collect();
+                path_glob(p, &segs)
+            });
+        key_ok && path_ok
+    }
+}
+
+fn path_glob(pat: &[String], segs: &[&str]) -> bool {
+    match pat.split_first() {
+        None => segs.is_empty(),
+        Some((first, rest)) if first == "**" => {
+            (0..=segs.len()).any(|i| path_glob(rest, &segs[i..]))
+        }
+        Some((first, rest)) => match segs.split_first() {
+            Some((seg, more)) => (first == "*" || first == seg) && path_glob(rest, more),
+            None => false,
+        },
+    }
+}
+
+/// One compiled detector.
+#[derive(Debug)]
+pub(crate) struct Detector {
+    regex: Regex,
+    /// Whether a capture group (the first that participates, or the one named `redact`)
+    /// is the part to redact.
+    group: Option<usize>,
+    check: Check,
+    /// Keywords that must appear shortly before the match (lowercase), and how far back.
+    context: Option<(&'static [&'static str], usize)>,
+    /// Try shorter candidates ending at separators if the whole one fails validation.
+    shrink: bool,
+    /// Reject matches glued to other digits (`555-12-3456-7`).
+    isolated: bool,
+    pub(crate) kind: HitKind,
+    pub(crate) scope: Option<Scope>,
+    custom: bool,
+}
+
+/// A validated span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Hit {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) detector: usize,
+}
+
+/// All detectors and their combined prefilter set.
+#[derive(Debug)]
+pub(crate) struct Scanner {
+    set: RegexSet,
+    /// Custom patterns may match anything, so the cheap byte prefilter is off.
+    has_custom: bool,
+    pub(crate) detectors: Vec<Detector>,
+}
+
+/// The pattern source of a detector, before compiling.
+#[derive(Debug, Clone)]
+pub(crate) struct DetectorSpec {
+    /// Rule name, for error messages.
+    #[allow(dead_code)]
+    pub(crate) rule: String,
+    pub(crate) pattern: String,
+    pub(crate) check: Check,
+    pub(crate) context: Option<(&'static [&'static str], usize)>,
+    pub(crate) shrink: bool,
+    pub(crate) isolated: bool,
+    pub(crate) kind: HitKind,
+    pub(crate) scope: Option<Scope>,
+    pub(crate) size_limit: usize,
+    /// A user pattern (disables the byte prefilter).
+    pub(crate) custom: bool,
+}
+
+/// Makes a pattern DFA-friendly: ASCII digits and ASCII word boundaries.
+pub(crate) fn asciify(pattern: &str) -> String {
+    pattern.replace("\\d", "[0-9]").replace("\\b", "(?-u:\\b)")
+}
+
+impl Scanner {
+    /// Compiles every spec. The error names the spec's index and the regex error.
+    pub(crate) fn compile(specs: Vec<DetectorSpec>) -> Result<Self, (usize, String)> {
+        let mut detectors = Vec::with_capacity(specs.len());
+        let mut patterns = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.into_iter().enumerate() {
+            let pattern = asciify(&spec.pattern);
+            let regex = RegexBuilder::new(&pattern)
+                .size_limit(spec.size_limit)
+                .build()
+                .map_err(|e| (i, e.to_string()))?;
+            let group = if let Some(idx) = regex.capture_names().position(|n| n == Some("redact")) {
+                Some(idx)
+            } else if regex.captures_len() > 1 {
+                Some(0)
+            } else {
+                None
+            };
+            patterns.push(pattern);
+            detectors.push(Detector {
+                regex,
+                group,
+                check: spec.check,
+                context: spec.context,
+                shrink: spec.shrink,
+                isolated: spec.isolated,
+                kind: spec.kind,
+                scope: spec.scope,
+                custom: spec.custom,
+            });
+        }
+        let set = RegexSetBuilder::new(&patterns)
+            .size_limit(BUILTIN_SIZE_LIMIT)
+            .dfa_size_limit(16 << 20)
+            .build()
+            .map_err(|e| (usize::MAX, e.to_string()))?;
+        let has_custom = detectors.iter().any(|d| d.custom);
+        Ok(Self {
+            set,
+            has_custom,
+            detectors,
+        })
+    }
+
+    /// Finds every validated, non-overlapping hit in `text`, in order.
+    pub(crate) fn scan(&self, text: &str, key: &str, path: &str, hits: &mut Vec<Hit>) {
+        hits.clear();
+        if text.len() < 4 || self.detectors.is_empty() {
+            return;
+        }
+        if !self.has_custom && !may_hold_data(text) {
+            return;
+        }
+        if !self.set.is_match(text) {
+            return;
+        }
+        let matched = self.set.matches(text);
+        if !matched.matched_any() {
+            return;
+        }
+        for index in matched.iter() {
+            let Some(det) = self.detectors.get(index) else {
+                continue;
+            };
+            if let Some(scope) = &det.scope {
+                if !scope.allows(key, path) {
+                    continue;
+                }
+            }
+            match det.group {
+                None if det.shrink || det.isolated => {
+                    // Short numeric candidates: after a rejected one, look again from the
+                    // next character, so `123-45-6789 4111 1111 1111 1111` (one candidate
+                    // with mixed separators) still yields the card inside it. Candidates are
+                    // at most a few dozen bytes, so this stays linear.
+                    let mut pos = 0usize;
+                    while pos <= text.len() {
+                        let Some(m) = det.regex.find_at(text, pos) else {
+                            break;
+                        };
+                        if let Some((s, e)) = det.accept(text, m.start(), m.end()) {
+                            hits.push(Hit {
+                                start: s,
+                                end: e,
+                                detector: index,
+                            });
+                            pos = e.max(m.start() + 1);
+                        } else {
+                            pos = m.start()
+                                + text[m.start()..].chars().next().map_or(1, char::len_utf8);
+                        }
+                        while pos < text.len() && !text.is_char_boundary(pos) {
+                            pos += 1;
+                        }
+                    }
+                }
+                None => {
+                    for m in det.regex.find_iter(text) {
+                        if let Some((s, e)) = det.accept(text, m.start(), m.end()) {
+                            hits.push(Hit {
+                                start: s,
+                                end: e,
+                                detector: index,
+                            });
+                        }
+                    }
+                }
+                Some(named) => {
+                    for caps in det.regex.captures_iter(text) {
+                        let m = if named > 0 {
+                            caps.get(named)
+                        } else {
+                            caps.iter().skip(1).flatten().next()
+                        };
+                        let Some(m) = m else { continue };
+                        if m.start() == m.end() {
+                            continue;
+                        }
+                        if let Some((s, e)) = det.accept(text, m.start(), m.end()) {
+                            hits.push(Hit {
+                                start: s,
+                                end: e,
+                                detector: index,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        resolve_overlaps(hits);
+    }
+}
+
+/// Every built-in detector needs a digit, one of `@ : / \\ = % -`, or an upper-case letter
+/// (names after a title, `eyJ…`, `AKIA…`) somewhere in the text; lower-case prose without
+/// any of them (`production`, `info`, `app.py`) skips the regex set altogether.
+fn may_hold_data(text: &str) -> bool {
+    text.bytes().any(|b| {
+        b.is_ascii_digit()
+            || b.is_ascii_uppercase()
+            || matches!(b, b'@' | b':' | b'/' | b'\\' | b'=' | b'%' | b'-')
+    })
+}
+
+/// Keeps the earliest-starting hit; on a tie the longer one, then the higher-priority one.
+fn resolve_overlaps(hits: &mut Vec<Hit>) {
+    if hits.len() < 2 {
+        return;
+    }
+    hits.sort_by(|a, b| {
+        a.start
+            .cmp(&b.start)
+            .then(b.end.cmp(&a.end))
+            .then(a.detector.cmp(&b.detector))
+    });
+    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+    for h in hits.iter() {
+        match kept.last() {
+            Some(last) if h.start < last.end => {}
+            _ => kept.push(*h),
+        }
+    }
+    *hits = kept;
+}
+
+impl Detector {
+    /// Validates a candidate span; may shrink it. Returns the accepted span.
+    fn accept(&self, text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+        if let Some((words, window)) = self.context {
+            if !near_keyword(text, start, window, words) {
+                return None;
+            }
+        }
+        if self.check_span(text, start, end) {
+            return Some((start, end));
+        }
+        if self.shrink {
+            let candidate = text.get(start..end)?;
+            let mut ends: Vec<usize> = candidate
+                .char_indices()
+                .filter(|(_, c)| *c == ' ' || *c == '-')
+                .map(|(i, _)| start + i)
+                .collect();
+            ends.reverse();
+            for e in ends {
+                if self.check_span(text, start, e) {
+                    return Some((start, e));
+                }
+            }
+        }
+        None
+    }
+
+    fn check_span(&self, text: &str, start: usize, end: usize) -> bool {
+        let Some(s) = text.get(start..end) else {
+            return false;
+        };
+        let before = text.get(..start).and_then(|t| t.chars().next_back());
+        let after = text.get(end..).unwrap_or("");
+        if self.isolated && !isolated(text, start, end) {
+            return false;
+        }
+        match self.check {
+            Check::None => true,
+            Check::Validator(v) => match v {
+                Validator::Luhn => validate::luhn(s),
+                Validator::Card => validate::card(s),
+                Validator::Ssn => validate::ssn(s),
+                Validator::Iban => validate::iban(s),
+                Validator::Npi => validate::npi(s),
+                Validator::Dea => validate::dea(s),
+                Validator::Phone => validate::phone(s),
+                Validator::Ipv4 => validate::ipv4(s, before, after),
+                Validator::Ipv6 => validate::ipv6(s, before, after),
+                Validator::Date => validate::date(s),
+            },
+            Check::Mac => {
+                let seps: Vec<u8> = s.bytes().filter(|b| *b == b':' || *b == b'-').collect();
+                seps.windows(2).all(|w| w[0] == w[1])
+                    && s.bytes().any(|b| b.is_ascii_alphanumeric() && b != b'0')
+            }
+            Check::SecretValue => secret_value(s),
+            Check::HasDigit => s.bytes().any(|b| b.is_ascii_digit()),
+            Check::PathId => {
+                !s.starts_with([':', '{', '[', '<', '*', '$', '%'])
+                    && s.bytes().any(|b| b.is_ascii_digit() || b == b'@')
+            }
+            Check::HomeUser => !matches!(
+                s.to_ascii_lowercase().as_str(),
+                "shared" | "public" | "default" | "all users"
+            ),
+        }
+    }
+}
+
+/// A number not glued to more digits by `-` or `.` and not inside a word.
+fn isolated(text: &str, start: usize, end: usize) -> bool {
+    let before: Vec<char> = text
+        .get(..start)
+        .unwrap_or("")
+        .chars()
+        .rev()
+        .take(2)
+        .collect();
+    let after: Vec<char> = text.get(end..).unwrap_or("").chars().take(2).collect();
+    let glued = |near: &[char]| -> bool {
+        match near {
+            [c, ..] if c.is_alphanumeric() || *c == '_' => true,
+            [c, d, ..] if (*c == '-' || *c == '.' || *c == '/') && d.is_ascii_digit() => true,
+            _ => false,
+        }
+    };
+    !glued(&before) && !glued(&after)
+}
+
+fn secret_value(s: &str) -> bool {
+    let v = s.trim();
+    if v.is_empty() || v.starts_with('[') && v.ends_with(']') {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    !matches!(
+        lower.as_str(),
+        "%s" | "?" | "null" | "none" | "nil" | "undefined" | "true" | "false" | "{}" | "''"
+    ) && !v.starts_with(['$', '{', ':', '%', '*', '<'])
+        && !v.chars().all(|c| c == '*' || c == 'x' || c == 'X')
+}
+
+/// Whether one of `words` (lowercase) occurs in the `window` bytes before `start`.
+pub(crate) fn near_keyword(text: &str, start: usize, window: usize, words: &[&str]) -> bool {
+    let mut from = start.saturating_sub(window);
+    while from > 0 && !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let Some(before) = text.get(from..start) else {
+        return false;
+    };
+    let lower = before.to_ascii_lowercase();
+    words.iter().any(|w| lower.contains(w))
+}
+
+#[cfg(test)]
+mod tests;

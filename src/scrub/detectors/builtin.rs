@@ -1,0 +1,348 @@
+//! The built-in value detectors, in priority order (on identical spans the earlier wins).
+//!
+//! Patterns are written with `\d` and `\b` for readability; [`super::asciify`] turns them
+//! into ASCII classes and ASCII word boundaries before compiling.
+
+use super::validate::Validator;
+use super::{Check, HitKind};
+use crate::scrub::Method;
+
+/// Which profiles enable a detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    /// Secrets: both profiles.
+    Secret,
+    /// PHI/PII: `hipaa` only.
+    Phi,
+    /// Off unless enabled in `[scrub.detectors.<rule>]` (or by a dedicated switch).
+    Optional,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Builtin {
+    pub(crate) rule: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) method: Method,
+    pub(crate) pattern: &'static str,
+    pub(crate) check: Check,
+    pub(crate) context: Option<(&'static [&'static str], usize)>,
+    pub(crate) shrink: bool,
+    pub(crate) isolated: bool,
+    pub(crate) kind: HitKind,
+    pub(crate) tier: Tier,
+}
+
+const fn det(
+    rule: &'static str,
+    label: &'static str,
+    pattern: &'static str,
+    check: Check,
+    tier: Tier,
+) -> Builtin {
+    Builtin {
+        rule,
+        label,
+        method: Method::Replace,
+        pattern,
+        check,
+        context: None,
+        shrink: false,
+        isolated: false,
+        kind: HitKind::Redact,
+        tier,
+    }
+}
+
+const fn with_context(mut b: Builtin, words: &'static [&'static str], window: usize) -> Builtin {
+    b.context = Some((words, window));
+    b
+}
+
+const fn shrinking(mut b: Builtin) -> Builtin {
+    b.shrink = true;
+    b
+}
+
+const fn isolated(mut b: Builtin) -> Builtin {
+    b.isolated = true;
+    b
+}
+
+const SSN_WORDS: &[&str] = &[
+    "ssn",
+    "social security",
+    "ss#",
+    "ss no",
+    "soc sec",
+    "socsec",
+];
+const DOB_WORDS: &[&str] = &["dob", "d.o.b", "born", "birth", "bday"];
+const PHONE_WORDS: &[&str] = &[
+    "phone", "tel", "mobile", "cell", "fax", "call", "sms", "contact",
+];
+
+use Validator as V;
+
+/// Every built-in detector.
+pub(crate) const BUILTINS: &[Builtin] = &[
+    // URLs first: their parts are scrubbed structurally.
+    Builtin {
+        kind: HitKind::Url,
+        ..det(
+            "url",
+            "url",
+            r"(?i)\b[a-z][a-z0-9+.-]{1,20}://[^\s<>`]+",
+            Check::None,
+            Tier::Secret,
+        )
+    },
+    det(
+        "private_key",
+        "private-key",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
+        Check::None,
+        Tier::Secret,
+    ),
+    det(
+        "jwt",
+        "jwt",
+        r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+        Check::None,
+        Tier::Secret,
+    ),
+    det(
+        "bearer",
+        "token",
+        r"(?i)\bbearer[ \t]+([a-z0-9._~+/=-]{8,})",
+        Check::SecretValue,
+        Tier::Secret,
+    ),
+    det(
+        "aws_key",
+        "aws-key",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
+        Check::None,
+        Tier::Secret,
+    ),
+    det(
+        "github_token",
+        "github-token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
+        Check::None,
+        Tier::Secret,
+    ),
+    det(
+        "slack_token",
+        "slack-token",
+        r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+        Check::None,
+        Tier::Secret,
+    ),
+    det(
+        "stripe_key",
+        "stripe-key",
+        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}",
+        Check::None,
+        Tier::Secret,
+    ),
+    det(
+        "secret_pair",
+        "secret",
+        r#"(?i)\b(?:[a-z0-9]+[_.-])*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|authorization|credentials?)["']?[ \t]*(?:=|:)[ \t]*(?:(?:bearer|basic|digest|token)[ \t]+)?(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&,;)]+))"#,
+        Check::SecretValue,
+        Tier::Secret,
+    ),
+    isolated(shrinking(det(
+        "card",
+        "card",
+        r"\b\d(?:[ -]?\d){12,18}\b",
+        Check::Validator(V::Card),
+        Tier::Phi,
+    ))),
+    shrinking(det(
+        "iban",
+        "iban",
+        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+        Check::Validator(V::Iban),
+        Tier::Phi,
+    )),
+    isolated(det(
+        "ssn",
+        "ssn",
+        r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b",
+        Check::Validator(V::Ssn),
+        Tier::Phi,
+    )),
+    isolated(with_context(
+        det(
+            "ssn",
+            "ssn",
+            r"\b\d{9}\b",
+            Check::Validator(V::Ssn),
+            Tier::Phi,
+        ),
+        SSN_WORDS,
+        24,
+    )),
+    det(
+        "email",
+        "email",
+        r"(?i)\b[a-z0-9][a-z0-9._%+-]*(?:@|%40)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,24}\b",
+        Check::None,
+        Tier::Phi,
+    ),
+    with_context(
+        det(
+            "dob",
+            "dob",
+            r"(?i)\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4}|\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? \d{4})\b",
+            Check::Validator(V::Date),
+            Tier::Phi,
+        ),
+        DOB_WORDS,
+        40,
+    ),
+    isolated(det(
+        "us_date",
+        "dob",
+        r"\b(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/(?:19|20)\d{2}\b",
+        Check::Validator(V::Date),
+        Tier::Optional,
+    )),
+    isolated(det(
+        "phone",
+        "phone",
+        r"(?:\+1[-. ]?|\b1[-. ])?(?:\(\d{3}\)[-. ]?|\b\d{3}[-. ])\d{3}[-. ]\d{4}\b|\+1\d{10}\b|\+[2-9]\d{0,2}(?:[-. ]?\d){6,13}\b",
+        Check::Validator(V::Phone),
+        Tier::Phi,
+    )),
+    isolated(with_context(
+        det(
+            "phone",
+            "phone",
+            r"\b[2-9]\d{9}\b",
+            Check::Validator(V::Phone),
+            Tier::Phi,
+        ),
+        PHONE_WORDS,
+        16,
+    )),
+    det(
+        "ipv6",
+        "ip",
+        r"(?i)(?:[0-9a-f]{0,4}:){2,6}(?:\d{1,3}\.){3}\d{1,3}|(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?:%[0-9a-z._-]+)?",
+        Check::Validator(V::Ipv6),
+        Tier::Phi,
+    ),
+    det(
+        "ipv4",
+        "ip",
+        r"\b\d{1,3}(?:\.\d{1,3}){3}\b",
+        Check::Validator(V::Ipv4),
+        Tier::Phi,
+    ),
+    det(
+        "mac",
+        "mac",
+        r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b",
+        Check::Mac,
+        Tier::Phi,
+    ),
+    det(
+        "mrn",
+        "mrn",
+        r"(?i)\b(?:mrn|medical[ _-]?record(?:[ _-]?(?:number|no|num|id))?|chart[ _-]?(?:number|no|id)|patient[ _-]?(?:id|number|no))\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*([a-z]{0,4}-?\d[a-z0-9-]{2,19})\b",
+        Check::HasDigit,
+        Tier::Phi,
+    ),
+    det(
+        "insurance_id",
+        "member-id",
+        r"(?i)\b(?:member|subscriber|beneficiary|insurance|policy|medicaid|medicare|insured|group)[ _-]?(?:id|number|no|num|#)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*([a-z0-9][a-z0-9-]{3,24})\b",
+        Check::HasDigit,
+        Tier::Phi,
+    ),
+    det(
+        "npi",
+        "npi",
+        r"(?i)\bnpi(?:[ \t]*(?:number|no|#|:|=|is))*[ \t]*#?[ \t]*(\d{10})\b",
+        Check::Validator(V::Npi),
+        Tier::Phi,
+    ),
+    det(
+        "dea",
+        "dea",
+        r"\b[A-Z][A-Z9]\d{7}\b",
+        Check::Validator(V::Dea),
+        Tier::Phi,
+    ),
+    det(
+        "address",
+        "address",
+        r"\b\d{1,6}(?:[ \t]+(?:[NSEW]\.?|North|South|East|West))?(?:[ \t]+[A-Z][A-Za-z0-9'-]*){1,4}[ \t]+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl)\b\.?(?:[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b)?(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?[ \t]*#?[A-Za-z0-9-]+)?",
+        Check::None,
+        Tier::Phi,
+    ),
+    isolated(det(
+        "zip4",
+        "zip",
+        r"\b\d{5}-\d{4}\b",
+        Check::None,
+        Tier::Phi,
+    )),
+    det(
+        "person_name",
+        "name",
+        r#"(?:\b(?i:patient|pt|mr|mrs|ms|miss|mx|dr)\.?[ \t]+|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+|\b(?i:name)[ \t]*[:=][ \t]*["']?)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})"#,
+        Check::None,
+        Tier::Phi,
+    ),
+    det(
+        "home_path",
+        "user",
+        r#"(?i)(?:/Users/|/home/|\b[a-z]:[\\/]Users[\\/]|\b[a-z]:[\\/]Documents and Settings[\\/])([^/\\\s"'\[\]<>:]+)"#,
+        Check::HomeUser,
+        Tier::Phi,
+    ),
+    det(
+        "path_id",
+        "id",
+        r#"(?i)/(?:patients?|members?|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?)/([^/?#\s"'<>]+)"#,
+        Check::PathId,
+        Tier::Phi,
+    ),
+];
+
+/// Rules that are not text detectors but can be configured the same way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StructuralRule {
+    pub(crate) rule: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) method: Method,
+    pub(crate) keep_last: usize,
+}
+
+const fn rule(rule: &'static str, label: &'static str, method: Method) -> StructuralRule {
+    StructuralRule {
+        rule,
+        label,
+        method,
+        keep_last: 4,
+    }
+}
+
+/// Every structural rule.
+pub(crate) const STRUCTURAL: &[StructuralRule] = &[
+    rule("user_id", "user", Method::Hash),
+    rule("user_email", "email", Method::Hash),
+    rule("user_username", "username", Method::Hash),
+    rule("user_name", "name", Method::Replace),
+    rule("session_did", "user", Method::Hash),
+    rule("client_ip", "ip", Method::Remove),
+    rule("client_meta", "meta", Method::Remove),
+    rule("user_geo", "geo", Method::Remove),
+    rule("sql_literal", "?", Method::Replace),
+    rule("url_password", "password", Method::Replace),
+    rule("cookie", "Filtered", Method::Replace),
+    rule("name_echo", "name", Method::Replace),
+];

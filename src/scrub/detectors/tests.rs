@@ -1,0 +1,275 @@
+//! Every built-in detector, positives and negatives, with exact outputs.
+
+use serde_json::{json, Value};
+
+use crate::scrub::{HashKey, PayloadKind, ScrubSettings, Scrubber};
+
+fn scrubber_with(settings: &ScrubSettings) -> Scrubber {
+    Scrubber::compile(
+        settings,
+        HashKey {
+            id: "t".into(),
+            secret: b"detector-test-key-0123".to_vec(),
+        },
+    )
+    .expect("compiles")
+}
+
+/// Scrubs `text` as free text (a generic payload's `note` field).
+fn scrub(text: &str) -> String {
+    let mut v = json!({ "note": text });
+    scrubber_with(&ScrubSettings::default()).scrub(PayloadKind::Generic, &mut v);
+    v["note"].as_str().unwrap_or_default().to_owned()
+}
+
+fn same(text: &str) {
+    assert_eq!(scrub(text), text, "should survive: {text}");
+}
+
+#[test]
+fn email() {
+    assert_eq!(
+        scrub("Email jane@x.org already exists"),
+        "Email [email] already exists"
+    );
+    assert_eq!(scrub("to bob+tag@mail.example.co.uk."), "to [email].");
+    assert_eq!(scrub("q=maria.gonzalez%40example.com"), "q=[email]");
+    same("release demo-shop@1.4.2 and npm:@sentry/node@11.12.0");
+    same("user@localhost");
+}
+
+#[test]
+fn ssn() {
+    assert_eq!(scrub("ssn 219-09-9999"), "ssn [ssn]");
+    assert_eq!(scrub("SSN 123 45 6789."), "SSN [ssn].");
+    assert_eq!(
+        scrub("social security no 123456789"),
+        "social security no [ssn]"
+    );
+    same("order 123456789 shipped");
+    same("000-12-3456 666-12-3456 912-34-5678 123-00-4567 123-45-0000");
+    same("part 555-12-3456-7");
+}
+
+#[test]
+fn card() {
+    assert_eq!(scrub("card 4111 1111 1111 1111 ok"), "card [card] ok");
+    assert_eq!(scrub("4242-4242-4242-4242"), "[card]");
+    assert_eq!(scrub("mc 2223003122003222"), "mc [card]");
+    assert_eq!(scrub("amex 378282246310005"), "amex [card]");
+    assert_eq!(scrub("4111 1111 1111 1111 12"), "[card] 12");
+    same("4111 1111 1111 1112");
+    same("ts 1795348108307 and id 1234567812345678");
+    same("4111-1111 1111-1111");
+    assert_eq!(scrub("123-45-6789 4111 1111 1111 1111"), "[ssn] [card]");
+}
+
+#[test]
+fn iban() {
+    assert_eq!(scrub("DE89 3704 0044 0532 0130 00 EUR"), "[iban] EUR");
+    assert_eq!(scrub("GB82WEST12345698765432"), "[iban]");
+    same("DE89 3704 0044 0532 0130 01");
+}
+
+#[test]
+fn phone() {
+    assert_eq!(scrub("call (555) 010-4477."), "call [phone].");
+    assert_eq!(scrub("+1-555-010-4477"), "[phone]");
+    assert_eq!(scrub("555.010.4477"), "[phone]");
+    assert_eq!(scrub("+44 20 7946 0958"), "[phone]");
+    assert_eq!(scrub("tel 5550104477"), "tel [phone]");
+    same("build 5550104477");
+    same("took 1795348203 s");
+    same("v 155-010-4477");
+}
+
+#[test]
+fn ip_addresses() {
+    assert_eq!(scrub("from 203.0.113.42:8080"), "from [ip]:8080");
+    assert_eq!(
+        scrub("fe80::1%eth0 and 2001:db8::8a2e:370:7334"),
+        "[ip] and [ip]"
+    );
+    assert_eq!(scrub("mapped ::ffff:192.0.2.128"), "mapped [ip]");
+    same("127.0.0.1 0.0.0.0 ::1");
+    same("v8 11.3.244.8-node.38 Chrome/131.0.0.0 1.2.3.4.5");
+    same("at 10:35:58.123 Foo::bar ab::cd");
+}
+
+#[test]
+fn mac() {
+    assert_eq!(scrub("dev 00:1A:2B:3C:4D:5E"), "dev [mac]");
+    same("00:1A-2B:3C:4D:5E");
+    same("00:00:00:00:00:00");
+}
+
+#[test]
+fn dob() {
+    assert_eq!(scrub("DOB 03/12/1984"), "DOB [dob]");
+    assert_eq!(scrub("born March 12, 1984"), "born [dob]");
+    assert_eq!(scrub("date of birth: 1984-03-12"), "date of birth: [dob]");
+    same("deployed 2026-11-22 and 11/22/2026");
+    same("DOB 13/45/1984");
+}
+
+#[test]
+fn us_dates_as_dob_option() {
+    let settings = ScrubSettings {
+        dates_as_dob: true,
+        ..ScrubSettings::default()
+    };
+    let mut v = json!({"note": "seen 11/22/2026, at 2026-11-22"});
+    scrubber_with(&settings).scrub(PayloadKind::Generic, &mut v);
+    assert_eq!(v["note"], "seen [dob], at 2026-11-22");
+}
+
+#[test]
+fn ids_near_keywords() {
+    assert_eq!(scrub("MRN: A1234567"), "MRN: [mrn]");
+    assert_eq!(scrub("member id XJH123456789"), "member id [member-id]");
+    assert_eq!(scrub("NPI 1234567893"), "NPI [npi]");
+    assert_eq!(scrub("DEA AB1234563"), "DEA [dea]");
+    same("MRN: pending");
+    same("NPI 1234567890");
+    same("DEA AB1234567");
+    same("member id pending");
+}
+
+#[test]
+fn address_and_zip() {
+    assert_eq!(scrub("at 42 Wallaby Way, Apt 3."), "at [address].");
+    assert_eq!(scrub("1600 Pennsylvania Avenue NW"), "[address]");
+    assert_eq!(scrub("zip 94107-1234"), "zip [zip]");
+    same("retry 3 times");
+}
+
+#[test]
+fn secrets() {
+    assert_eq!(
+        scrub("Authorization: Bearer abcdef1234567890"),
+        "Authorization: Bearer [token]"
+    );
+    assert_eq!(scrub("aws AKIAIOSFODNN7EXAMPLE"), "aws [aws-key]");
+    assert_eq!(scrub("sk_live_abcdEFGH12345678"), "[stripe-key]");
+    assert_eq!(scrub("xoxb-1234567890-abcdef"), "[slack-token]");
+    assert_eq!(
+        scrub("ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"),
+        "[github-token]"
+    );
+    assert_eq!(scrub("password=hunter2&x"), "password=[secret]&x");
+    assert_eq!(scrub("password = \"a b c\""), "password = \"[secret]\"");
+    assert_eq!(
+        scrub("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----"),
+        "[private-key]"
+    );
+    same("token=[Filtered] password=%s token_count: 5");
+}
+
+#[test]
+fn urls() {
+    assert_eq!(
+        scrub("see https://u:pw@h.example/users/jane@x.org/p?email=a%40b.co&page=2#top"),
+        "see https://u:[password]@h.example/users/[email]/p?email=[email]&page=2#top"
+    );
+    assert_eq!(
+        scrub("(https://h.example/patients/48213/chart)."),
+        "(https://h.example/patients/[id]/chart)."
+    );
+    same("https://h.example/patients/:id/chart?page=2");
+}
+
+#[test]
+fn person_names_after_context_words() {
+    assert_eq!(scrub("patient Jane Doe arrived"), "patient [name] arrived");
+    assert_eq!(scrub("Dr. Gregory House"), "Dr. [name]");
+    assert_eq!(scrub("name: Pat Smith"), "name: [name]");
+    same("patient record not found");
+    same("filename: App");
+}
+
+#[test]
+fn home_paths() {
+    assert_eq!(scrub("/Users/maria/app.py"), "/Users/[user]/app.py");
+    assert_eq!(
+        scrub("C:\\Users\\jdoe\\run.py"),
+        "C:\\Users\\[user]\\run.py"
+    );
+    same("/Users/Shared/app.py");
+}
+
+#[test]
+fn survivors() {
+    for text in [
+        "59aa86fc723645769c6a7eb19ac62cef",
+        "7c373a13-b19e-44ec-8c60-79bbdb7e08ee",
+        "2026-11-22T10:35:58.024692Z",
+        "1795343762.3135488",
+        "demo-shop@1.4.2",
+        "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "line 44, column 7",
+        "took 1234ms (status 504) on port 5432",
+        "GatewayError",
+        "app.billing.charge_card",
+        "42 items",
+    ] {
+        same(text);
+    }
+}
+
+#[test]
+fn custom_pattern_errors_name_the_rule() {
+    let settings: ScrubSettings = toml::from_str(
+        "[[patterns]]\nname = \"ok\"\nregex = \"A\\\\d+\"\n[[patterns]]\nname = \"bad\"\nregex = \"(\"\n",
+    )
+    .expect("parses");
+    let err = Scrubber::compile(
+        &settings,
+        HashKey {
+            id: "t".into(),
+            secret: b"0123456789abcdef".to_vec(),
+        },
+    )
+    .expect_err("bad regex");
+    let crate::scrub::ScrubConfigError::Invalid { key, .. } = err;
+    assert_eq!(key, "patterns[1].regex");
+}
+
+#[test]
+fn huge_pattern_is_rejected() {
+    let settings: ScrubSettings =
+        toml::from_str("[[patterns]]\nname = \"big\"\nregex = \"\\\\w{1000}\\\\w{1000}\"\n")
+            .expect("parses");
+    let err = Scrubber::compile(
+        &settings,
+        HashKey {
+            id: "t".into(),
+            secret: b"0123456789abcdef".to_vec(),
+        },
+    );
+    assert!(err.is_err());
+}
+
+#[test]
+fn unknown_override_is_an_error() {
+    let settings: ScrubSettings =
+        toml::from_str("[detectors.nope]\nmethod = \"mask\"\n").expect("parses");
+    let err = Scrubber::compile(
+        &settings,
+        HashKey {
+            id: "t".into(),
+            secret: b"0123456789abcdef".to_vec(),
+        },
+    )
+    .expect_err("unknown rule");
+    let crate::scrub::ScrubConfigError::Invalid { key, .. } = err;
+    assert_eq!(key, "detectors.nope");
+}
+
+#[test]
+fn linear_on_adversarial_input() {
+    let long = "1 ".repeat(200_000) + &"a@".repeat(100_000) + &":".repeat(100_000);
+    let start = std::time::Instant::now();
+    let mut v: Value = json!({ "note": long });
+    scrubber_with(&ScrubSettings::default()).scrub(PayloadKind::Generic, &mut v);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+}

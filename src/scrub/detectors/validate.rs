@@ -1,0 +1,418 @@
+//! Validators: checksums and range checks that keep detector false positives down. All are
+//! linear in the candidate's length and never panic.
+
+use serde::{Deserialize, Serialize};
+
+/// A validator usable by custom `[[scrub.patterns]]` rules too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Validator {
+    /// Luhn checksum over the digits.
+    Luhn,
+    /// A payment card: 13–19 digits, a known brand prefix, one separator style, Luhn.
+    Card,
+    /// US SSN ranges: area not 000/666/9xx, group not 00, serial not 0000.
+    Ssn,
+    /// IBAN: country length and mod-97.
+    Iban,
+    /// NPI: 10 digits, Luhn with the 80840 prefix.
+    Npi,
+    /// DEA registration number check digit.
+    Dea,
+    /// NANP or E.164 phone number digit counts.
+    Phone,
+    /// IPv4 address that is not loopback/unspecified and not part of a longer dotted number.
+    Ipv4,
+    /// IPv6 address (zones and IPv4-mapped forms allowed), not loopback/unspecified.
+    Ipv6,
+    /// A plausible calendar date.
+    Date,
+}
+
+fn digits(s: &str) -> Vec<u8> {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect()
+}
+
+pub(crate) fn luhn_digits(d: &[u8]) -> bool {
+    if d.is_empty() {
+        return false;
+    }
+    let mut sum = 0u32;
+    for (i, &x) in d.iter().rev().enumerate() {
+        let mut v = u32::from(x);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+pub(crate) fn luhn(s: &str) -> bool {
+    luhn_digits(&digits(s))
+}
+
+/// A card number: digits with at most one kind of separator (space or dash).
+pub(crate) fn card(s: &str) -> bool {
+    let seps: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_digit()).collect();
+    if seps.windows(2).any(|w| w[0] != w[1]) {
+        return false;
+    }
+    let d = digits(s);
+    if !(13..=19).contains(&d.len()) {
+        return false;
+    }
+    let prefix = |n: usize| -> u32 { d.iter().take(n).fold(0u32, |a, &x| a * 10 + u32::from(x)) };
+    let len = d.len();
+    let brand = match d[0] {
+        4 => matches!(len, 13 | 16 | 19),
+        5 => {
+            (51..=55).contains(&prefix(2)) && len == 16
+                || (50..=59).contains(&prefix(2)) && len >= 16
+        }
+        2 => (2221..=2720).contains(&prefix(4)) && len == 16,
+        3 => {
+            matches!(prefix(2), 34 | 37) && len == 15
+                || (3528..=3589).contains(&prefix(4)) && (16..=19).contains(&len)
+                || (300..=305).contains(&prefix(3)) && len >= 14
+                || matches!(prefix(2), 36 | 38 | 39) && len >= 14
+        }
+        6 => {
+            prefix(4) == 6011
+                || prefix(2) == 65
+                || (644..=649).contains(&prefix(3))
+                || prefix(2) == 62
+                || (56..=69).contains(&prefix(2))
+        }
+        _ => false,
+    };
+    brand && luhn_digits(&d)
+}
+
+pub(crate) fn ssn(s: &str) -> bool {
+    let d = digits(s);
+    if d.len() != 9 {
+        return false;
+    }
+    let area = u32::from(d[0]) * 100 + u32::from(d[1]) * 10 + u32::from(d[2]);
+    let group = u32::from(d[3]) * 10 + u32::from(d[4]);
+    let serial = d[5..].iter().fold(0u32, |a, &x| a * 10 + u32::from(x));
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+/// IBAN lengths by country (ISO 13616 registry, the common part).
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SC", 31),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+];
+
+pub(crate) fn iban(s: &str) -> bool {
+    let compact: Vec<u8> = s
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
+    if compact.len() < 15 || compact.len() > 34 || !compact.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let country = std::str::from_utf8(&compact[..2]).unwrap_or("");
+    match IBAN_LENGTHS.iter().find(|(c, _)| *c == country) {
+        Some(&(_, len)) if len == compact.len() => {}
+        _ => return false,
+    }
+    if !compact[2..4].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut rem = 0u32;
+    for &b in compact[4..].iter().chain(&compact[..4]) {
+        if b.is_ascii_digit() {
+            rem = (rem * 10 + u32::from(b - b'0')) % 97;
+        } else {
+            let v = u32::from(b - b'A') + 10;
+            rem = (rem * 100 + v) % 97;
+        }
+    }
+    rem == 1
+}
+
+pub(crate) fn npi(s: &str) -> bool {
+    let d = digits(s);
+    if d.len() != 10 || !matches!(d[0], 1 | 2) {
+        return false;
+    }
+    let mut full = vec![8, 0, 8, 4, 0];
+    full.extend_from_slice(&d);
+    luhn_digits(&full)
+}
+
+pub(crate) fn dea(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 9 || !b[0].is_ascii_uppercase() || !b[2..].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if !b"ABCDEFGHJKLMPRSTUX".contains(&b[0]) {
+        return false;
+    }
+    if !(b[1].is_ascii_uppercase() || b[1] == b'9') {
+        return false;
+    }
+    let d: Vec<u32> = b[2..].iter().map(|x| u32::from(x - b'0')).collect();
+    let check = (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10;
+    check == d[6]
+}
+
+pub(crate) fn phone(s: &str) -> bool {
+    let d = digits(s);
+    let trimmed = s.trim_start();
+    if trimmed.starts_with('+') && !trimmed.starts_with("+1") {
+        return (8..=15).contains(&d.len());
+    }
+    let nanp: &[u8] = match d.len() {
+        10 => &d,
+        11 if d[0] == 1 => &d[1..],
+        _ => return false,
+    };
+    // Area code 2–9; N11 service codes are not personal numbers.
+    nanp[0] >= 2 && !(nanp[1] == 1 && nanp[2] == 1)
+}
+
+/// `s` is the candidate, `before`/`after` the characters around it in the text.
+pub(crate) fn ipv4(s: &str, before: Option<char>, after: &str) -> bool {
+    if matches!(before, Some(c) if c == '.' || c.is_alphanumeric() || c == '-' || c == '_' || c == '/')
+    {
+        return false;
+    }
+    if s.ends_with(".0.0") {
+        // 131.0.0.0: a version number, or a network, not a host.
+        return false;
+    }
+    let mut next = after.chars();
+    match next.next() {
+        Some('.') if next.next().is_some_and(|c| c.is_ascii_digit()) => return false,
+        Some(c) if c.is_alphanumeric() || c == '-' || c == '_' => return false,
+        _ => {}
+    }
+    let Ok(addr) = s.parse::<std::net::Ipv4Addr>() else {
+        return false;
+    };
+    !(addr.is_loopback() || addr.is_unspecified() || addr.is_broadcast())
+}
+
+pub(crate) fn ipv6(s: &str, before: Option<char>, after: &str) -> bool {
+    if matches!(before, Some(c) if c.is_alphanumeric() || c == ':' || c == '.' || c == '_') {
+        return false;
+    }
+    if after
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphanumeric() || c == ':' || c == '_')
+    {
+        return false;
+    }
+    let addr_part = s.split('%').next().unwrap_or(s);
+    let Ok(addr) = addr_part.parse::<std::net::Ipv6Addr>() else {
+        return false;
+    };
+    if addr.is_loopback() || addr.is_unspecified() {
+        return false;
+    }
+    let groups = addr_part.split(':').filter(|g| !g.is_empty()).count();
+    addr_part.bytes().any(|b| b.is_ascii_digit()) || groups >= 4
+}
+
+/// A date in any of the forms the DOB detector finds, with plausible month and day.
+pub(crate) fn date(s: &str) -> bool {
+    let nums: Vec<u32> = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let has_month_name = s.bytes().any(|b| b.is_ascii_alphabetic());
+    match (has_month_name, nums.as_slice()) {
+        (true, [a, b]) => {
+            let (day, year) = if *a > 31 { (*b, *a) } else { (*a, *b) };
+            (1..=31).contains(&day) && (1900..=2100).contains(&year)
+        }
+        (false, [a, b, c]) => {
+            if *a > 31 {
+                // year first
+                (1..=12).contains(b) && (1..=31).contains(c)
+            } else {
+                // M/D/Y or D.M.Y
+                let year_ok = *c <= 99 || (1900..=2100).contains(c);
+                let md = ((1..=12).contains(a) && (1..=31).contains(b))
+                    || ((1..=12).contains(b) && (1..=31).contains(a));
+                year_ok && md
+            }
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cards() {
+        assert!(card("4111 1111 1111 1111"));
+        assert!(card("4242-4242-4242-4242"));
+        assert!(card("5555555555554444"));
+        assert!(card("2223003122003222")); // Mastercard 2-series
+        assert!(card("378282246310005")); // Amex
+        assert!(card("3530111333300000")); // JCB
+        assert!(card("6011111111111117")); // Discover
+        assert!(card("36227206271667")); // Diners 14
+        assert!(!card("4111 1111 1111 1112")); // Luhn fails
+        assert!(!card("4111-1111 1111-1111")); // mixed separators
+        assert!(!card("1795348108307")); // a millisecond timestamp
+        assert!(!card("9111111111111111"));
+    }
+
+    #[test]
+    fn ssns() {
+        assert!(ssn("219-09-9999"));
+        assert!(ssn("123 45 6789"));
+        assert!(!ssn("000-12-3456"));
+        assert!(!ssn("666-12-3456"));
+        assert!(!ssn("912-12-3456"));
+        assert!(!ssn("123-00-4567"));
+        assert!(!ssn("123-45-0000"));
+    }
+
+    #[test]
+    fn ibans() {
+        assert!(iban("DE89 3704 0044 0532 0130 00"));
+        assert!(iban("GB82WEST12345698765432"));
+        assert!(!iban("DE89 3704 0044 0532 0130 01"));
+        assert!(!iban("XX89370400440532013000"));
+        assert!(!iban("DE8937040044053201300"));
+    }
+
+    #[test]
+    fn npis_and_deas() {
+        assert!(npi("1234567893"));
+        assert!(!npi("1234567890"));
+        assert!(!npi("3234567893"));
+        assert!(dea("AB1234563"));
+        assert!(!dea("AB1234567"));
+        assert!(!dea("IB1234563"));
+    }
+
+    #[test]
+    fn phones() {
+        assert!(phone("(555) 010-4477"));
+        assert!(phone("+1-555-010-4477"));
+        assert!(phone("+44 20 7946 0958"));
+        assert!(!phone("155-010-4477"));
+        assert!(!phone("411-555-0100"));
+        assert!(!phone("+12"));
+    }
+
+    #[test]
+    fn ips() {
+        assert!(ipv4("203.0.113.42", None, ""));
+        assert!(!ipv4("127.0.0.1", None, ""));
+        assert!(!ipv4("11.3.244.8", None, "-node.38"));
+        assert!(!ipv4("1.2.3.4", Some('.'), ""));
+        assert!(!ipv4("1.2.3.4", None, ".5"));
+        assert!(ipv6("2001:db8::1", None, ""));
+        assert!(ipv6("fe80::1%eth0", None, ""));
+        assert!(ipv6("::ffff:192.0.2.1", None, ""));
+        assert!(!ipv6("::1", None, ""));
+        assert!(!ipv6("10:35:58", None, ""));
+        assert!(!ipv6("ab::cd", None, ""));
+    }
+
+    #[test]
+    fn dates() {
+        assert!(date("1984-03-12"));
+        assert!(date("03/12/1984"));
+        assert!(date("12.03.1984"));
+        assert!(date("March 12, 1984"));
+        assert!(date("12 Mar 1984"));
+        assert!(!date("1984-13-12"));
+        assert!(!date("99/99/1984"));
+    }
+}

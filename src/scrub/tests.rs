@@ -1,0 +1,101 @@
+//! Engine-level tests: the report, the invariant "empty report ⇔ unchanged", hashing.
+
+use serde_json::json;
+
+use super::*;
+
+fn scrubber() -> Scrubber {
+    Scrubber::compile(
+        &ScrubSettings::default(),
+        HashKey {
+            id: "k1".into(),
+            secret: b"engine-test-key-0123".to_vec(),
+        },
+    )
+    .expect("compiles")
+}
+
+#[test]
+fn report_has_path_rule_method_count_and_no_values() {
+    let mut v = json!({"exception": {"values": [{"type": "E", "value": "a@b.co and c@d.co"}]},
+                       "user": {"id": "8812", "ip_address": "{{auto}}"}});
+    let report = scrubber().scrub(PayloadKind::Event, &mut v);
+    let lines: Vec<String> = report
+        .redactions
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.path, r.rule, r.method.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "exception.values.0.value email replace 2",
+            "user.id user_id hash 1",
+            "user.ip_address client_ip remove 1",
+        ]
+    );
+    let text = serde_json::to_string(&report).expect("serializable");
+    assert!(!text.contains("a@b.co") && !text.contains("8812"));
+}
+
+#[test]
+fn unchanged_payload_has_empty_report() {
+    let mut v = json!({"message": "all good", "level": "info"});
+    let before = v.clone();
+    assert!(scrubber().scrub(PayloadKind::Event, &mut v).is_empty());
+    assert_eq!(v, before);
+}
+
+#[test]
+fn user_and_session_pseudonyms_match() {
+    let s = scrubber();
+    let mut event = json!({"user": {"id": "u-1"}});
+    let mut session = json!({"sid": "x", "did": "u-1", "status": "ok"});
+    s.scrub(PayloadKind::Event, &mut event);
+    s.scrub(PayloadKind::Session, &mut session);
+    assert_eq!(event["user"]["id"], session["did"]);
+    assert!(event["user"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("user:k1:"));
+}
+
+#[test]
+fn remove_method_override_removes_keys() {
+    let settings: ScrubSettings =
+        toml::from_str("[detectors.key_email]\nmethod = \"remove\"\n").expect("parses");
+    let s = Scrubber::compile(
+        &settings,
+        HashKey {
+            id: "k".into(),
+            secret: b"0123456789abcdef".to_vec(),
+        },
+    )
+    .expect("compiles");
+    let mut v = json!({"extra": {"email": "a@b.co", "keep": 1}});
+    let report = s.scrub(PayloadKind::Event, &mut v);
+    assert_eq!(v, json!({"extra": {"keep": 1}}));
+    assert_eq!(report.redactions[0].method, Method::Remove);
+}
+
+#[test]
+fn settings_round_trip_through_toml() {
+    let text = r#"
+profile = "hipaa"
+label_format = "[{LABEL}-REDACTED]"
+dates_as_dob = true
+sensitive_keys = ["employee_id"]
+[detectors.card]
+method = "mask"
+keep_last = 4
+[[patterns]]
+name = "employee-id"
+regex = "EMP-\\d{6}"
+method = "hash"
+keys = ["note*"]
+"#;
+    let settings: ScrubSettings = toml::from_str(text).expect("parses");
+    let back = toml::to_string(&settings).expect("serializes");
+    let again: ScrubSettings = toml::from_str(&back).expect("parses again");
+    assert_eq!(again.patterns.len(), 1);
+    assert_eq!(again.detectors["card"].keep_last, Some(4));
+}

@@ -1,0 +1,1352 @@
+//! The walker: visits every value of a payload with its dotted path, knows where data hides
+//! in each payload kind (the `user`, `request`, breadcrumbs, spans, typed attributes,
+//! sessions, …), and applies key rules, structured-string parsing and value detectors.
+//!
+//! Every change is recorded in the report at the moment it is made, and only if the new
+//! text differs from the old: the report is empty if and only if nothing changed.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde_json::{Map, Value};
+
+use super::detectors::{HitKind, Scanner};
+use super::keys::{KeyClass, KeyMatcher, Tokens};
+use super::profile::{IP_HEADERS, PERSON_CONTEXT_WORDS};
+use super::redact::{Action, Redactor};
+use super::structured::{cookie, query, sql, url};
+use super::{Method, PayloadKind, Redaction, ScrubReport};
+
+/// How deep JSON-in-string and URL-in-query nesting is followed.
+const MAX_NESTING: u32 = 4;
+/// Deeper JSON than this is still scanned, one level at a time, but not re-entered
+/// recursively beyond it (serde_json itself limits parsing depth to 128).
+const MAX_JSON_DEPTH: usize = 100;
+
+/// The compiled engine behind [`super::Scrubber`].
+#[derive(Debug)]
+pub(crate) struct Engine {
+    pub(crate) scanner: Scanner,
+    pub(crate) detector_actions: Vec<Action>,
+    pub(crate) rules: HashMap<String, Action>,
+    pub(crate) disabled_rules: HashSet<String>,
+    pub(crate) class_actions: HashMap<KeyClass, Action>,
+    pub(crate) deny: KeyMatcher,
+    pub(crate) safe: KeyMatcher,
+    pub(crate) cookie_names: KeyMatcher,
+    pub(crate) redactor: Redactor,
+    pub(crate) labels: HashSet<String>,
+    /// Longest label and the bytes labels can start with: a quick "not a label" test.
+    pub(crate) label_max_len: usize,
+    pub(crate) label_first: [bool; 256],
+    pub(crate) structural: HashSet<&'static str, BuildHasherDefault<FxHasher>>,
+    pub(crate) echo_label: HashMap<KeyClass, String>,
+}
+
+/// Per-call state: the current path, the report, scratch buffers.
+#[derive(Debug, Default)]
+pub(crate) struct Cx {
+    pub(crate) path: String,
+    pub(crate) report: ScrubReport,
+    tokens: Tokens,
+    echo: Vec<(String, KeyClass)>,
+    depth: u32,
+    json_depth: usize,
+    /// What each distinct key means, computed once per call (keys repeat a lot).
+    keys: HashMap<String, KeyInfo, BuildHasherDefault<FxHasher>>,
+}
+
+/// A key's meaning, independent of where it occurs.
+#[derive(Debug, Clone, Copy)]
+struct KeyInfo {
+    /// The role outside person contexts.
+    role: Role,
+    /// The key's class (denylist minus safe list), for sibling and query-key checks.
+    class: Option<KeyClass>,
+    /// The key is just `name`.
+    bare_name: bool,
+}
+
+/// A small fast hasher for short keys (FxHash); no DoS concern for a per-call cache bounded
+/// by the payload size.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Cx {
+    fn push(&mut self, seg: &str) -> usize {
+        let len = self.path.len();
+        if !self.path.is_empty() {
+            self.path.push('.');
+        }
+        self.path.push_str(seg);
+        len
+    }
+
+    fn push_index(&mut self, i: usize) -> usize {
+        let len = self.path.len();
+        if !self.path.is_empty() {
+            self.path.push('.');
+        }
+        let _ = std::fmt::Write::write_fmt(&mut self.path, format_args!("{i}"));
+        len
+    }
+
+    fn pop(&mut self, len: usize) {
+        self.path.truncate(len);
+    }
+
+    pub(crate) fn record(&mut self, rule: &str, method: Method, count: u32) {
+        if count == 0 {
+            return;
+        }
+        for r in self.report.redactions.iter_mut().rev() {
+            if r.path != self.path {
+                break;
+            }
+            if r.rule == rule && r.method == method {
+                r.count = r.count.saturating_add(count);
+                return;
+            }
+        }
+        self.report.redactions.push(Redaction {
+            path: self.path.clone(),
+            rule: rule.to_owned(),
+            method,
+            count,
+        });
+    }
+}
+
+/// What to do with an object member after looking at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Keep,
+    Remove,
+}
+
+/// How a key's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Skip,
+    Cookie,
+    Query,
+    Sql,
+    Body,
+    Class(KeyClass),
+    Generic,
+}
+
+const PHI_SIBLING: &[KeyClass] = &[
+    KeyClass::Email,
+    KeyClass::Phone,
+    KeyClass::Ssn,
+    KeyClass::Dob,
+    KeyClass::Address,
+    KeyClass::Card,
+    KeyClass::Mrn,
+    KeyClass::Insurance,
+];
+
+impl Engine {
+    // === entry ===
+
+    pub(crate) fn scrub(&self, kind: PayloadKind, value: &mut Value) -> ScrubReport {
+        let mut cx = Cx::default();
+        match (kind, value.as_object_mut()) {
+            (
+                PayloadKind::Event
+                | PayloadKind::Transaction
+                | PayloadKind::Feedback
+                | PayloadKind::ReplayEvent,
+                Some(map),
+            ) => self.event_root(map, &mut cx),
+            (PayloadKind::Span, Some(map)) => self.span(map, &mut cx),
+            (
+                PayloadKind::SpanContainer
+                | PayloadKind::LogContainer
+                | PayloadKind::TraceMetricContainer,
+                Some(map),
+            ) => self.container(map, &mut cx),
+            (PayloadKind::Session, Some(map)) => self.session(map, &mut cx),
+            (PayloadKind::Sessions, Some(map)) => self.sessions(map, &mut cx),
+            (PayloadKind::UserReport, Some(map)) => {
+                self.walk_map(map, "user_report", true, &mut cx)
+            }
+            (PayloadKind::EnvelopeHeader, Some(map)) => self.envelope_header(map, &mut cx),
+            _ => self.walk_value(value, "", &mut cx),
+        }
+        if !cx.echo.is_empty() {
+            self.echo_pass(value, &mut cx);
+        }
+        cx.report
+    }
+
+    // === payload kinds ===
+
+    fn event_root(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+        let mut remove = Vec::new();
+        for (key, child) in map.iter_mut() {
+            let len = cx.push(key);
+            let outcome = match key.as_str() {
+                "user" => {
+                    if let Value::Object(user) = child {
+                        self.user(user, cx);
+                    }
+                    Outcome::Keep
+                }
+                "request" => {
+                    if let Value::Object(request) = child {
+                        self.request(request, cx);
+                    } else {
+                        self.walk_value(child, key, cx);
+                    }
+                    Outcome::Keep
+                }
+                "breadcrumbs" => {
+                    self.breadcrumbs(child, cx);
+                    Outcome::Keep
+                }
+                "spans" => {
+                    if let Value::Array(spans) = child {
+                        for (i, span) in spans.iter_mut().enumerate() {
+                            let l = cx.push_index(i);
+                            if let Value::Object(span) = span {
+                                self.span(span, cx);
+                            }
+                            cx.pop(l);
+                        }
+                    }
+                    Outcome::Keep
+                }
+                "sdk" | "_meta" => Outcome::Keep,
+                "urls" => {
+                    self.walk_value(child, key, cx);
+                    Outcome::Keep
+                }
+                _ => self.apply_key(key, child, false, cx),
+            };
+            if outcome == Outcome::Remove {
+                remove.push(key.clone());
+            }
+            cx.pop(len);
+        }
+        for key in remove {
+            map.shift_remove(&key);
+        }
+        self.never_infer_ip(map, cx);
+    }
+
+    /// Asks Sentry not to infer the client IP from the connection (which is ours anyway).
+    fn never_infer_ip(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+        if self.disabled_rules.contains("client_ip") {
+            return;
+        }
+        let Some(sdk) = map.get_mut("sdk").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let settings = sdk
+            .entry("settings")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(settings) = settings.as_object_mut() {
+            if settings.get("infer_ip").and_then(Value::as_str) != Some("never") {
+                settings.insert("infer_ip".into(), Value::String("never".into()));
+                let len = cx.push("sdk.settings.infer_ip");
+                cx.record("client_ip", Method::Replace, 1);
+                cx.pop(len);
+            }
+        }
+    }
+
+    fn user(&self, user: &mut Map<String, Value>, cx: &mut Cx) {
+        let mut remove = Vec::new();
+        for (key, child) in user.iter_mut() {
+            let len = cx.push(key);
+            let outcome = match key.as_str() {
+                "id" => self.rule_field("user_id", child, cx),
+                "email" => self.rule_field("user_email", child, cx),
+                "username" => self.rule_field("user_username", child, cx),
+                "name" => {
+                    if let Some(s) = child.as_str() {
+                        self.collect_echo(KeyClass::Name, s, cx);
+                    }
+                    self.rule_field("user_name", child, cx)
+                }
+                "ip_address" => self.rule_field("client_ip", child, cx),
+                "geo" => self.rule_field("user_geo", child, cx),
+                "segment" => Outcome::Keep,
+                _ => self.apply_key(key, child, true, cx),
+            };
+            if outcome == Outcome::Remove {
+                remove.push(key.clone());
+            }
+            cx.pop(len);
+        }
+        for key in remove {
+            user.shift_remove(&key);
+        }
+    }
+
+    fn request(&self, request: &mut Map<String, Value>, cx: &mut Cx) {
+        for (key, child) in request.iter_mut() {
+            let len = cx.push(key);
+            match key.as_str() {
+                "headers" => self.headers(child, cx),
+                "cookies" => self.apply_role(Role::Cookie, key, child, cx),
+                "query_string" => self.apply_role(Role::Query, key, child, cx),
+                "data" => self.apply_role(Role::Body, key, child, cx),
+                "env" => {
+                    if let Value::Object(env) = child {
+                        let mut remove = Vec::new();
+                        for (k, v) in env.iter_mut() {
+                            let l = cx.push(k);
+                            let outcome = match k.as_str() {
+                                "REMOTE_ADDR"
+                                | "REMOTE_HOST"
+                                | "HTTP_X_FORWARDED_FOR"
+                                | "HTTP_X_REAL_IP"
+                                | "HTTP_CLIENT_IP" => self.rule_field("client_ip", v, cx),
+                                _ => self.apply_key(k, v, false, cx),
+                            };
+                            if outcome == Outcome::Remove {
+                                remove.push(k.clone());
+                            }
+                            cx.pop(l);
+                        }
+                        for k in remove {
+                            env.shift_remove(&k);
+                        }
+                    } else {
+                        self.walk_value(child, key, cx);
+                    }
+                }
+                "url" | "method" | "fragment" => self.walk_value(child, key, cx),
+                _ => {
+                    // apply_key on a request member never removes (no Remove-method
+                    // class applies to these names by default); keep it generic.
+                    if self.apply_key(key, child, false, cx) == Outcome::Remove {
+                        *child = Value::Null;
+                    }
+                }
+            }
+            cx.pop(len);
+        }
+    }
+
+    /// `request.headers` as an object or a list of `[name, value]` pairs.
+    fn headers(&self, headers: &mut Value, cx: &mut Cx) {
+        match headers {
+            Value::Object(map) => {
+                let mut remove = Vec::new();
+                for (name, value) in map.iter_mut() {
+                    let len = cx.push(name);
+                    if self.header(name, value, cx) == Outcome::Remove {
+                        remove.push(name.clone());
+                    }
+                    cx.pop(len);
+                }
+                for name in remove {
+                    map.shift_remove(&name);
+                }
+            }
+            Value::Array(pairs) => self.pairs(pairs, false, cx, |eng, name, value, cx| {
+                eng.header(name, value, cx)
+            }),
+            _ => self.walk_value(headers, "headers", cx),
+        }
+    }
+
+    fn header(&self, name: &str, value: &mut Value, cx: &mut Cx) -> Outcome {
+        let lower = name.to_ascii_lowercase();
+        let lower = lower.replace('_', "-");
+        if IP_HEADERS.contains(&lower.as_str()) {
+            return self.rule_field("client_ip", value, cx);
+        }
+        match lower.as_str() {
+            "cookie" | "set-cookie" => {
+                self.apply_role(Role::Cookie, name, value, cx);
+                Outcome::Keep
+            }
+            "referer" | "referrer" | "origin" | "location" | "user-agent" => {
+                self.walk_value(value, name, cx);
+                Outcome::Keep
+            }
+            _ => self.apply_key(name, value, false, cx),
+        }
+    }
+
+    fn breadcrumbs(&self, crumbs: &mut Value, cx: &mut Cx) {
+        let list = match crumbs {
+            Value::Object(map) => match map.get_mut("values") {
+                Some(Value::Array(list)) => {
+                    let len = cx.push("values");
+                    self.crumb_list(list, cx);
+                    cx.pop(len);
+                    return;
+                }
+                _ => {
+                    self.walk_value(crumbs, "breadcrumbs", cx);
+                    return;
+                }
+            },
+            Value::Array(list) => list,
+            _ => return,
+        };
+        self.crumb_list(list, cx);
+    }
+
+    fn crumb_list(&self, list: &mut [Value], cx: &mut Cx) {
+        for (i, crumb) in list.iter_mut().enumerate() {
+            let len = cx.push_index(i);
+            if let Value::Object(crumb) = crumb {
+                let category = crumb.get("category").and_then(Value::as_str).unwrap_or("");
+                let kind = crumb.get("type").and_then(Value::as_str).unwrap_or("");
+                let is_sql = matches!(category, "query" | "sql" | "db")
+                    || category.starts_with("db.")
+                    || kind == "query";
+                for (key, child) in crumb.iter_mut() {
+                    let l = cx.push(key);
+                    if key == "message" {
+                        let role = if is_sql { Role::Sql } else { Role::Generic };
+                        self.apply_role(role, key, child, cx);
+                    } else if self.apply_key(key, child, false, cx) == Outcome::Remove {
+                        *child = Value::Null;
+                    }
+                    cx.pop(l);
+                }
+            } else {
+                self.walk_value(crumb, "breadcrumbs", cx);
+            }
+            cx.pop(len);
+        }
+    }
+
+    /// A transaction's span or a legacy standalone span.
+    fn span(&self, span: &mut Map<String, Value>, cx: &mut Cx) {
+        let is_db = span
+            .get("op")
+            .and_then(Value::as_str)
+            .is_some_and(|op| op.starts_with("db"));
+        let mut remove = Vec::new();
+        for (key, child) in span.iter_mut() {
+            let len = cx.push(key);
+            let outcome = if key == "description" {
+                let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
+                let role = if sql_like { Role::Sql } else { Role::Generic };
+                self.apply_role(role, key, child, cx);
+                Outcome::Keep
+            } else {
+                self.apply_key(key, child, false, cx)
+            };
+            if outcome == Outcome::Remove {
+                remove.push(key.clone());
+            }
+            cx.pop(len);
+        }
+        for key in remove {
+            span.shift_remove(&key);
+        }
+    }
+
+    /// `{"version":…, "ingest_settings":…, "items":[…]}` of logs, spans v2, trace metrics.
+    fn container(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+        for (key, child) in map.iter_mut() {
+            let len = cx.push(key);
+            match (key.as_str(), child) {
+                ("items", Value::Array(items)) => {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        let l = cx.push_index(i);
+                        match item {
+                            Value::Object(item) => self.container_item(item, cx),
+                            other => self.walk_value(other, "items", cx),
+                        }
+                        cx.pop(l);
+                    }
+                }
+                ("ingest_settings", Value::Object(settings)) => {
+                    if !self.disabled_rules.contains("client_ip") {
+                        for k in ["infer_ip", "infer_user_agent"] {
+                            if let Some(v) = settings.get_mut(k) {
+                                if v.as_str() != Some("never") {
+                                    *v = Value::String("never".into());
+                                    let l = cx.push(k);
+                                    cx.record("client_meta", Method::Replace, 1);
+                                    cx.pop(l);
+                                }
+                            }
+                        }
+                    }
+                }
+                ("version", _) => {}
+                (_, child) => {
+                    if self.apply_key(key, child, false, cx) == Outcome::Remove {
+                        *child = Value::Null;
+                    }
+                }
+            }
+            cx.pop(len);
+        }
+    }
+
+    fn container_item(&self, item: &mut Map<String, Value>, cx: &mut Cx) {
+        let is_db = item
+            .get("attributes")
+            .and_then(|a| a.get("sentry.op"))
+            .and_then(|op| op.get("value"))
+            .and_then(Value::as_str)
+            .is_some_and(|op| op.starts_with("db"));
+        let mut remove = Vec::new();
+        for (key, child) in item.iter_mut() {
+            let len = cx.push(key);
+            let outcome = match (key.as_str(), child) {
+                ("attributes", Value::Object(attrs)) => {
+                    self.attributes(attrs, cx);
+                    Outcome::Keep
+                }
+                ("name", child) => {
+                    let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
+                    let role = if sql_like { Role::Sql } else { Role::Generic };
+                    self.apply_role(role, key, child, cx);
+                    Outcome::Keep
+                }
+                ("body", child) => {
+                    self.walk_value(child, key, cx);
+                    Outcome::Keep
+                }
+                (_, child) => self.apply_key(key, child, false, cx),
+            };
+            if outcome == Outcome::Remove {
+                remove.push(key.clone());
+            }
+            cx.pop(len);
+        }
+        for key in remove {
+            item.shift_remove(&key);
+        }
+    }
+
+    /// Typed attributes: `{"name": {"value": …, "type": …}}`. The attribute name is the key.
+    fn attributes(&self, attrs: &mut Map<String, Value>, cx: &mut Cx) {
+        let mut remove = Vec::new();
+        for (name, attr) in attrs.iter_mut() {
+            if self.structural.contains(name.as_str()) {
+                continue;
+            }
+            let len = cx.push(name);
+            let (target, l2) = match attr {
+                Value::Object(obj) if obj.contains_key("value") => {
+                    let l2 = cx.push("value");
+                    match obj.get_mut("value") {
+                        Some(v) => (v, Some(l2)),
+                        None => {
+                            cx.pop(l2);
+                            cx.pop(len);
+                            continue;
+                        }
+                    }
+                }
+                other => (other, None),
+            };
+            let outcome = match name.as_str() {
+                "user.ip_address" | "client.address" => self.rule_field("client_ip", target, cx),
+                "user.id" => self.rule_field("user_id", target, cx),
+                "user.email" => self.rule_field("user_email", target, cx),
+                "user.name" | "user.username" => self.rule_field("user_username", target, cx),
+                "user.geo.city"
+                | "user.geo.region"
+                | "user.geo.subdivision"
+                | "user.geo.country_code" => self.rule_field("user_geo", target, cx),
+                "url.query" | "http.query" => {
+                    self.apply_role(Role::Query, name, target, cx);
+                    Outcome::Keep
+                }
+                "db.query.text" | "db.statement" => {
+                    self.apply_role(Role::Sql, name, target, cx);
+                    Outcome::Keep
+                }
+                "http.request.body.data" | "http.response.body.data" => {
+                    self.apply_role(Role::Body, name, target, cx);
+                    Outcome::Keep
+                }
+                n => {
+                    if let Some(header) = n
+                        .strip_prefix("http.request.header.")
+                        .or_else(|| n.strip_prefix("http.response.header."))
+                    {
+                        self.header(header, target, cx)
+                    } else {
+                        self.apply_key(n, target, false, cx)
+                    }
+                }
+            };
+            if let Some(l2) = l2 {
+                cx.pop(l2);
+            }
+            if outcome == Outcome::Remove {
+                remove.push(name.clone());
+            }
+            cx.pop(len);
+        }
+        for name in remove {
+            attrs.shift_remove(&name);
+        }
+    }
+
+    fn session(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+        let mut remove = Vec::new();
+        for (key, child) in map.iter_mut() {
+            let len = cx.push(key);
+            let outcome = match (key.as_str(), child) {
+                ("did", child) => self.rule_field("session_did", child, cx),
+                ("sid", _) => Outcome::Keep,
+                ("attrs", Value::Object(attrs)) => {
+                    self.session_attrs(attrs, cx);
+                    Outcome::Keep
+                }
+                (_, child) => self.apply_key(key, child, false, cx),
+            };
+            if outcome == Outcome::Remove {
+                remove.push(key.clone());
+            }
+            cx.pop(len);
+        }
+        for key in remove {
+            map.shift_remove(&key);
+        }
+    }
+
+    fn session_attrs(&self, attrs: &mut Map<String, Value>, cx: &mut Cx) {
+        let mut remove = Vec::new();
+        for (key, child) in attrs.iter_mut() {
+            let len = cx.push(key);
+            let outcome = match key.as_str() {
+                "ip_address" => self.rule_field("client_ip", child, cx),
+                "user_agent" => self.rule_field("client_meta", child, cx),
+                _ => self.apply_key(key, child, false, cx),
+            };
+            if outcome == Outcome::Remove {
+                remove.push(key.clone());
+            }
+            cx.pop(len);
+        }
+        for key in remove {
+            attrs.shift_remove(&key);
+        }
+    }
+
+    fn sessions(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+        for (key, child) in map.iter_mut() {
+            let len = cx.push(key);
+            match (key.as_str(), child) {
+                ("attrs", Value::Object(attrs)) => self.session_attrs(attrs, cx),
+                ("aggregates", Value::Array(aggs)) => {
+                    for (i, agg) in aggs.iter_mut().enumerate() {
+                        let l = cx.push_index(i);
+                        if let Value::Object(agg) = agg {
+                            self.session(agg, cx);
+                        }
+                        cx.pop(l);
+                    }
+                }
+                (_, child) => {
+                    if self.apply_key(key, child, false, cx) == Outcome::Remove {
+                        *child = Value::Null;
+                    }
+                }
+            }
+            cx.pop(len);
+        }
+    }
+
+    fn envelope_header(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+        let mut remove = Vec::new();
+        for (key, child) in map.iter_mut() {
+            let len = cx.push(key);
+            let outcome = match (key.as_str(), child) {
+                ("trace", Value::Object(trace)) => {
+                    let mut drop = Vec::new();
+                    for (k, v) in trace.iter_mut() {
+                        let l = cx.push(k);
+                        let o = match k.as_str() {
+                            "user_id" => self.rule_field("user_id", v, cx),
+                            "user_segment" => self.rule_field("client_meta", v, cx),
+                            _ => self.apply_key(k, v, false, cx),
+                        };
+                        if o == Outcome::Remove {
+                            drop.push(k.clone());
+                        }
+                        cx.pop(l);
+                    }
+                    for k in drop {
+                        trace.shift_remove(&k);
+                    }
+                    Outcome::Keep
+                }
+                ("unreal_user_id", child) => self.rule_field("user_id", child, cx),
+                ("dsn" | "sdk", _) => Outcome::Keep,
+                (_, child) => self.apply_key(key, child, false, cx),
+            };
+            if outcome == Outcome::Remove {
+                remove.push(key.clone());
+            }
+            cx.pop(len);
+        }
+        for key in remove {
+            map.shift_remove(&key);
+        }
+    }
+
+    // === generic walk ===
+
+    pub(crate) fn walk_value(&self, value: &mut Value, key: &str, cx: &mut Cx) {
+        match value {
+            Value::String(s) => {
+                if let Some(new) = self.scrub_string_in(s, key, cx) {
+                    *s = new;
+                }
+            }
+            Value::Number(n) => {
+                let big = n.as_u64().is_some_and(|u| u >= 100_000_000_000)
+                    || n.as_i64().is_some_and(|i| i <= -100_000_000_000);
+                if big {
+                    let text = n.to_string();
+                    if let Some(new) = self.scrub_text(&text, key, cx) {
+                        *value = Value::String(new);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if is_pair_list(items) && is_pair_key(key) {
+                    self.pairs(items, false, cx, |eng, k, v, cx| {
+                        eng.apply_key(k, v, false, cx)
+                    });
+                    return;
+                }
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = cx.push_index(i);
+                    self.walk_value(item, key, cx);
+                    cx.pop(len);
+                }
+            }
+            Value::Object(map) => {
+                if cx.json_depth >= MAX_JSON_DEPTH {
+                    return;
+                }
+                cx.json_depth += 1;
+                self.walk_map(map, key, false, cx);
+                cx.json_depth -= 1;
+            }
+            Value::Null | Value::Bool(_) => {}
+        }
+    }
+
+    /// Walks an object. `person` says the object describes a person (so `name` is PII).
+    fn walk_map(&self, map: &mut Map<String, Value>, parent: &str, person: bool, cx: &mut Cx) {
+        let person = person || (map.contains_key("name") && self.person_context(map, parent, cx));
+        let mut remove = Vec::new();
+        for (key, child) in map.iter_mut() {
+            let len = cx.push(key);
+            if self.apply_key(key, child, person, cx) == Outcome::Remove {
+                remove.push(key.clone());
+            }
+            cx.pop(len);
+        }
+        for key in remove {
+            map.shift_remove(&key);
+        }
+    }
+
+    /// `[["name", value], …]` lists (tags, headers, cookies, query strings).
+    fn pairs(
+        &self,
+        pairs: &mut Vec<Value>,
+        _person: bool,
+        cx: &mut Cx,
+        f: impl Fn(&Self, &str, &mut Value, &mut Cx) -> Outcome,
+    ) {
+        let mut remove = Vec::new();
+        for (i, pair) in pairs.iter_mut().enumerate() {
+            let len = cx.push_index(i);
+            match pair {
+                Value::Array(kv) if kv.len() == 2 => {
+                    let name = kv.first().and_then(Value::as_str).unwrap_or("").to_owned();
+                    let l = cx.push("1");
+                    if let Some(v) = kv.get_mut(1) {
+                        if f(self, &name, v, cx) == Outcome::Remove {
+                            remove.push(i);
+                        }
+                    }
+                    cx.pop(l);
+                }
+                other => self.walk_value(other, "", cx),
+            }
+            cx.pop(len);
+        }
+        for i in remove.into_iter().rev() {
+            pairs.remove(i);
+        }
+    }
+
+    fn person_context(&self, map: &Map<String, Value>, parent: &str, cx: &mut Cx) -> bool {
+        cx.tokens.split(parent);
+        if PERSON_CONTEXT_WORDS.iter().any(|w| cx.tokens.contains(w)) {
+            return true;
+        }
+        map.keys().any(|k| {
+            self.key_class(k, cx)
+                .is_some_and(|c| PHI_SIBLING.contains(&c))
+        })
+    }
+
+    fn key_info(&self, key: &str, cx: &mut Cx) -> KeyInfo {
+        if let Some(info) = cx.keys.get(key) {
+            return *info;
+        }
+        let info = self.compute_key_info(key, cx);
+        if cx.keys.len() < 10_000 {
+            cx.keys.insert(key.to_owned(), info);
+        }
+        info
+    }
+
+    fn compute_key_info(&self, key: &str, cx: &mut Cx) -> KeyInfo {
+        cx.tokens.split(key);
+        let safe = !self.safe.is_empty() && self.safe.find(&mut cx.tokens).is_some();
+        let class = if safe {
+            None
+        } else {
+            self.deny.find(&mut cx.tokens)
+        };
+        let bare_name = !safe && cx.tokens.len() == 1 && cx.tokens.get(0) == "name";
+        let role = if self.structural.contains(key) || cx.tokens.last() == "version" {
+            Role::Skip
+        } else {
+            match key {
+                "cookie" | "cookies" | "Cookie" | "set-cookie" | "Set-Cookie" | "set_cookie" => {
+                    Role::Cookie
+                }
+                "query_string" | "url.query" | "http.query" | "query" | "querystring" => {
+                    Role::Query
+                }
+                "db.statement" | "db.query.text" | "db.sql" | "sql" => Role::Sql,
+                _ => match class {
+                    Some(class) => Role::Class(class),
+                    None => match key {
+                        "data" | "body" | "form" | "request_body" | "payload" => Role::Body,
+                        _ => Role::Generic,
+                    },
+                },
+            }
+        };
+        KeyInfo {
+            role,
+            class,
+            bare_name,
+        }
+    }
+
+    fn role(&self, key: &str, person: bool, cx: &mut Cx) -> Role {
+        let info = self.key_info(key, cx);
+        if person && info.bare_name && matches!(info.role, Role::Generic | Role::Body) {
+            return Role::Class(KeyClass::Name);
+        }
+        info.role
+    }
+
+    fn apply_key(&self, key: &str, child: &mut Value, person: bool, cx: &mut Cx) -> Outcome {
+        let role = self.role(key, person, cx);
+        if let Role::Class(class) = role {
+            if let Some(action) = self.class_actions.get(&class) {
+                if action.method == Method::Remove {
+                    if child.is_null() {
+                        return Outcome::Keep;
+                    }
+                    cx.record(&action.rule, Method::Remove, 1);
+                    return Outcome::Remove;
+                }
+            }
+        }
+        self.apply_role(role, key, child, cx);
+        Outcome::Keep
+    }
+
+    fn apply_role(&self, role: Role, key: &str, child: &mut Value, cx: &mut Cx) {
+        match (role, child) {
+            (Role::Skip, _) => {}
+            (Role::Class(class), child) => self.redact_whole(class, child, cx),
+            (Role::Cookie, Value::String(s)) => {
+                if let Some(new) = cookie::scrub_cookies(self, s, cx) {
+                    *s = new;
+                }
+            }
+            (Role::Cookie, Value::Array(items)) if !is_pair_list(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = cx.push_index(i);
+                    if let Value::String(s) = item {
+                        if let Some(new) = cookie::scrub_cookies(self, s, cx) {
+                            *s = new;
+                        }
+                    }
+                    cx.pop(len);
+                }
+            }
+            (Role::Cookie, Value::Array(items)) => {
+                self.pairs(items, false, cx, |eng, name, v, cx| {
+                    eng.cookie_member(name, v, cx);
+                    Outcome::Keep
+                });
+            }
+            (Role::Cookie, Value::Object(map)) => {
+                for (name, v) in map.iter_mut() {
+                    let len = cx.push(name);
+                    self.cookie_member(name, v, cx);
+                    cx.pop(len);
+                }
+            }
+            (Role::Query, Value::String(s)) => {
+                if let Some(new) = query::scrub_query(self, s, key, cx) {
+                    *s = new;
+                }
+            }
+            (Role::Sql, Value::String(s)) => {
+                if let Some(new) = self.scrub_sql(s, key, cx) {
+                    *s = new;
+                }
+            }
+            (Role::Body, Value::String(s)) => {
+                let new = if query::looks_like_form(s) {
+                    query::scrub_query(self, s, key, cx)
+                } else {
+                    self.scrub_string_in(s, key, cx)
+                };
+                if let Some(new) = new {
+                    *s = new;
+                }
+            }
+            (_, child) => self.walk_value(child, key, cx),
+        }
+    }
+
+    fn cookie_member(&self, name: &str, v: &mut Value, cx: &mut Cx) {
+        match v {
+            Value::String(s) => {
+                if let Some(new) = self.scrub_cookie_value(name, s, cx) {
+                    *s = new;
+                }
+            }
+            other => self.walk_value(other, name, cx),
+        }
+    }
+
+    fn scrub_sql(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let (stripped, count) = if self.disabled_rules.contains("sql_literal") {
+            (s.to_owned(), 0)
+        } else {
+            sql::strip_literals(s)
+        };
+        if count > 0 {
+            cx.record("sql_literal", Method::Replace, count);
+        }
+        match self.scrub_text(&stripped, key, cx) {
+            Some(new) => Some(new),
+            None if count > 0 => Some(stripped),
+            None => None,
+        }
+    }
+
+    // === redaction primitives (used by structured/) ===
+
+    pub(crate) fn key_class(&self, key: &str, cx: &mut Cx) -> Option<KeyClass> {
+        self.key_info(key, cx).class
+    }
+
+    pub(crate) fn is_label(&self, s: &str) -> bool {
+        let Some(&first) = s.as_bytes().first() else {
+            return true;
+        };
+        s.len() <= self.label_max_len
+            && self.label_first[usize::from(first)]
+            && self.labels.contains(s)
+    }
+
+    /// Redacts a whole value under a sensitive key (containers: every leaf).
+    fn redact_whole(&self, class: KeyClass, value: &mut Value, cx: &mut Cx) {
+        match value {
+            Value::String(s) => {
+                if let Some(new) = self.redact_class(class, s, cx) {
+                    *s = new;
+                }
+            }
+            Value::Number(n) => {
+                let text = n.to_string();
+                if let Some(new) = self.redact_class(class, &text, cx) {
+                    *value = Value::String(new);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = cx.push_index(i);
+                    self.redact_whole(class, item, cx);
+                    cx.pop(len);
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    let len = cx.push(k);
+                    self.redact_whole(class, item, cx);
+                    cx.pop(len);
+                }
+            }
+            Value::Null | Value::Bool(_) => {}
+        }
+    }
+
+    /// Redacts one string found under a key of `class`; `None` if unchanged.
+    pub(crate) fn redact_class(&self, class: KeyClass, value: &str, cx: &mut Cx) -> Option<String> {
+        let action = self.class_actions.get(&class)?;
+        if self.is_label(value) {
+            return None;
+        }
+        self.collect_echo(class, value, cx);
+        self.redact_action(action, value, cx)
+    }
+
+    /// Redacts with a structural rule (`url_password`, `cookie`, `user_id`, …).
+    pub(crate) fn redact_rule(&self, rule: &str, value: &str, cx: &mut Cx) -> Option<String> {
+        if self.disabled_rules.contains(rule) || self.is_label(value) {
+            return None;
+        }
+        let action = self.rules.get(rule)?;
+        self.redact_action(action, value, cx)
+    }
+
+    fn redact_action(&self, action: &Action, value: &str, cx: &mut Cx) -> Option<String> {
+        if action.method == Method::Hash && self.redactor.is_pseudonym(&action.label, value) {
+            return None;
+        }
+        let new = self.redactor.apply(action, value);
+        if new == value {
+            return None;
+        }
+        cx.record(&action.rule, action.method, 1);
+        Some(new)
+    }
+
+    /// Applies a structural rule to a whole field (`user.id`, session `did`, …).
+    fn rule_field(&self, rule: &str, value: &mut Value, cx: &mut Cx) -> Outcome {
+        if self.disabled_rules.contains(rule) {
+            self.walk_value(value, rule, cx);
+            return Outcome::Keep;
+        }
+        let Some(action) = self.rules.get(rule) else {
+            return Outcome::Keep;
+        };
+        if action.method == Method::Remove {
+            if value.is_null() && rule != "client_ip" {
+                return Outcome::Keep;
+            }
+            cx.record(&action.rule, Method::Remove, 1);
+            return Outcome::Remove;
+        }
+        match value {
+            Value::String(s) => {
+                if let Some(new) = self.redact_rule(rule, s, cx) {
+                    *s = new;
+                }
+            }
+            Value::Number(n) => {
+                let text = n.to_string();
+                if let Some(new) = self.redact_rule(rule, &text, cx) {
+                    *value = Value::String(new);
+                }
+            }
+            Value::Array(_) | Value::Object(_) => self.walk_value(value, rule, cx),
+            Value::Null | Value::Bool(_) => {}
+        }
+        Outcome::Keep
+    }
+
+    pub(crate) fn scrub_cookie_value(
+        &self,
+        name: &str,
+        value: &str,
+        cx: &mut Cx,
+    ) -> Option<String> {
+        cx.tokens.split(name);
+        if self.cookie_names.find(&mut cx.tokens).is_some() {
+            return self.redact_rule("cookie", value, cx);
+        }
+        match self.key_class(name, cx) {
+            Some(class) => self.redact_class(class, value, cx),
+            None => self.scrub_text(value, name, cx),
+        }
+    }
+
+    /// A string that may hold JSON: parsed, walked and re-encoded if anything changed;
+    /// otherwise scanned as text.
+    pub(crate) fn scrub_string_in(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        if s.len() < 4 || self.is_label(s) {
+            return None;
+        }
+        let trimmed = s.trim();
+        let json_like = (trimmed.starts_with('{') && trimmed.ends_with('}'))
+            || (trimmed.starts_with('[') && trimmed.ends_with(']') && trimmed.len() > 2);
+        if json_like && cx.depth < MAX_NESTING {
+            if let Ok(mut parsed) = serde_json::from_str::<Value>(trimmed) {
+                if parsed.is_object() || parsed.is_array() {
+                    let before = cx.report.redactions.len();
+                    let before_total = cx.report.total();
+                    cx.depth += 1;
+                    self.walk_value(&mut parsed, key, cx);
+                    cx.depth -= 1;
+                    if cx.report.redactions.len() != before || cx.report.total() != before_total {
+                        return serde_json::to_string(&parsed).ok();
+                    }
+                    return None;
+                }
+            }
+        }
+        if s.starts_with('/') && s.contains('?') && !s.contains(char::is_whitespace) {
+            return url::scrub_relative(self, s, key, cx);
+        }
+        if s.contains('&') && query::looks_like_form(s) && cx.depth < MAX_NESTING {
+            cx.depth += 1;
+            let r = query::scrub_query(self, s, key, cx);
+            cx.depth -= 1;
+            return r;
+        }
+        self.scrub_text(s, key, cx)
+    }
+
+    /// Free text: every detector in one pass, redacted in place, token by token.
+    pub(crate) fn scrub_text(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let mut hits = Vec::new();
+        self.scanner.scan(text, key, &cx.path, &mut hits);
+        if hits.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0usize;
+        let mut counts: Vec<(usize, u32)> = Vec::new();
+        for hit in &hits {
+            let Some(det) = self.scanner.detectors.get(hit.detector) else {
+                continue;
+            };
+            let Some(original) = text.get(hit.start..hit.end) else {
+                continue;
+            };
+            let replacement = match det.kind {
+                HitKind::Url => {
+                    if cx.depth >= MAX_NESTING {
+                        continue;
+                    }
+                    let trimmed = trim_url_end(original);
+                    cx.depth += 1;
+                    let new = url::scrub_url(self, trimmed, key, cx);
+                    cx.depth -= 1;
+                    match new {
+                        Some(mut n) => {
+                            n.push_str(&original[trimmed.len()..]);
+                            n
+                        }
+                        None => continue,
+                    }
+                }
+                HitKind::Redact => {
+                    let Some(action) = self.detector_actions.get(hit.detector) else {
+                        continue;
+                    };
+                    if self.is_label(original) {
+                        continue;
+                    }
+                    if action.method == Method::Hash
+                        && self.redactor.is_pseudonym(&action.label, original)
+                    {
+                        continue;
+                    }
+                    let new = self.redactor.apply(action, original);
+                    if new == original {
+                        continue;
+                    }
+                    if action.rule == "person_name" {
+                        self.collect_echo(KeyClass::Name, original, cx);
+                    }
+                    match counts.iter_mut().find(|(d, _)| *d == hit.detector) {
+                        Some((_, c)) => *c += 1,
+                        None => counts.push((hit.detector, 1)),
+                    }
+                    new
+                }
+            };
+            out.push_str(text.get(last..hit.start).unwrap_or(""));
+            out.push_str(&replacement);
+            last = hit.end;
+        }
+        if last == 0 {
+            return None;
+        }
+        out.push_str(text.get(last..).unwrap_or(""));
+        for (det, count) in counts {
+            if let Some(action) = self.detector_actions.get(det) {
+                cx.record(&action.rule, action.method, count);
+            }
+        }
+        if out == text {
+            return None;
+        }
+        Some(out)
+    }
+
+    // === echo: values found under name/id keys, wherever else they appear ===
+
+    fn collect_echo(&self, class: KeyClass, value: &str, cx: &mut Cx) {
+        if !class.echoes() || self.disabled_rules.contains("echo") {
+            return;
+        }
+        let v = value.trim().trim_matches(['\'', '"']);
+        let chars = v.chars().count();
+        let ok = match class {
+            KeyClass::Name | KeyClass::Address => {
+                chars >= 3 && v.chars().any(char::is_alphabetic) && !self.is_label(v)
+            }
+            _ => chars >= 5 && v.bytes().any(|b| b.is_ascii_digit()),
+        };
+        if ok && chars <= 200 && !cx.echo.iter().any(|(e, _)| e == v) {
+            cx.echo.push((v.to_owned(), class));
+        }
+    }
+
+    fn echo_pass(&self, value: &mut Value, cx: &mut Cx) {
+        let patterns: Vec<&str> = cx.echo.iter().map(|(v, _)| v.as_str()).collect();
+        let Ok(ac) = AhoCorasickBuilder::new()
+            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+        else {
+            return;
+        };
+        let labels: Vec<String> = cx
+            .echo
+            .iter()
+            .map(|(_, class)| {
+                self.echo_label
+                    .get(class)
+                    .cloned()
+                    .unwrap_or_else(|| "[Filtered]".to_owned())
+            })
+            .collect();
+        cx.path.clear();
+        self.echo_walk(value, &ac, &labels, cx);
+    }
+
+    fn echo_walk(&self, value: &mut Value, ac: &AhoCorasick, labels: &[String], cx: &mut Cx) {
+        match value {
+            Value::String(s) => {
+                if self.is_label(s) {
+                    return;
+                }
+                let mut out = String::new();
+                let mut last = 0usize;
+                let mut count = 0u32;
+                for m in ac.find_iter(s.as_str()) {
+                    let before = s.get(..m.start()).and_then(|t| t.chars().next_back());
+                    let after = s.get(m.end()..).and_then(|t| t.chars().next());
+                    if before.is_some_and(char::is_alphanumeric)
+                        || after.is_some_and(char::is_alphanumeric)
+                    {
+                        continue;
+                    }
+                    let Some(label) = labels.get(m.pattern().as_usize()) else {
+                        continue;
+                    };
+                    out.push_str(s.get(last..m.start()).unwrap_or(""));
+                    out.push_str(label);
+                    last = m.end();
+                    count += 1;
+                }
+                if count > 0 {
+                    out.push_str(s.get(last..).unwrap_or(""));
+                    if out != *s {
+                        *s = out;
+                        cx.record("echo", Method::Replace, count);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = cx.push_index(i);
+                    self.echo_walk(item, ac, labels, cx);
+                    cx.pop(len);
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    if self.structural.contains(k.as_str()) || k == "_meta" {
+                        continue;
+                    }
+                    let len = cx.push(k);
+                    self.echo_walk(item, ac, labels, cx);
+                    cx.pop(len);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_pair_list(items: &[Value]) -> bool {
+    !items.is_empty()
+        && items.iter().all(|p| {
+            matches!(p, Value::Array(kv) if kv.len() == 2 && kv.first().is_some_and(Value::is_string))
+        })
+}
+
+fn is_pair_key(key: &str) -> bool {
+    matches!(
+        key,
+        "tags" | "headers" | "cookies" | "query_string" | "env" | "data" | "extra" | "params"
+    )
+}
+
+/// Drops trailing punctuation that belongs to the sentence, not the URL; closing brackets
+/// only when unbalanced (`(see http://x/a)` vs `http://x/?q=[Filtered]`).
+fn trim_url_end(url: &str) -> &str {
+    let mut end = url.len();
+    loop {
+        let s = &url[..end];
+        let Some(c) = s.chars().next_back() else {
+            return s;
+        };
+        let drop = match c {
+            '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '"' => true,
+            ')' => s.matches('(').count() < s.matches(')').count(),
+            ']' => s.matches('[').count() < s.matches(']').count(),
+            '}' => s.matches('{').count() < s.matches('}').count(),
+            _ => false,
+        };
+        if !drop {
+            return s;
+        }
+        end -= c.len_utf8();
+    }
+}
