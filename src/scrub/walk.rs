@@ -11,7 +11,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde_json::{Map, Value};
 
-use super::detectors::{HitKind, Scanner};
+use super::detectors::{Hit, HitKind, Scanner};
 use super::keys::{KeyClass, KeyMatcher, Tokens};
 use super::profile::{IP_HEADERS, PERSON_CONTEXT_WORDS};
 use super::redact::{Action, Redactor};
@@ -55,7 +55,24 @@ pub(crate) struct Cx {
     json_depth: usize,
     /// What each distinct key means, computed once per call (keys repeat a lot).
     keys: HashMap<String, KeyInfo, BuildHasherDefault<FxHasher>>,
+    /// The detector hits of each distinct short string, computed once per call: context
+    /// lines, breadcrumb messages and paths repeat within an event, and the regex set
+    /// pass is the most expensive step per string. Values are `(start, len)` in
+    /// `scan_hits`. Only used when hits depend on the text alone ([`Scanner::text_only`]).
+    scans: HashMap<Box<str>, (u32, u32), BuildHasherDefault<FxHasher>>,
+    scan_hits: Vec<Hit>,
+    /// Strings scanned so far in this call.
+    scanned: usize,
 }
+
+/// Strings longer than this are scanned every time: long texts rarely repeat, and
+/// keeping them would make the cache as big as the payload.
+const SCAN_CACHE_MAX_LEN: usize = 512;
+/// At most this many distinct strings are remembered per call.
+const SCAN_CACHE_MAX_ENTRIES: usize = 10_000;
+/// The cache starts after this many scans: small payloads rarely repeat a string, and
+/// for them the map would cost more than it saves.
+const SCAN_CACHE_AFTER: usize = 64;
 
 /// A key's meaning, independent of where it occurs.
 #[derive(Debug, Clone, Copy)]
@@ -1140,8 +1157,7 @@ impl Engine {
     /// Free text: every detector in one pass, redacted in place, token by token.
     pub(crate) fn scrub_text(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
         let mut hits = Vec::new();
-        self.scanner.scan(text, key, &cx.path, &mut hits);
-        if hits.is_empty() {
+        if !self.scan(text, key, cx, &mut hits) {
             return None;
         }
         let mut out = String::with_capacity(text.len());
@@ -1214,6 +1230,38 @@ impl Engine {
             return None;
         }
         Some(out)
+    }
+
+    /// The detector hits in `text`, from the per-call cache when the same string was
+    /// scanned before. Returns whether there are any.
+    fn scan(&self, text: &str, key: &str, cx: &mut Cx, hits: &mut Vec<Hit>) -> bool {
+        cx.scanned += 1;
+        let cacheable = self.scanner.text_only
+            && text.len() <= SCAN_CACHE_MAX_LEN
+            && cx.scanned > SCAN_CACHE_AFTER;
+        if cacheable {
+            if let Some(&(start, len)) = cx.scans.get(text) {
+                if len == 0 {
+                    return false;
+                }
+                let (start, len) = (start as usize, len as usize);
+                if let Some(cached) = cx.scan_hits.get(start..start + len) {
+                    hits.clear();
+                    hits.extend_from_slice(cached);
+                    return true;
+                }
+            }
+        }
+        self.scanner.scan(text, key, &cx.path, hits);
+        if cacheable && cx.scans.len() < SCAN_CACHE_MAX_ENTRIES {
+            let start = u32::try_from(cx.scan_hits.len()).ok();
+            let len = u32::try_from(hits.len()).ok();
+            if let (Some(start), Some(len)) = (start, len) {
+                cx.scan_hits.extend_from_slice(hits);
+                cx.scans.insert(text.into(), (start, len));
+            }
+        }
+        !hits.is_empty()
     }
 
     // === echo: values found under name/id keys, wherever else they appear ===
