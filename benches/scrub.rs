@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use scrubgate::decide::{Policy, PolicySettings};
 use scrubgate::decode::{Envelope, EnvelopeLimits};
-use scrubgate::scrub::{HashKey, PayloadKind, ScrubSettings, Scrubber};
+use scrubgate::scrub::{json_out, HashKey, PayloadKind, ScrubSettings, Scrubber};
 
 fn scrubber() -> Scrubber {
     Scrubber::compile(
@@ -54,7 +54,7 @@ fn bench_events(c: &mut Criterion) {
             |b, body| {
                 b.iter(|| {
                     let value: Value = serde_json::from_slice(body).expect("valid JSON");
-                    black_box(serde_json::to_vec(&value).expect("serializable"))
+                    black_box(json_out::to_vec(&value, body.len()).expect("serializable"))
                 })
             },
         );
@@ -65,7 +65,7 @@ fn bench_events(c: &mut Criterion) {
                 b.iter(|| {
                     let mut value: Value = serde_json::from_slice(body).expect("valid JSON");
                     let report = scrubber.scrub(PayloadKind::Event, &mut value);
-                    let out = serde_json::to_vec(&value).expect("serializable");
+                    let out = json_out::to_vec(&value, body.len()).expect("serializable");
                     black_box((report, out))
                 })
             },

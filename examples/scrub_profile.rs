@@ -33,7 +33,7 @@ fn run_once(scrubber: Option<&Scrubber>, body: &[u8]) -> usize {
     let report = scrubber
         .map(|s| s.scrub(PayloadKind::Event, &mut value))
         .unwrap_or_default();
-    let out = serde_json::to_vec(&value).unwrap_or_default();
+    let out = scrubgate::scrub::json_out::to_vec(&value, body.len()).unwrap_or_default();
     black_box(report.redactions.len()) + out.len()
 }
 

@@ -9,6 +9,7 @@
 //! is non-empty. Untouched items are then forwarded byte-identical.
 
 mod detectors;
+pub mod json_out;
 mod keys;
 mod profile;
 mod redact;
