@@ -19,6 +19,7 @@ use crate::forward::rate_limits::RateLimits;
 use crate::forward::{ForwardError, Forwarder};
 use crate::ingest::AppState;
 use crate::pipeline::Pipeline;
+use crate::server::tls::TlsListener;
 use crate::spool::Spool;
 
 /// Why the server could not start. The config is already valid at this point, so these are
@@ -36,6 +37,14 @@ pub enum StartError {
     Spool(std::io::Error),
     #[error("audit.path: cannot open the audit trail: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    #[error("server.tls: {0}")]
+    Tls(#[from] crate::server::tls::TlsError),
+}
+
+/// The TLS acceptor for `[server.tls]`, if configured.
+fn tls_listener(config: &Config) -> Result<Option<TlsListener>, StartError> {
+    let settings = config.file.server.tls.as_ref();
+    Ok(settings.map(TlsListener::new).transpose()?)
 }
 
 /// Config reloads, for logs and metrics.
@@ -95,6 +104,7 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
         audit,
         metrics,
         draining: std::sync::atomic::AtomicBool::new(false),
+        rate: crate::ingest::rate::RateLimiter::new(),
     });
     Ok((state, tasks))
 }
@@ -105,6 +115,7 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
 /// See [`StartError`].
 pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
     let addr = config.listen;
+    let tls = tls_listener(&config)?;
     let (state, tasks) = build_state(config)?;
     let listener = TcpListener::bind(addr)
         .await
@@ -113,9 +124,10 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(lifecycle(listener, Arc::clone(&state), tasks, async move {
+    let stopped = async move {
         let _ = stopped.await;
-    }));
+    };
+    let task = tokio::spawn(lifecycle(listener, tls, Arc::clone(&state), tasks, stopped));
     Ok(RunningServer {
         addr,
         state,
@@ -139,6 +151,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
     let projects = config.projects.len();
     let upstream = config.upstream.describe();
     let started = Instant::now();
+    let tls = tls_listener(&config)?;
     let (state, tasks) = build_state(config)?;
     let listener = TcpListener::bind(addr)
         .await
@@ -146,15 +159,21 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
     let bound = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
+    if let Some(tls) = &tls {
+        crate::server::tls::reload_on_sighup(Arc::clone(&tls.certs));
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         addr = %bound,
+        scheme,
         projects,
         upstream = %upstream,
         startup_ms = started.elapsed().as_secs_f64() * 1000.0,
         "listening"
     );
     let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&state), config_path));
-    lifecycle(listener, state, tasks, crate::server::shutdown_signal()).await;
+    let shutdown = crate::server::shutdown_signal();
+    lifecycle(listener, tls, state, tasks, shutdown).await;
     reloader.abort();
     Ok(())
 }
@@ -164,6 +183,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
 /// then is already in the spool and goes out after the next start.
 async fn lifecycle(
     listener: TcpListener,
+    tls: Option<TlsListener>,
     state: Arc<AppState>,
     tasks: DeliveryTasks,
     shutdown: impl std::future::Future<Output = ()>,
@@ -176,7 +196,7 @@ async fn lifecycle(
         draining_state.draining.store(true, Ordering::SeqCst);
         let _ = started.set(Instant::now());
     };
-    crate::server::serve(listener, Arc::clone(&state), shutdown, budget).await;
+    crate::server::serve_with(listener, Arc::clone(&state), tls, shutdown, budget).await;
     let spent = started.get().map_or(Duration::ZERO, Instant::elapsed);
     let left = budget.saturating_sub(spent).max(Duration::from_millis(100));
     let delivery = state.pipeline.delivery().clone();

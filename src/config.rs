@@ -74,6 +74,20 @@ pub struct ServerSettings {
     pub body_read_timeout_secs: u64,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// A connection with no request in flight and no bytes received for this long is closed
+    /// (idle keep-alive, and connections that never send anything).
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further clients wait in the listen backlog, so memory stays
+    /// bounded under a connection flood.
+    pub max_connections: usize,
+    /// Request header fields per request (HTTP/1.1); more gets 431.
+    pub max_header_count: usize,
+    /// Bytes of request line plus headers (HTTP/1.1; at least 8192), or of the header list
+    /// (HTTP/2); more gets 431.
+    pub max_header_bytes: usize,
+    /// `[server.tls]`: serve HTTPS (HTTP/1.1 and HTTP/2 via ALPN) instead of cleartext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::server::tls::TlsSettings>,
 }
 
 impl Default for ServerSettings {
@@ -85,9 +99,16 @@ impl Default for ServerSettings {
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
             shutdown_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            max_header_count: 100,
+            max_header_bytes: 64 * 1024,
+            tls: None,
         }
     }
 }
+
+const MIB: usize = 1024 * 1024;
 
 /// `[limits]`: caps on what a client may send.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +122,37 @@ pub struct LimitSettings {
     pub max_event_bytes: usize,
     /// Items per envelope (Relay: 500).
     pub max_envelope_items: usize,
+    /// Decompressed bytes per received byte; 0 disables. Bodies that inflate to less than
+    /// 1 MiB are never refused by it, so only bombs hit it.
+    pub max_decompression_ratio: usize,
+    /// Nesting depth of JSON payloads and store events (at most 128, serde_json's own limit).
+    pub max_json_depth: usize,
+    /// Per-item caps by type (Relay's defaults; a violation is 413 for the whole envelope).
+    /// Event-like items (`event`, `transaction`, `feedback`, security reports, …) use
+    /// `max_event_bytes`.
+    pub max_attachment_bytes: usize,
+    /// All `attachment` items of one envelope together.
+    pub max_attachments_bytes: usize,
+    pub max_attachment_count: usize,
+    /// One `session` or `sessions` item.
+    pub max_session_bytes: usize,
+    pub max_session_count: usize,
+    pub max_client_report_bytes: usize,
+    pub max_check_in_bytes: usize,
+    /// `profile` and `profile_chunk`.
+    pub max_profile_bytes: usize,
+    /// `replay_recording` and `replay_video` (compressed as sent).
+    pub max_replay_bytes: usize,
+    /// One `log`, `trace_metric` or span v2 container item.
+    pub max_container_bytes: usize,
+    /// Standalone (non-container) `span` items per envelope.
+    pub max_standalone_span_count: usize,
+    pub max_metric_buckets_bytes: usize,
+    /// Requests per second per project key (token bucket); 0 disables. Excess gets 429 with
+    /// `Retry-After`.
+    pub project_rate_limit_per_sec: f64,
+    /// Requests a project key may send in a burst before the rate applies.
+    pub project_rate_limit_burst: u32,
 }
 
 impl Default for LimitSettings {
@@ -110,6 +162,22 @@ impl Default for LimitSettings {
             max_decompressed_bytes: 100 * 1024 * 1024,
             max_event_bytes: 1024 * 1024,
             max_envelope_items: 500,
+            max_decompression_ratio: 100,
+            max_json_depth: 128,
+            max_attachment_bytes: 200 * MIB,
+            max_attachments_bytes: 200 * MIB,
+            max_attachment_count: 30,
+            max_session_bytes: 10 * MIB,
+            max_session_count: 100,
+            max_client_report_bytes: 100 * 1024,
+            max_check_in_bytes: 100 * 1024,
+            max_profile_bytes: 50 * MIB,
+            max_replay_bytes: 10 * MIB,
+            max_container_bytes: 12 * MIB,
+            max_standalone_span_count: 25,
+            max_metric_buckets_bytes: MIB,
+            project_rate_limit_per_sec: 0.0,
+            project_rate_limit_burst: 10,
         }
     }
 }
@@ -243,6 +311,12 @@ impl Config {
                 ));
             }
         }
+        validate_limits(&file.server, &file.limits)?;
+        if let Some(tls) = &file.server.tls {
+            tls.validate().map_err(|(key, problem)| {
+                ConfigError::invalid(format!("server.tls.{key}"), problem)
+            })?;
+        }
         let projects = compile_projects(&file.projects)?;
         validate_delivery(&file.delivery, &file.spool)?;
         let (hash_key, hash_key_is_ephemeral) = load_hash_key(&file.scrub)?;
@@ -307,6 +381,62 @@ pub fn load_file(path: Option<&Path>) -> Result<ConfigFile, ConfigError> {
     figment
         .extract()
         .map_err(|error| ConfigError::Load(Box::new(error)))
+}
+
+fn validate_limits(server: &ServerSettings, limits: &LimitSettings) -> Result<(), ConfigError> {
+    if server.max_connections == 0 {
+        return Err(ConfigError::invalid(
+            "server.max_connections",
+            "must be at least 1",
+        ));
+    }
+    if server.max_header_count == 0 {
+        return Err(ConfigError::invalid(
+            "server.max_header_count",
+            "must be at least 1",
+        ));
+    }
+    if server.max_header_bytes < 8192 {
+        return Err(ConfigError::invalid(
+            "server.max_header_bytes",
+            "must be at least 8192",
+        ));
+    }
+    for (key, secs) in [
+        (
+            "server.header_read_timeout_secs",
+            server.header_read_timeout_secs,
+        ),
+        (
+            "server.body_read_timeout_secs",
+            server.body_read_timeout_secs,
+        ),
+        ("server.idle_timeout_secs", server.idle_timeout_secs),
+    ] {
+        if secs == 0 {
+            return Err(ConfigError::invalid(key, "must be at least 1"));
+        }
+    }
+    if !(1..=128).contains(&limits.max_json_depth) {
+        return Err(ConfigError::invalid(
+            "limits.max_json_depth",
+            "must be between 1 and 128 (serde_json refuses deeper documents anyway)",
+        ));
+    }
+    let rate = limits.project_rate_limit_per_sec;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(ConfigError::invalid(
+            "limits.project_rate_limit_per_sec",
+            "must be 0 (off) or a positive number",
+        ));
+    }
+    if rate > 0.0 && limits.project_rate_limit_burst == 0 {
+        return Err(ConfigError::invalid(
+            "limits.project_rate_limit_burst",
+            "must be at least 1 when a rate limit is set",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_delivery(
@@ -388,6 +518,7 @@ fn load_hash_key(settings: &ScrubSettings) -> Result<(HashKey, bool), ConfigErro
         return Ok((hash_key_from(secret, "scrub.hash_key_env")?, false));
     }
     if let Some(path) = &settings.hash_key_file {
+        check_secret_file_mode(path)?;
         let secret = std::fs::read(path).map_err(|error| {
             ConfigError::invalid(
                 "scrub.hash_key_file",
@@ -406,6 +537,33 @@ fn load_hash_key(settings: &ScrubSettings) -> Result<(HashKey, bool), ConfigErro
         },
         true,
     ))
+}
+
+/// A key file others can read is a key others know: refuse it rather than hash with it.
+#[cfg(unix)]
+fn check_secret_file_mode(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let metadata = std::fs::metadata(path).map_err(|error| {
+        ConfigError::invalid(
+            "scrub.hash_key_file",
+            format!("cannot read: {}", error.kind()),
+        )
+    })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::invalid(
+            "scrub.hash_key_file",
+            format!(
+                "must not be readable or writable by group or others (mode {mode:04o}); run chmod 600 on it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_secret_file_mode(_path: &Path) -> Result<(), ConfigError> {
+    Ok(())
 }
 
 /// The key id is derived from the key itself so pseudonyms say which key made them, without

@@ -113,6 +113,10 @@ struct Inner {
     pause_until: Mutex<Option<Instant>>,
     consecutive_parks: AtomicU64,
     wake_replayer: tokio::sync::Notify,
+    /// Set whenever a spooled envelope is not in the queue (queue full, parked, found at
+    /// start); the replayer lists the spool directory only then, or every
+    /// [`SAFETY_SCAN`], so a healthy proxy with a large spool does not list it every tick.
+    backlog: AtomicBool,
     /// Tells the dispatcher to take no new jobs (clones of the sender live on in the
     /// server state, so the channel alone never closes).
     close_queue: tokio::sync::Notify,
@@ -161,6 +165,7 @@ impl DeliveryService {
             consecutive_parks: AtomicU64::new(0),
             wake_replayer: tokio::sync::Notify::new(),
             close_queue: tokio::sync::Notify::new(),
+            backlog: AtomicBool::new(true),
         });
         let dispatcher = tokio::spawn(dispatch(Arc::clone(&inner), receiver));
         let replayer = tokio::spawn(replay(Arc::clone(&inner), queue.clone()));
@@ -200,6 +205,7 @@ impl DeliveryService {
         self.inner.mark_busy(&name);
         if let Err(error) = self.queue.try_send(Job { name, meta, body }) {
             // Queue full (or shutting down): the file waits for the replayer.
+            self.inner.backlog.store(true, Ordering::SeqCst);
             let job = match error {
                 mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
                     job
@@ -464,6 +470,7 @@ async fn deliver(inner: &Inner, job: Job) {
 /// each consecutive failure (1 s doubling up to `max_backoff_secs`).
 fn park(inner: &Inner, name: &str) {
     inner.stats.parked.fetch_add(1, Ordering::Relaxed);
+    inner.backlog.store(true, Ordering::SeqCst);
     let parks = inner.consecutive_parks.fetch_add(1, Ordering::Relaxed);
     let pause = Duration::from_secs(1u64 << parks.min(10))
         .min(Duration::from_secs(inner.settings.max_backoff_secs.max(1)));
@@ -474,27 +481,30 @@ fn park(inner: &Inner, name: &str) {
     inner.unmark_busy(name);
 }
 
+/// A full look at the spool at least this often, even without a known backlog (a file
+/// copied in by hand, a missed flag): cheap insurance.
+const SAFETY_SCAN: Duration = Duration::from_secs(30);
+/// Expiry needs no precision; listing a large spool for it every tick would.
+const EXPIRY_SCAN: Duration = Duration::from_secs(60);
+
 async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
     let interval = Duration::from_millis(inner.settings.replay_interval_ms.max(10));
+    let mut last_scan = Instant::now();
+    let mut last_expiry: Option<Instant> = None;
     loop {
         let _ = tokio::time::timeout(interval, inner.wake_replayer.notified()).await;
         if inner.stopping.load(Ordering::SeqCst) {
             return;
         }
+        let backlog = inner.backlog.load(Ordering::SeqCst);
+        let expiry_due = last_expiry.is_none_or(|t| t.elapsed() >= EXPIRY_SCAN);
+        if !backlog && !expiry_due && last_scan.elapsed() < SAFETY_SCAN {
+            continue;
+        }
         let busy = inner.busy_snapshot();
-        let expired = {
-            let inner = Arc::clone(&inner);
-            let busy = busy.clone();
-            tokio::task::spawn_blocking(move || inner.spool.expire(&busy))
-                .await
-                .unwrap_or(0)
-        };
-        if expired > 0 {
-            inner
-                .stats
-                .expired
-                .fetch_add(expired as u64, Ordering::Relaxed);
-            tracing::warn!(expired, "spooled envelopes expired undelivered");
+        if expiry_due {
+            last_expiry = Some(Instant::now());
+            expire(&inner, &busy).await;
         }
         if inner.paused() {
             continue;
@@ -503,12 +513,19 @@ async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
         if room == 0 {
             continue;
         }
+        last_scan = Instant::now();
+        // Cleared before listing: anything spooled from now on sets it again.
+        inner.backlog.store(false, Ordering::SeqCst);
         let names = {
             let inner = Arc::clone(&inner);
             tokio::task::spawn_blocking(move || inner.spool.oldest(&busy, room))
                 .await
                 .unwrap_or_default()
         };
+        if names.len() >= room {
+            // More may be waiting behind these.
+            inner.backlog.store(true, Ordering::SeqCst);
+        }
         for name in names {
             let read = {
                 let inner = Arc::clone(&inner);
@@ -536,9 +553,27 @@ async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
                     | mpsc::error::TrySendError::Closed(job) => job,
                 };
                 inner.unmark_busy(&job.name);
+                inner.backlog.store(true, Ordering::SeqCst);
                 break;
             }
             inner.stats.replayed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+async fn expire(inner: &Arc<Inner>, busy: &HashSet<String>) {
+    let expired = {
+        let inner = Arc::clone(inner);
+        let busy = busy.clone();
+        tokio::task::spawn_blocking(move || inner.spool.expire(&busy))
+            .await
+            .unwrap_or(0)
+    };
+    if expired > 0 {
+        inner
+            .stats
+            .expired
+            .fetch_add(expired as u64, Ordering::Relaxed);
+        tracing::warn!(expired, "spooled envelopes expired undelivered");
     }
 }

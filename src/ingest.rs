@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod cors;
 pub mod error;
+pub mod limits;
+pub mod rate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ use crate::pipeline::{Delivery, Incoming, ItemDecision, Pipeline, Processed};
 pub struct AppState {
     pub config: ArcSwap<Config>,
     pub pipeline: Pipeline,
+    /// Per-project token buckets (`limits.project_rate_limit_per_sec`).
+    pub rate: rate::RateLimiter,
     /// Set on shutdown so `/readyz` fails and load balancers stop sending.
     pub draining: std::sync::atomic::AtomicBool,
     /// The audit trail: one record per ingest request.
@@ -220,14 +224,19 @@ where
     };
     if let Some(project) = &early_project {
         guard.set_project(project.project_id, &project.public_key);
+        check_rate(state, config, project)?;
     }
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(config, body, &parts.headers).await?;
     let decode_started = Instant::now();
     let limits = &config.file.limits;
     let received_bytes = body.len();
-    let body = decompress(body, encoding, limits.max_decompressed_bytes)
-        .map_err(IngestError::Decompress)?;
+    let body = decompress(
+        body,
+        encoding,
+        limits::decompression_cap(received_bytes, limits),
+    )
+    .map_err(IngestError::Decompress)?;
     tracing::debug!(
         encoding = encoding.as_str(),
         received_bytes,
@@ -244,8 +253,13 @@ where
             check_header_dsn(&envelope, &project, credentials.as_ref())?;
             project
         }
-        None => project_from_dsn(config, &envelope, path_project, tunnel)?,
+        None => {
+            let project = project_from_dsn(config, &envelope, path_project, tunnel)?;
+            check_rate(state, config, &project)?;
+            project
+        }
     };
+    limits::check_envelope(&envelope, limits).map_err(IngestError::Limit)?;
     let client = client_meta(&parts.headers, credentials.as_ref());
     process(state, config, project, envelope, client, guard).await
 }
@@ -266,6 +280,7 @@ where
         credentials(&parts.headers, parts.uri.query())?.ok_or(IngestError::MissingAuth)?;
     let project = authorize(config, &credentials.sentry_key, path_project)?;
     guard.set_project(project.project_id, &project.public_key);
+    check_rate(state, config, &project)?;
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(config, body, &parts.headers).await?;
     let decode_started = Instant::now();
@@ -275,8 +290,8 @@ where
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == b"application/x-sentry-envelope");
     let envelope = if is_envelope {
-        let body = decompress(body, encoding, limits.max_decompressed_bytes)
-            .map_err(IngestError::Decompress)?;
+        let cap = limits::decompression_cap(body.len(), limits);
+        let body = decompress(body, encoding, cap).map_err(IngestError::Decompress)?;
         let envelope = Envelope::parse(
             body,
             &EnvelopeLimits {
@@ -284,12 +299,16 @@ where
             },
         )?;
         check_header_dsn(&envelope, &project, Some(&credentials))?;
+        limits::check_envelope(&envelope, limits).map_err(IngestError::Limit)?;
         envelope
     } else {
         let body =
             decompress(body, encoding, limits.max_event_bytes).map_err(IngestError::Decompress)?;
         let event =
             decode_store_body(body, limits.max_event_bytes).map_err(IngestError::StoreBody)?;
+        if limits::json_too_deep(&event, limits.max_json_depth) {
+            return Err(IngestError::Limit(limits::LimitError::TooDeep));
+        }
         envelope_from_store_event(event)?
     };
     state.metrics.stage(Stage::Decode, decode_started.elapsed());
@@ -402,6 +421,20 @@ async fn process(
             Ok(out)
         }
     }
+}
+
+/// Takes a token from `project`'s bucket when a per-project rate limit is configured.
+fn check_rate(state: &AppState, config: &Config, project: &Project) -> Result<(), IngestError> {
+    let limits = &config.file.limits;
+    state
+        .rate
+        .check(
+            &project.public_key,
+            limits.project_rate_limit_per_sec,
+            limits.project_rate_limit_burst,
+            Instant::now(),
+        )
+        .map_err(|retry_after_secs| IngestError::RateLimited { retry_after_secs })
 }
 
 const RATE_LIMITED_DETAIL: &str = "Sentry dropped data due to a quota or internal rate limit being reached. This will not affect your application.";
@@ -897,6 +930,9 @@ fn error_response(error: &IngestError) -> Response<Full<Bytes>> {
         response
     } else {
         let mut response = json_response(status, &json!({ "detail": error.to_string() }));
+        if let IngestError::RateLimited { retry_after_secs } = error {
+            rate::add_headers(response.headers_mut(), *retry_after_secs);
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // The SDK keeps the envelope and retries after this.
             response

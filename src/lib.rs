@@ -3,7 +3,8 @@
 //!
 //! # The life of an envelope
 //!
-//! 1. **[`server`]** accepts an HTTP/1.1 or cleartext HTTP/2 connection and hands each request
+//! 1. **[`server`]** accepts an HTTP/1.1 or HTTP/2 connection (cleartext, or TLS with ALPN;
+//!    capped in number, with header, idle and size limits) and hands each request
 //!    to [`ingest::handle`], which picks the route (`/api/{pid}/envelope/`, `/api/{pid}/store/`,
 //!    `/api/store/`, the tunnel, health checks) and answers CORS preflights.
 //! 2. **[`ingest`]** authenticates before reading the body (exactly one credential source;

@@ -1,5 +1,11 @@
-//! The HTTP listener: HTTP/1.1 and cleartext HTTP/2 on one port, slow-header protection, and
+//! The HTTP listener: HTTP/1.1 and HTTP/2 on one port (cleartext, or TLS with ALPN), a cap on
+//! concurrent connections, slow-header and idle protection, header count/size caps, and
 //! graceful shutdown that lets in-flight requests finish within a bound.
+//!
+//! Knows nothing about Sentry: every request goes to [`ingest::handle`].
+
+pub mod idle;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,30 +16,55 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
+use crate::config::ServerSettings;
 use crate::ingest::{self, AppState};
 
-/// Accepts connections until `shutdown` resolves, then waits up to `drain_timeout` for open
-/// connections to finish their current requests.
+use self::idle::{IdleIo, InFlight};
+use self::tls::TlsListener;
+
+/// Accepts cleartext connections until `shutdown` resolves; see [`serve_with`].
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
-    let header_timeout =
-        Duration::from_secs(state.config.load().file.server.header_read_timeout_secs);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    builder.http2().timer(TokioTimer::new());
+    serve_with(listener, state, None, shutdown, drain_timeout).await;
+}
+
+/// Accepts connections (TLS-wrapped when `tls` is set) until `shutdown` resolves, then waits up
+/// to `drain_timeout` for open connections to finish their current requests.
+///
+/// At most `server.max_connections` connections are served at once: the loop stops accepting
+/// while all permits are taken, so excess clients wait in the kernel's listen backlog instead
+/// of costing memory here.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Option<TlsListener>,
+    shutdown: impl Future<Output = ()>,
+    drain_timeout: Duration,
+) {
+    let settings = state.config.load().file.server.clone();
+    let header_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let idle_timeout = Duration::from_secs(settings.idle_timeout_secs);
+    let builder = Arc::new(connection_builder(&settings));
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -47,18 +78,29 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let state = Arc::clone(&state);
-        let service = service_fn(move |request: hyper::Request<Incoming>| {
-            let state = Arc::clone(&state);
-            async move { Ok::<_, std::convert::Infallible>(handle(state, request, peer).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let in_flight = InFlight::default();
+        let io = IdleIo::new(stream, header_timeout, idle_timeout, in_flight.clone());
+        let connection = Connection {
+            state: Arc::clone(&state),
+            builder: Arc::clone(&builder),
+            watcher: graceful.watcher(),
+            in_flight,
+            peer,
+        };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "connection ended with an error");
+            let _permit = permit;
+            match tls {
+                None => connection.serve(io).await,
+                Some(tls) => {
+                    match tokio::time::timeout(header_timeout, tls.acceptor.accept(io)).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(error = %error, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
@@ -67,6 +109,62 @@ pub async fn serve(
         () = graceful.shutdown() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(drain_timeout) => {
             tracing::warn!(timeout_secs = drain_timeout.as_secs(), "drain timeout reached; closing remaining connections");
+        }
+    }
+}
+
+/// HTTP/1.1 and HTTP/2 settings shared by every connection.
+fn connection_builder(settings: &ServerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(settings.header_read_timeout_secs))
+        .max_headers(settings.max_header_count)
+        .max_buf_size(settings.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(100);
+    builder
+}
+
+/// One accepted connection, ready to be served over a (possibly TLS-wrapped) transport.
+struct Connection {
+    state: Arc<AppState>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    in_flight: InFlight,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            state,
+            builder,
+            watcher,
+            in_flight,
+            peer,
+        } = self;
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            let state = Arc::clone(&state);
+            let guard = in_flight.enter();
+            async move {
+                let response = handle(state, request, peer).await;
+                drop(guard);
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        if let Err(error) = watcher.watch(connection).await {
+            tracing::debug!(error = %error, "connection ended with an error");
         }
     }
 }

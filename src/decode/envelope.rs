@@ -67,6 +67,9 @@ pub struct Item {
     header: Map<String, Value>,
     payload: Bytes,
     dirty: bool,
+    /// False only for an item header that ended the body without a `\n` (an empty item at
+    /// EOF), so that serializing it does not add one (found by fuzzing).
+    header_newline: bool,
 }
 
 /// A parsed envelope. Serializing it back with [`Envelope::to_bytes`] reproduces the input
@@ -161,7 +164,9 @@ impl Envelope {
             } else {
                 out.extend_from_slice(&item.raw_header);
             }
-            out.push(b'\n');
+            if item.dirty || item.header_newline {
+                out.push(b'\n');
+            }
             out.extend_from_slice(&item.payload);
             if index != last || self.trailing_newline {
                 out.push(b'\n');
@@ -214,7 +219,8 @@ enum HeaderError {
 }
 
 /// Reads one single-line JSON object starting at `pos` (after optional JSON whitespace).
-/// Returns the object, its raw bytes and the position after the `\n` that must follow it
+/// Returns the object, its raw bytes (including that whitespace) and the position after the
+/// `\n` that must follow it
 /// (or the end of the body). `Ok(None)` means only whitespace was left.
 fn read_header(body: &Bytes, pos: usize) -> Result<Option<ParsedHeader>, HeaderError> {
     let rest = &body[pos..];
@@ -232,7 +238,9 @@ fn read_header(body: &Bytes, pos: usize) -> Result<Option<ParsedHeader>, HeaderE
         Some(Err(_)) | None => return Err(HeaderError::Json),
     };
     let end = start + stream.byte_offset();
-    let raw = body.slice(start..end);
+    // The skipped whitespace stays part of the raw header, so an untouched envelope with blank
+    // lines or leading tabs still serializes byte-identically (found by fuzzing).
+    let raw = body.slice(pos..end);
     match body.get(end) {
         None => Ok(Some((fields, raw, end))),
         Some(b'\n') => Ok(Some((fields, raw, end + 1))),
@@ -298,6 +306,7 @@ fn read_item(body: &Bytes, pos: usize) -> Result<(Item, usize, bool), EnvelopeEr
         header,
         payload,
         dirty: false,
+        header_newline: !header_ended_at_eof,
     };
     let terminated =
         next > payload_start + item.payload.len() && body.get(next - 1) == Some(&b'\n');
@@ -372,6 +381,7 @@ impl Item {
             header,
             payload,
             dirty: true,
+            header_newline: true,
         }
     }
 
@@ -450,6 +460,37 @@ mod tests {
             "{}\n{\"type\":\"attachment\",\"length\":3}\na\nb\n{\"type\":\"session\"}\n{\"x\":2}",
         );
         round_trip("{}\n{\"type\":\"attachment\"}\n");
+    }
+
+    /// Fuzzing regression (`fuzz/artifacts/envelope/crash-8d7be8e1…`): whitespace before the
+    /// envelope header or between items was skipped by the parser and lost on serialization.
+    #[test]
+    fn skipped_whitespace_round_trips() {
+        round_trip("\t\t\t{\"event_id\":\"784197\"}\n{\"type\":\"event\"}\n{}");
+        round_trip("{}\n\n\r\n \t{\"type\":\"event\"}\n{}\n");
+        round_trip("  {}");
+    }
+
+    /// Fuzzing regression (`fuzz/artifacts/envelope/crash-ff65e02f…`): an item header that
+    /// ends the body without a newline came back with one.
+    #[test]
+    fn item_header_at_eof_round_trips() {
+        round_trip("{}\n{\"type\":\"sjson\",\"length.\":4223}");
+        round_trip("{}\n{\"type\":\"event\",\"length\":0}");
+        round_trip("{}\n{\"type\":\"event\"}\n");
+        let mut env = parse("{}\n{\"type\":\"event\"}").unwrap();
+        env.items_mut()[0].set_payload(Bytes::from_static(b"{}"));
+        assert_eq!(
+            String::from_utf8(env.to_bytes()).unwrap(),
+            "{}\n{\"type\":\"event\",\"length\":2}\n{}"
+        );
+        let mut env = parse("\t{}\n\n{\"type\":\"event\"}\n{\"a\":1}\n").unwrap();
+        env.items_mut()[0].set_payload(Bytes::from_static(b"{}"));
+        assert_eq!(
+            String::from_utf8(env.to_bytes()).unwrap(),
+            "\t{}\n{\"type\":\"event\",\"length\":2}\n{}\n",
+            "a re-encoded item header drops the blank line"
+        );
     }
 
     #[test]

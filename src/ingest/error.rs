@@ -5,6 +5,7 @@ use http::StatusCode;
 
 use crate::decode::{AuthError, DecompressError, DsnError, EnvelopeError, StoreBodyError};
 use crate::forward::ForwardError;
+use crate::ingest::limits::LimitError;
 
 /// Everything that can go wrong while handling one ingest request.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,10 @@ pub enum IngestError {
     StoreBody(StoreBodyError),
     #[error("invalid JSON data")]
     InvalidJson,
+    #[error("{0}")]
+    Limit(crate::ingest::limits::LimitError),
+    #[error("too many requests for this project; retry later")]
+    RateLimited { retry_after_secs: u64 },
     #[error("upstream unavailable")]
     UpstreamUnavailable(#[source] ForwardError),
     #[error("upstream timed out")]
@@ -91,6 +96,9 @@ impl IngestError {
             | E::Decompress(DecompressError::TooLarge { .. })
             | E::StoreBody(StoreBodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             E::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            E::Limit(LimitError::TooDeep) => StatusCode::BAD_REQUEST,
+            E::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             E::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             E::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             E::SinkFailed(_) | E::SpoolFull | E::Internal | E::AuditUnavailable(_) => {
@@ -125,6 +133,9 @@ impl IngestError {
             E::Envelope(_) => "invalid_envelope",
             E::StoreBody(_) => "invalid_store_body",
             E::InvalidJson => "invalid_json",
+            E::Limit(LimitError::TooDeep) => "json_too_deep",
+            E::Limit(_) => "item_limit_exceeded",
+            E::RateLimited { .. } => "rate_limited",
             E::UpstreamUnavailable(_) => "upstream_unavailable",
             E::UpstreamTimeout(_) => "upstream_timeout",
             E::SinkFailed(_) => "sink_failed",

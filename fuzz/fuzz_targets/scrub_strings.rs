@@ -1,0 +1,69 @@
+//! Structured strings (URLs, query strings, form bodies, cookies, SQL, JSON-in-string) put
+//! where an event carries them, scrubbed through the public `Scrubber` API. Properties: never
+//! panics, valid JSON out, idempotent.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use scrubgate::scrub::{HashKey, PayloadKind, ScrubSettings, Scrubber};
+use serde_json::{json, Value};
+
+fn scrubber() -> &'static Scrubber {
+    static SCRUBBER: OnceLock<Scrubber> = OnceLock::new();
+    SCRUBBER.get_or_init(|| {
+        let key = HashKey {
+            id: "fuzz".to_owned(),
+            secret: b"fuzzing-key-0123456789".to_vec(),
+        };
+        Scrubber::compile(&ScrubSettings::default(), key).expect("default settings compile")
+    })
+}
+
+/// `FUZZ_SKIP_IDEMPOTENCE=1` keeps fuzzing for panics and invalid JSON once an idempotence
+/// bug is known and reported (libFuzzer stops at the first failure).
+fn check_idempotence() -> bool {
+    static CHECK: OnceLock<bool> = OnceLock::new();
+    *CHECK.get_or_init(|| std::env::var_os("FUZZ_SKIP_IDEMPOTENCE").is_none())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let s = String::from_utf8_lossy(data).into_owned();
+    let mut event = json!({
+        "message": s,
+        "logentry": {"formatted": s},
+        "exception": {"values": [{"type": "Error", "value": s}]},
+        "request": {
+            "url": s,
+            "query_string": s,
+            "data": s,
+            "cookies": s,
+            "headers": {"Cookie": s, "Referer": s, "X-Custom": s},
+        },
+        "breadcrumbs": {"values": [
+            {"category": "query", "message": s},
+            {"category": "http", "data": {"url": s}},
+        ]},
+        "spans": [
+            {"op": "db.sql.query", "description": s},
+            {"op": "http.client", "description": s, "data": {"url": s}},
+        ],
+        "extra": {"payload": s},
+    });
+    let first = scrubber().scrub(PayloadKind::Transaction, &mut event);
+    let bytes = serde_json::to_vec(&event).expect("scrubbed value serializes");
+    let mut reparsed: Value =
+        serde_json::from_slice(&bytes).expect("scrubbed output is valid JSON");
+    if !check_idempotence() {
+        return;
+    }
+    let snapshot = reparsed.clone();
+    let second = scrubber().scrub(PayloadKind::Transaction, &mut reparsed);
+    assert!(
+        second.is_empty(),
+        "second pass reported {:?} after {:?}",
+        second,
+        first
+    );
+    assert_eq!(reparsed, snapshot, "second pass changed the value");
+});
