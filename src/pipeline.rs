@@ -304,7 +304,7 @@ fn scrub_item(
             let facts = ItemFacts::from_json(item.item_type(), &value);
             let report = scrubber.scrub(payload_kind(item), &mut value);
             if !report.is_empty() {
-                match serde_json::to_vec(&value) {
+                match crate::scrub::json_out::to_vec(&value, item.payload().len()) {
                     Ok(bytes) => item.set_payload(Bytes::from(bytes)),
                     Err(_) => {
                         return (

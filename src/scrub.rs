@@ -9,6 +9,7 @@
 //! is non-empty. Untouched items are then forwarded byte-identical.
 
 mod detectors;
+pub mod json_out;
 mod keys;
 mod profile;
 mod redact;
@@ -398,8 +399,8 @@ impl Scrubber {
         })?;
 
         // Structural rules and key classes.
-        let mut rules = HashMap::new();
-        let mut disabled_rules = HashSet::new();
+        let mut rules = HashMap::default();
+        let mut disabled_rules = HashSet::default();
         for r in STRUCTURAL {
             let mut a = action(r.rule, r.method, r.label);
             if over(r.rule).and_then(|o| o.keep_last).is_none() {
@@ -413,8 +414,8 @@ impl Scrubber {
         if over("echo").and_then(|o| o.enabled) == Some(false) || !hipaa {
             disabled_rules.insert("echo".to_owned());
         }
-        let mut class_actions = HashMap::new();
-        let mut echo_label = HashMap::new();
+        let mut class_actions = HashMap::default();
+        let mut echo_label = HashMap::default();
         for class in KeyClass::ALL {
             if over(class.rule()).and_then(|o| o.enabled) == Some(false) {
                 continue;
@@ -439,7 +440,7 @@ impl Scrubber {
             }
         }
 
-        let mut labels: HashSet<String> = HashSet::new();
+        let mut labels: HashSet<String, walk::FxBuild> = HashSet::default();
         labels.insert("[Filtered]".to_owned());
         for a in detector_actions
             .iter()

@@ -30,7 +30,8 @@ pub(crate) fn scrub_text(payload: &[u8], kind: TextKind, scrubber: &Scrubber) ->
             if report.is_empty() {
                 return Ok((None, report));
             }
-            let bytes = serde_json::to_vec(&value).map_err(|_| DropReason::InvalidJson)?;
+            let bytes = crate::scrub::json_out::to_vec(&value, payload.len())
+                .map_err(|_| DropReason::InvalidJson)?;
             Ok((Some(Bytes::from(bytes)), report))
         }
         TextKind::Plain => {
@@ -91,7 +92,8 @@ pub(crate) fn scrub_replay_recording(payload: &[u8], scrubber: &Scrubber) -> Scr
     if report.is_empty() {
         return Ok((None, report));
     }
-    let json = serde_json::to_vec(&value).map_err(|_| DropReason::InvalidJson)?;
+    let json =
+        crate::scrub::json_out::to_vec(&value, json.len()).map_err(|_| DropReason::InvalidJson)?;
     let mut out = Vec::with_capacity(header.len() + 1 + json.len() / 2);
     out.extend_from_slice(header);
     out.push(b'\n');

@@ -116,6 +116,9 @@ pub(crate) struct Scanner {
     set: RegexSet,
     /// Custom patterns may match anything, so the cheap byte prefilter is off.
     has_custom: bool,
+    /// No detector is limited to some keys or paths: a scan's hits depend on the text
+    /// alone, so the walker may reuse them for a repeated string.
+    pub(crate) text_only: bool,
     pub(crate) detectors: Vec<Detector>,
 }
 
@@ -179,9 +182,11 @@ impl Scanner {
             .build()
             .map_err(|e| (usize::MAX, e.to_string()))?;
         let has_custom = detectors.iter().any(|d| d.custom);
+        let text_only = detectors.iter().all(|d| d.scope.is_none());
         Ok(Self {
             set,
             has_custom,
+            text_only,
             detectors,
         })
     }

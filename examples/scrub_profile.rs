@@ -1,0 +1,133 @@
+//! A deterministic harness for instruction counts of the scrub path (parse → scrub →
+//! serialize) on the same synthetic events as `benches/scrub.rs`. Criterion's wall-clock
+//! figures are noisy on a shared machine; callgrind's instruction counts are not:
+//!
+//! ```text
+//! cargo build --release --example scrub_profile
+//! valgrind --tool=callgrind --toggle-collect='*run_once*' \
+//!     target/release/examples/scrub_profile 100KB
+//! ```
+//!
+//! Argument: `1KB`, `10KB`, `100KB`, `1MB`, `10MB` or `sdk` (the Python/JS SDK captures,
+//! through `pipeline::scrub_envelope`); a size with `-floor` appended (`1MB-floor`) only
+//! parses and serializes. An optional second argument repeats the run (for
+//! `perf stat`).
+
+use std::hint::black_box;
+
+use serde_json::Value;
+
+use scrubgate::decide::{Policy, PolicySettings};
+use scrubgate::decode::{Envelope, EnvelopeLimits};
+use scrubgate::scrub::{HashKey, PayloadKind, ScrubSettings, Scrubber};
+
+#[path = "../benches/support/synthetic.rs"]
+mod synthetic;
+
+/// One parse → scrub → serialize; not inlined so callgrind can collect just this.
+#[inline(never)]
+fn run_once(scrubber: Option<&Scrubber>, body: &[u8]) -> usize {
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return 0;
+    };
+    let report = scrubber
+        .map(|s| s.scrub(PayloadKind::Event, &mut value))
+        .unwrap_or_default();
+    let out = scrubgate::scrub::json_out::to_vec(&value, body.len()).unwrap_or_default();
+    black_box(report.redactions.len()) + out.len()
+}
+
+/// All SDK captures through the envelope pipeline; not inlined (see [`run_once`]).
+#[inline(never)]
+fn run_once_sdk(scrubber: &Scrubber, policy: &Policy, envelopes: &[Vec<u8>]) -> usize {
+    let limits = EnvelopeLimits { max_items: 500 };
+    let mut n = 0;
+    for bytes in envelopes {
+        if let Ok(mut envelope) = Envelope::parse(bytes.clone().into(), &limits) {
+            let report = scrubgate::pipeline::scrub_envelope(&mut envelope, scrubber, policy);
+            n += black_box(report).redactions() as usize + envelope.to_bytes().len();
+        }
+    }
+    n
+}
+
+fn sdk_envelopes() -> Vec<Vec<u8>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("input.envelope"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            name.contains("/python-") || name.contains("/js-")
+        })
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_else(|| "100KB".to_owned());
+    let repeat: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(1);
+    let Ok(scrubber) = Scrubber::compile(
+        &ScrubSettings::default(),
+        HashKey {
+            id: "bench".into(),
+            secret: b"bench-key-0123456789abcdef".to_vec(),
+        },
+    ) else {
+        eprintln!("the default settings do not compile");
+        std::process::exit(1);
+    };
+    let mut total = 0usize;
+    if what == "sdk" {
+        let Ok(policy) = Policy::compile(&PolicySettings::default()) else {
+            eprintln!("the default policy does not compile");
+            std::process::exit(1);
+        };
+        let envelopes = sdk_envelopes();
+        for _ in 0..repeat {
+            total += run_once_sdk(&scrubber, &policy, &envelopes);
+        }
+    } else {
+        let (size, floor) = match what.strip_suffix("-floor") {
+            Some(size) => (size, true),
+            None => (what.as_str(), false),
+        };
+        let size = match size {
+            "1KB" => 1_000,
+            "10KB" => 10_000,
+            "100KB" => 100_000,
+            "1MB" => 1_000_000,
+            "10MB" => 10_000_000,
+            other => {
+                eprintln!("unknown size {other}");
+                std::process::exit(2);
+            }
+        };
+        // Building a 10 MB event serializes it many times over, which is slow under
+        // valgrind: the body is generated once (natively) and cached in the temp dir.
+        let cache = std::env::temp_dir().join(format!("scrubgate-synthetic-{size}.json"));
+        let body = match std::fs::read(&cache) {
+            Ok(body) => body,
+            Err(_) => {
+                let body = synthetic::synthetic_event(size);
+                if let Err(e) = std::fs::write(&cache, &body) {
+                    eprintln!("cannot cache {}: {e}", cache.display());
+                }
+                body
+            }
+        };
+        for _ in 0..repeat {
+            total += run_once((!floor).then_some(&scrubber), &body);
+        }
+    }
+    println!("{total}");
+}
