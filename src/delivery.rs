@@ -202,7 +202,10 @@ impl DeliveryService {
                 other => AcceptError::Spool(other),
             })?;
         self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        self.inner.mark_busy(&name);
+        if !self.inner.claim(&name) {
+            // The replayer saw the new file first and queued it: nothing left to do.
+            return Ok(());
+        }
         if let Err(error) = self.queue.try_send(Job { name, meta, body }) {
             // Queue full (or shutting down): the file waits for the replayer.
             self.inner.backlog.store(true, Ordering::SeqCst);
@@ -245,10 +248,12 @@ impl DeliveryService {
 }
 
 impl Inner {
-    fn mark_busy(&self, name: &str) {
-        if let Ok(mut busy) = self.busy.lock() {
-            busy.insert(name.to_owned());
-        }
+    /// Marks `name` busy unless it already is; true when this caller now owns it.
+    fn claim(&self, name: &str) -> bool {
+        self.busy
+            .lock()
+            .map(|mut busy| busy.insert(name.to_owned()))
+            .unwrap_or(false)
     }
 
     fn unmark_busy(&self, name: &str) {
@@ -527,6 +532,12 @@ async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
             inner.backlog.store(true, Ordering::SeqCst);
         }
         for name in names {
+            // The listing may be stale: claim the name first, then read. A worker removes
+            // a delivered file before it releases the name, so a claim that succeeds after
+            // delivery finds no file, and a file still being delivered cannot be claimed.
+            if !inner.claim(&name) {
+                continue;
+            }
             let read = {
                 let inner = Arc::clone(&inner);
                 let name = name.clone();
@@ -537,11 +548,14 @@ async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
                 Ok(Err(SpoolError::Corrupt)) => {
                     tracing::error!("corrupt spool file removed");
                     inner.spool.remove(&name);
+                    inner.unmark_busy(&name);
                     continue;
                 }
-                _ => continue,
+                _ => {
+                    inner.unmark_busy(&name);
+                    continue;
+                }
             };
-            inner.mark_busy(&name);
             let job = Job {
                 name: spooled.name,
                 meta: spooled.meta,
