@@ -272,7 +272,16 @@ async fn upstream_rate_limits_are_remembered_per_category() {
     assert_eq!(response.status(), 200, "accepted before any limit is known");
     upstream.wait_for(1).await;
     upstream.set_reply(Reply::default());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait until the worker has seen the 429 (it then sleeps before its retry).
+    let stats = proxy.state().pipeline.delivery().stats();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats.retries.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the 429 was never processed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // Errors are limited now: answered 429 without forwarding.
     let response = post(util::event_envelope(
