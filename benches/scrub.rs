@@ -2,7 +2,7 @@
 //! synthetic events from 1 KB to 10 MB. Run with:
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-speed cargo bench --bench scrub
+//! cargo bench --bench scrub
 //! ```
 //!
 //! Figures are recorded in `BENCHMARKS.md`.
