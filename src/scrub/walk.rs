@@ -300,32 +300,21 @@ impl Engine {
     }
 
     fn user(&self, user: &mut Map<String, Value>, cx: &mut Cx) {
-        let mut remove = Vec::new();
-        for (key, child) in user.iter_mut() {
-            let len = cx.push(key);
-            let outcome = match key.as_str() {
-                "id" => self.rule_field("user_id", child, cx),
-                "email" => self.rule_field("user_email", child, cx),
-                "username" => self.rule_field("user_username", child, cx),
-                "name" => {
-                    if let Some(s) = child.as_str() {
-                        self.collect_echo(KeyClass::Name, s, cx);
-                    }
-                    self.rule_field("user_name", child, cx)
+        visit_members(user, cx, |key, child, cx| match key {
+            "id" => self.rule_field("user_id", child, cx),
+            "email" => self.rule_field("user_email", child, cx),
+            "username" => self.rule_field("user_username", child, cx),
+            "name" => {
+                if let Some(s) = child.as_str() {
+                    self.collect_echo(KeyClass::Name, s, cx);
                 }
-                "ip_address" => self.rule_field("client_ip", child, cx),
-                "geo" => self.rule_field("user_geo", child, cx),
-                "segment" => Outcome::Keep,
-                _ => self.apply_key(key, child, true, cx),
-            };
-            if outcome == Outcome::Remove {
-                remove.push(key.clone());
+                self.rule_field("user_name", child, cx)
             }
-            cx.pop(len);
-        }
-        for key in remove {
-            user.shift_remove(&key);
-        }
+            "ip_address" => self.rule_field("client_ip", child, cx),
+            "geo" => self.rule_field("user_geo", child, cx),
+            "segment" => Outcome::Keep,
+            _ => self.apply_key(key, child, true, cx),
+        });
     }
 
     fn request(&self, request: &mut Map<String, Value>, cx: &mut Cx) {
@@ -468,25 +457,16 @@ impl Engine {
             .get("op")
             .and_then(Value::as_str)
             .is_some_and(|op| op.starts_with("db"));
-        let mut remove = Vec::new();
-        for (key, child) in span.iter_mut() {
-            let len = cx.push(key);
-            let outcome = if key == "description" {
+        visit_members(span, cx, |key, child, cx| {
+            if key == "description" {
                 let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
                 let role = if sql_like { Role::Sql } else { Role::Generic };
                 self.apply_role(role, key, child, cx);
                 Outcome::Keep
             } else {
                 self.apply_key(key, child, false, cx)
-            };
-            if outcome == Outcome::Remove {
-                remove.push(key.clone());
             }
-            cx.pop(len);
-        }
-        for key in remove {
-            span.shift_remove(&key);
-        }
+        });
     }
 
     /// `{"version":…, "ingest_settings":…, "items":[…]}` of logs, spans v2, trace metrics.
@@ -536,34 +516,23 @@ impl Engine {
             .and_then(|op| op.get("value"))
             .and_then(Value::as_str)
             .is_some_and(|op| op.starts_with("db"));
-        let mut remove = Vec::new();
-        for (key, child) in item.iter_mut() {
-            let len = cx.push(key);
-            let outcome = match (key.as_str(), child) {
-                ("attributes", Value::Object(attrs)) => {
-                    self.attributes(attrs, cx);
-                    Outcome::Keep
-                }
-                ("name", child) => {
-                    let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
-                    let role = if sql_like { Role::Sql } else { Role::Generic };
-                    self.apply_role(role, key, child, cx);
-                    Outcome::Keep
-                }
-                ("body", child) => {
-                    self.walk_value(child, key, cx);
-                    Outcome::Keep
-                }
-                (_, child) => self.apply_key(key, child, false, cx),
-            };
-            if outcome == Outcome::Remove {
-                remove.push(key.clone());
+        visit_members(item, cx, |key, child, cx| match (key, child) {
+            ("attributes", Value::Object(attrs)) => {
+                self.attributes(attrs, cx);
+                Outcome::Keep
             }
-            cx.pop(len);
-        }
-        for key in remove {
-            item.shift_remove(&key);
-        }
+            ("name", child) => {
+                let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
+                let role = if sql_like { Role::Sql } else { Role::Generic };
+                self.apply_role(role, key, child, cx);
+                Outcome::Keep
+            }
+            ("body", child) => {
+                self.walk_value(child, key, cx);
+                Outcome::Keep
+            }
+            (_, child) => self.apply_key(key, child, false, cx),
+        });
     }
 
     /// Typed attributes: `{"name": {"value": …, "type": …}}`. The attribute name is the key.
@@ -634,45 +603,23 @@ impl Engine {
     }
 
     fn session(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
-        let mut remove = Vec::new();
-        for (key, child) in map.iter_mut() {
-            let len = cx.push(key);
-            let outcome = match (key.as_str(), child) {
-                ("did", child) => self.rule_field("session_did", child, cx),
-                ("sid", _) => Outcome::Keep,
-                ("attrs", Value::Object(attrs)) => {
-                    self.session_attrs(attrs, cx);
-                    Outcome::Keep
-                }
-                (_, child) => self.apply_key(key, child, false, cx),
-            };
-            if outcome == Outcome::Remove {
-                remove.push(key.clone());
+        visit_members(map, cx, |key, child, cx| match (key, child) {
+            ("did", child) => self.rule_field("session_did", child, cx),
+            ("sid", _) => Outcome::Keep,
+            ("attrs", Value::Object(attrs)) => {
+                self.session_attrs(attrs, cx);
+                Outcome::Keep
             }
-            cx.pop(len);
-        }
-        for key in remove {
-            map.shift_remove(&key);
-        }
+            (_, child) => self.apply_key(key, child, false, cx),
+        });
     }
 
     fn session_attrs(&self, attrs: &mut Map<String, Value>, cx: &mut Cx) {
-        let mut remove = Vec::new();
-        for (key, child) in attrs.iter_mut() {
-            let len = cx.push(key);
-            let outcome = match key.as_str() {
-                "ip_address" => self.rule_field("client_ip", child, cx),
-                "user_agent" => self.rule_field("client_meta", child, cx),
-                _ => self.apply_key(key, child, false, cx),
-            };
-            if outcome == Outcome::Remove {
-                remove.push(key.clone());
-            }
-            cx.pop(len);
-        }
-        for key in remove {
-            attrs.shift_remove(&key);
-        }
+        visit_members(attrs, cx, |key, child, cx| match key {
+            "ip_address" => self.rule_field("client_ip", child, cx),
+            "user_agent" => self.rule_field("client_meta", child, cx),
+            _ => self.apply_key(key, child, false, cx),
+        });
     }
 
     fn sessions(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
@@ -784,17 +731,9 @@ impl Engine {
     /// Walks an object. `person` says the object describes a person (so `name` is PII).
     fn walk_map(&self, map: &mut Map<String, Value>, parent: &str, person: bool, cx: &mut Cx) {
         let person = person || (map.contains_key("name") && self.person_context(map, parent, cx));
-        let mut remove = Vec::new();
-        for (key, child) in map.iter_mut() {
-            let len = cx.push(key);
-            if self.apply_key(key, child, person, cx) == Outcome::Remove {
-                remove.push(key.clone());
-            }
-            cx.pop(len);
-        }
-        for key in remove {
-            map.shift_remove(&key);
-        }
+        visit_members(map, cx, |key, child, cx| {
+            self.apply_key(key, child, person, cx)
+        });
     }
 
     /// `[["name", value], …]` lists (tags, headers, cookies, query strings).
@@ -1369,6 +1308,27 @@ impl Engine {
 
 /// Appends `n` in decimal. Array indices are pushed onto the path for every element, and
 /// `core::fmt` machinery was ~4 % of the scrub profile.
+/// Visits every member of `map` with its key on the path, then removes the members the
+/// visitor answered `Remove` for: the path bookkeeping and remove-after-iteration every
+/// object walker needs, in one place.
+fn visit_members(
+    map: &mut Map<String, Value>,
+    cx: &mut Cx,
+    mut visit: impl FnMut(&str, &mut Value, &mut Cx) -> Outcome,
+) {
+    let mut remove = Vec::new();
+    for (key, child) in map.iter_mut() {
+        let len = cx.push(key);
+        if visit(key, child, cx) == Outcome::Remove {
+            remove.push(key.clone());
+        }
+        cx.pop(len);
+    }
+    for key in remove {
+        map.shift_remove(&key);
+    }
+}
+
 fn push_decimal(out: &mut String, mut n: usize) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
