@@ -402,7 +402,7 @@ async fn deliver(inner: &Inner, job: Job) {
             .forwarder
             .send(
                 &destination,
-                body.to_vec(),
+                body.clone(),
                 &client,
                 meta.event_id.as_deref(),
             )

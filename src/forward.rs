@@ -221,7 +221,7 @@ impl Forwarder {
     pub async fn send(
         &self,
         destination: &Destination,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         client: &ClientMeta,
         event_id: Option<&str>,
     ) -> Result<UpstreamResponse, ForwardError> {
@@ -246,7 +246,7 @@ impl Forwarder {
     async fn send_http(
         &self,
         destination: &Destination,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         client: &ClientMeta,
     ) -> Result<UpstreamResponse, ForwardError> {
         let url = format!(
@@ -273,12 +273,14 @@ impl Forwarder {
             UpstreamCompression::None => body,
             UpstreamCompression::Gzip => {
                 request = request.header(http::header::CONTENT_ENCODING, "gzip");
-                gzip(&body)
+                bytes::Bytes::from(gzip(&body))
             }
             UpstreamCompression::Zstd => {
                 request = request.header(http::header::CONTENT_ENCODING, "zstd");
-                zstd::bulk::compress(&body, 3)
-                    .map_err(|error| ForwardError::Setup(error.to_string()))?
+                bytes::Bytes::from(
+                    zstd::bulk::compress(&body, 3)
+                        .map_err(|error| ForwardError::Setup(error.to_string()))?,
+                )
             }
         };
         let response = request.body(body).send().await.map_err(classify)?;

@@ -550,7 +550,12 @@ impl Pipeline {
             DeliveryMode::Sync => {
                 let response = self
                     .forwarder
-                    .send(&destination, body, &client, event_id.as_deref())
+                    .send(
+                        &destination,
+                        Bytes::from(body),
+                        &client,
+                        event_id.as_deref(),
+                    )
                     .await;
                 self.metrics
                     .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
