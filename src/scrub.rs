@@ -382,7 +382,7 @@ impl Scrubber {
                 p.keep_last.unwrap_or(4),
             ));
         }
-        let scanner = Scanner::compile(specs).map_err(|(index, problem)| {
+        let mut scanner = Scanner::compile(specs).map_err(|(index, problem)| {
             if index >= builtin_count && index != usize::MAX {
                 invalid(
                     format!("patterns[{}].regex", index - builtin_count),
@@ -451,6 +451,20 @@ impl Scrubber {
                 labels.insert(a.replacement.clone());
             }
         }
+        let mut pseudonym_prefixes: Vec<String> = Vec::new();
+        for a in detector_actions
+            .iter()
+            .chain(rules.values())
+            .chain(class_actions.values())
+        {
+            let prefix = redactor.pseudonym_prefix(&a.label);
+            if a.method == Method::Hash && !pseudonym_prefixes.contains(&prefix) {
+                pseudonym_prefixes.push(prefix);
+            }
+        }
+        let mut inert_labels: Vec<String> = labels.iter().cloned().collect();
+        inert_labels.sort();
+        scanner.set_inert(&inert_labels, &pseudonym_prefixes, redact::HASH_HEX_LEN);
         let structural = profile::STRUCTURAL_KEYS.iter().copied().collect();
         let label_max_len = labels.iter().map(String::len).max().unwrap_or(0);
         let mut label_first = [false; 256];

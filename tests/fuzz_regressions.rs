@@ -1,6 +1,5 @@
 //! Every input a fuzz target ever failed on (`fuzz/regressions/TARGET/`), replayed with the
-//! target's own property. Decode findings are fixed and must stay fixed; scrub findings belong
-//! to the scrub engine and are kept here, ignored, until it is fixed.
+//! target's own property: every finding is fixed and must stay fixed.
 
 use std::path::PathBuf;
 
@@ -53,7 +52,6 @@ fn envelope_inputs_round_trip_byte_identically() {
 }
 
 #[test]
-#[ignore = "scrub engine: second pass still finds values (reported to the scrub branch)"]
 fn scrub_json_inputs_are_idempotent() {
     let scrubber = scrubber();
     for (path, data) in inputs("scrub_json") {
@@ -76,7 +74,6 @@ fn scrub_json_inputs_are_idempotent() {
 }
 
 #[test]
-#[ignore = "scrub engine: second pass still finds values (reported to the scrub branch)"]
 fn scrub_strings_inputs_are_idempotent() {
     let scrubber = scrubber();
     for (path, data) in inputs("scrub_strings") {

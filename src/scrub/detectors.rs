@@ -9,6 +9,7 @@
 pub(crate) mod builtin;
 pub(crate) mod validate;
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::keys::{KeyMatcher, Tokens};
@@ -120,6 +121,49 @@ pub(crate) struct Scanner {
     /// alone, so the walker may reuse them for a repeated string.
     pub(crate) text_only: bool,
     pub(crate) detectors: Vec<Detector>,
+    /// Text scrubgate writes itself (labels, pseudonyms).
+    inert: Inert,
+}
+
+/// What scrubgate itself writes into text: redaction labels (`[dob]`, `[Filtered]`) and
+/// pseudonyms (`user:k1:0123456789abcdef`). A second pass over scrubbed text must find
+/// nothing new, so these are never a hit and never keyword context: `[dob]` is not the word
+/// "dob" before a date, and a pseudonym's hex is not a card number.
+#[derive(Debug, Default)]
+struct Inert {
+    finder: Option<AhoCorasick>,
+    /// Per pattern: how many hex digits follow it (pseudonym prefixes), 0 for labels.
+    hex_after: Vec<usize>,
+}
+
+impl Inert {
+    /// Spans of `text` that scrubgate wrote, in order.
+    fn spans(&self, text: &str) -> Vec<(usize, usize)> {
+        let Some(finder) = &self.finder else {
+            return Vec::new();
+        };
+        let mut spans = Vec::new();
+        for m in finder.find_iter(text) {
+            let hex = self
+                .hex_after
+                .get(m.pattern().as_usize())
+                .copied()
+                .unwrap_or(0);
+            if hex == 0 {
+                spans.push((m.start(), m.end()));
+                continue;
+            }
+            let tail = text.as_bytes().get(m.end()..m.end() + hex);
+            if tail.is_some_and(|t| t.iter().all(u8::is_ascii_hexdigit)) {
+                spans.push((m.start(), m.end() + hex));
+            }
+        }
+        spans
+    }
+}
+
+fn inside(spans: &[(usize, usize)], start: usize, end: usize) -> bool {
+    spans.iter().any(|&(s, e)| s <= start && end <= e)
 }
 
 /// The pattern source of a detector, before compiling.
@@ -188,7 +232,34 @@ impl Scanner {
             has_custom,
             text_only,
             detectors,
+            inert: Inert::default(),
         })
+    }
+
+    /// Teaches the scanner what scrubgate writes: `labels` (replacement texts) and
+    /// `pseudonym_prefixes` (`label:keyid:`, followed by `hex_len` hex digits).
+    pub(crate) fn set_inert(
+        &mut self,
+        labels: &[String],
+        pseudonym_prefixes: &[String],
+        hex_len: usize,
+    ) {
+        let mut patterns: Vec<&str> = Vec::new();
+        let mut hex_after = Vec::new();
+        for label in labels.iter().filter(|l| !l.is_empty()) {
+            patterns.push(label);
+            hex_after.push(0);
+        }
+        for prefix in pseudonym_prefixes.iter().filter(|p| !p.is_empty()) {
+            patterns.push(prefix);
+            hex_after.push(hex_len);
+        }
+        let finder = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .ok()
+            .filter(|_| !patterns.is_empty());
+        self.inert = Inert { finder, hex_after };
     }
 
     /// Finds every validated, non-overlapping hit in `text`, in order.
@@ -207,6 +278,7 @@ impl Scanner {
         if !matched.matched_any() {
             return;
         }
+        let inert = self.inert.spans(text);
         for index in matched.iter() {
             let Some(det) = self.detectors.get(index) else {
                 continue;
@@ -227,7 +299,7 @@ impl Scanner {
                         let Some(m) = det.regex.find_at(text, pos) else {
                             break;
                         };
-                        if let Some((s, e)) = det.accept(text, m.start(), m.end()) {
+                        if let Some((s, e)) = det.accept(text, m.start(), m.end(), &inert) {
                             hits.push(Hit {
                                 start: s,
                                 end: e,
@@ -245,7 +317,7 @@ impl Scanner {
                 }
                 None => {
                     for m in det.regex.find_iter(text) {
-                        if let Some((s, e)) = det.accept(text, m.start(), m.end()) {
+                        if let Some((s, e)) = det.accept(text, m.start(), m.end(), &inert) {
                             hits.push(Hit {
                                 start: s,
                                 end: e,
@@ -265,7 +337,7 @@ impl Scanner {
                         if m.start() == m.end() {
                             continue;
                         }
-                        if let Some((s, e)) = det.accept(text, m.start(), m.end()) {
+                        if let Some((s, e)) = det.accept(text, m.start(), m.end(), &inert) {
                             hits.push(Hit {
                                 start: s,
                                 end: e,
@@ -275,6 +347,15 @@ impl Scanner {
                     }
                 }
             }
+        }
+        if !inert.is_empty() {
+            let detectors = &self.detectors;
+            hits.retain(|h| {
+                detectors
+                    .get(h.detector)
+                    .is_some_and(|d| d.kind == HitKind::Url)
+                    || !inside(&inert, h.start, h.end)
+            });
         }
         resolve_overlaps(hits);
     }
@@ -314,9 +395,15 @@ fn resolve_overlaps(hits: &mut Vec<Hit>) {
 
 impl Detector {
     /// Validates a candidate span; may shrink it. Returns the accepted span.
-    fn accept(&self, text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    fn accept(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        inert: &[(usize, usize)],
+    ) -> Option<(usize, usize)> {
         if let Some((words, window)) = self.context {
-            if !near_keyword(text, start, window, words) {
+            if !near_keyword(text, start, window, words, inert) {
                 return None;
             }
         }
@@ -415,8 +502,15 @@ fn secret_value(s: &str) -> bool {
         && !v.chars().all(|c| c == '*' || c == 'x' || c == 'X')
 }
 
-/// Whether one of `words` (lowercase) occurs in the `window` bytes before `start`.
-pub(crate) fn near_keyword(text: &str, start: usize, window: usize, words: &[&str]) -> bool {
+/// Whether one of `words` (lowercase) occurs in the `window` bytes before `start`, outside
+/// the `inert` spans (labels and pseudonyms scrubgate wrote).
+pub(crate) fn near_keyword(
+    text: &str,
+    start: usize,
+    window: usize,
+    words: &[&str],
+    inert: &[(usize, usize)],
+) -> bool {
     let mut from = start.saturating_sub(window);
     while from > 0 && !text.is_char_boundary(from) {
         from -= 1;
@@ -425,7 +519,11 @@ pub(crate) fn near_keyword(text: &str, start: usize, window: usize, words: &[&st
         return false;
     };
     let lower = before.to_ascii_lowercase();
-    words.iter().any(|w| lower.contains(w))
+    words.iter().any(|w| {
+        lower
+            .match_indices(w)
+            .any(|(i, _)| !inside(inert, from + i, from + i + w.len()))
+    })
 }
 
 #[cfg(test)]

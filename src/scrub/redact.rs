@@ -88,6 +88,11 @@ impl Redactor {
         format!("{label}:{}:{hex}", self.key.id)
     }
 
+    /// What every pseudonym under `label` starts with (before the hex digits).
+    pub(crate) fn pseudonym_prefix(&self, label: &str) -> String {
+        format!("{label}:{}:", self.key.id)
+    }
+
     /// Whether `value` already is a pseudonym made by this key with this label.
     pub(crate) fn is_pseudonym(&self, label: &str, value: &str) -> bool {
         let Some(rest) = value.strip_prefix(label) else {

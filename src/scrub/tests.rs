@@ -144,3 +144,28 @@ fn repeated_strings_are_scrubbed_every_time() {
         .iter()
         .any(|r| r.path == "breadcrumbs.values.297.message"));
 }
+
+#[test]
+fn labels_and_pseudonyms_are_not_keyword_context_or_hits() {
+    // `[dob]` and `[phone]` are scrubgate's own words, not "DOB"/"phone" before a value;
+    // a pseudonym's hex digits are not a number to redact.
+    let s = scrubber();
+    let pseudonym = s.engine.redactor.pseudonym("user", "8812");
+    let text = format!("seen [dob], at 2026-11-22; phone [phone]; build 5550104477; {pseudonym}");
+    let mut v = json!({"message": text.clone()});
+    let report = s.scrub(PayloadKind::Event, &mut v);
+    assert!(report.is_empty(), "{report:?}");
+    assert_eq!(v["message"], text.as_str());
+    // The real keywords still count.
+    let mut v = json!({"message": "DOB 2026-11-22, phone 5550104477"});
+    s.scrub(PayloadKind::Event, &mut v);
+    assert_eq!(v["message"], "DOB [dob], phone [phone]");
+}
+
+#[test]
+fn values_hidden_by_an_overlapping_candidate_are_found_in_the_same_scrub() {
+    let mut v = json!({"message": "call +44 20 7946 0958 123-45-6789 now"});
+    let report = scrubber().scrub(PayloadKind::Event, &mut v);
+    assert_eq!(v["message"], "call [phone] [ssn] now");
+    assert_eq!(report.total(), 2);
+}

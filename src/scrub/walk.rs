@@ -20,6 +20,9 @@ use super::{Method, PayloadKind, Redaction, ScrubReport};
 
 /// How deep JSON-in-string and URL-in-query nesting is followed.
 const MAX_NESTING: u32 = 4;
+/// Passes of the detectors over one string before giving up on a fixed point (each pass
+/// only ever replaces text with labels, so two or three always suffice in practice).
+const MAX_TEXT_PASSES: usize = 4;
 /// Deeper JSON than this is still scanned, one level at a time, but not re-entered
 /// recursively beyond it (serde_json itself limits parsing depth to 128).
 const MAX_JSON_DEPTH: usize = 100;
@@ -1098,8 +1101,23 @@ impl Engine {
         self.scrub_text(s, key, cx)
     }
 
-    /// Free text: every detector in one pass, redacted in place, token by token.
+    /// Free text: every detector, redacted in place, token by token. Repeated on its own
+    /// output until nothing changes (a value hidden by an overlapping candidate in one pass,
+    /// like a phone number glued to an SSN, is found in the next), so scrubbing scrubbed
+    /// text changes nothing.
     pub(crate) fn scrub_text(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let mut out = self.scrub_text_once(text, key, cx)?;
+        for _ in 1..MAX_TEXT_PASSES {
+            match self.scrub_text_once(&out, key, cx) {
+                Some(next) => out = next,
+                None => break,
+            }
+        }
+        Some(out)
+    }
+
+    /// One pass of every detector over `text`.
+    fn scrub_text_once(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
         let mut hits = Vec::new();
         if !self.scan(text, key, cx, &mut hits) {
             return None;
@@ -1371,9 +1389,9 @@ fn trim_url_end(url: &str) -> &str {
         };
         let drop = match c {
             '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '"' => true,
-            ')' => s.matches('(').count() < s.matches(')').count(),
-            ']' => s.matches('[').count() < s.matches(']').count(),
-            '}' => s.matches('{').count() < s.matches('}').count(),
+            ')' => !closes_open(s, '(', ')'),
+            ']' => !closes_open(s, '[', ']'),
+            '}' => !closes_open(s, '{', '}'),
             _ => false,
         };
         if !drop {
@@ -1383,8 +1401,41 @@ fn trim_url_end(url: &str) -> &str {
     }
 }
 
+/// Whether the last character of `s` (a `close`) closes an `open` before it. Scanned left
+/// to right so a stray `close` earlier on (`http://1.2.3.4]:80/?q=[Filtered]`) does not
+/// make the final one look unbalanced: trimming it would make every pass append one more.
+fn closes_open(s: &str, open: char, close: char) -> bool {
+    let mut chars = s.chars();
+    chars.next_back();
+    let mut depth = 0usize;
+    for c in chars {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    depth > 0
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn url_end_keeps_closing_brackets_that_close_something() {
+        use super::trim_url_end;
+        assert_eq!(trim_url_end("http://x/a)"), "http://x/a");
+        assert_eq!(trim_url_end("http://x/(a)"), "http://x/(a)");
+        assert_eq!(
+            trim_url_end("http://x/?q=[Filtered]"),
+            "http://x/?q=[Filtered]"
+        );
+        assert_eq!(
+            trim_url_end("http://1.2.3.4]:80/?q=[Filtered]."),
+            "http://1.2.3.4]:80/?q=[Filtered]"
+        );
+        assert_eq!(trim_url_end("http://x/]]"), "http://x/");
+    }
+
     #[test]
     fn push_decimal_matches_display() {
         for n in [0usize, 7, 9, 10, 99, 100, 12_345, usize::MAX] {
