@@ -442,6 +442,45 @@ async fn raw_http_abuse_duplicate_lengths_lies_and_oversized_heads() {
 }
 
 #[tokio::test]
+async fn oversized_http2_header_lists_get_431() {
+    // The same limit over h2c (HTTP/2 has no header-count limit of its own; its header list
+    // size is `max_header_bytes`): the stream is answered 431, the connection and the server
+    // keep serving.
+    let (upstream, proxy) = setup_with(|file| file.server.max_header_bytes = 16 * 1024).await;
+    util::install_crypto();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let huge = "v".repeat(20 * 1024);
+    let response = client
+        .post(proxy.url(&envelope_url()))
+        .header("x-sentry-auth", util::auth_header())
+        .header("x-big", huge.as_str())
+        .body(good_body())
+        .send()
+        .await
+        .expect("an HTTP/2 answer, not a reset");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 431);
+    let body = response.text().await.unwrap_or_default();
+    assert!(!body.contains("vvvv"), "header value echoed");
+    // The same HTTP/2 client (and connection pool) is still served.
+    let response = client
+        .post(proxy.url(&envelope_url()))
+        .header("x-sentry-auth", util::auth_header())
+        .body(good_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream.wait_for(1).await.len(), 1);
+    upstream.clear();
+    assert_nothing_forwarded_and_still_serving(&proxy, &upstream, "h2 431").await;
+    proxy.stop().await;
+}
+
+#[tokio::test]
 async fn slow_senders_get_408_or_are_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (upstream, proxy) = setup_with(|file| {
