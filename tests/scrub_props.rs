@@ -166,7 +166,7 @@ proptest! {
     fn never_panics_and_output_is_valid_json(kind in kind(), value in json()) {
         let scrubber = scrubber();
         let mut v = value.clone();
-        let report = scrubber.scrub(kind, &mut v);
+        let report = scrubber.scrub_value(kind, &mut v);
         let text = serde_json::to_string(&v).expect("serializable");
         let back: Value = serde_json::from_str(&text).expect("valid JSON");
         prop_assert_eq!(back, v.clone());
@@ -177,7 +177,7 @@ proptest! {
     fn generic_walk_keeps_the_shape(value in json()) {
         let scrubber = scrubber();
         let mut v = value.clone();
-        scrubber.scrub(PayloadKind::Generic, &mut v);
+        scrubber.scrub_value(PayloadKind::Generic, &mut v);
         prop_assert!(same_shape(&value, &v), "{} -> {}", value, v);
     }
 
@@ -185,9 +185,9 @@ proptest! {
     fn scrubbing_is_idempotent(kind in kind(), value in json()) {
         let scrubber = scrubber();
         let mut once = value;
-        scrubber.scrub(kind, &mut once);
+        scrubber.scrub_value(kind, &mut once);
         let mut twice = once.clone();
-        let report = scrubber.scrub(kind, &mut twice);
+        let report = scrubber.scrub_value(kind, &mut twice);
         prop_assert!(report.is_empty(), "second pass changed {:?}", report);
         prop_assert_eq!(once, twice);
     }
@@ -202,10 +202,10 @@ proptest! {
                             "headers": {"Cookie": text.clone()}},
                 "spans": [{"op": "db", "description": text.clone()}],
             });
-            let report = scrubber.scrub(PayloadKind::Transaction, &mut v);
+            let report = scrubber.scrub_value(PayloadKind::Transaction, &mut v);
             let _ = report.total();
             let mut again = v.clone();
-            prop_assert!(scrubber.scrub(PayloadKind::Transaction, &mut again).is_empty());
+            prop_assert!(scrubber.scrub_value(PayloadKind::Transaction, &mut again).is_empty());
         }
     }
 }

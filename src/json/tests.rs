@@ -22,13 +22,19 @@ fn untouched_input_is_written_back_byte_identical() {
 
 #[test]
 fn whitespace_is_dropped() {
-    assert_eq!(round_trip(" { \"a\" : [ 1 , 2 ] ,\n\"b\"\t:\r{} } "), r#"{"a":[1,2],"b":{}}"#);
+    assert_eq!(
+        round_trip(" { \"a\" : [ 1 , 2 ] ,\n\"b\"\t:\r{} } "),
+        r#"{"a":[1,2],"b":{}}"#
+    );
 }
 
 #[test]
 fn decoded_values() {
     let node = parse(r#"{"a":"caf\u00e9 \ud83d\ude00 \/ \"q\"","b":"x"}"#).expect("valid");
-    assert_eq!(node.get("a").and_then(Node::as_str), Some("café 😀 / \"q\""));
+    assert_eq!(
+        node.get("a").and_then(Node::as_str),
+        Some("café 😀 / \"q\"")
+    );
     assert_eq!(node.get("b").and_then(Node::as_str), Some("x"));
     assert_eq!(
         node.to_value(),
@@ -93,7 +99,13 @@ fn rejected_like_serde_json() {
 
 #[test]
 fn accepted_like_serde_json() {
-    for input in ["1e-400", "0e99999", "-0", "[18446744073709551616]", " \"\\u0000\" "] {
+    for input in [
+        "1e-400",
+        "0e99999",
+        "-0",
+        "[18446744073709551616]",
+        " \"\\u0000\" ",
+    ] {
         assert!(parse(input).is_ok(), "rejected {input:?}");
         assert!(serde_json::from_str::<Value>(input).is_ok());
     }
@@ -146,7 +158,10 @@ fn changed_strings_are_escaped_like_serde_json() {
 #[test]
 fn duplicate_keys_are_kept_and_last_wins() {
     let mut node = parse(r#"{"a":1,"b":2,"a":3}"#).expect("valid");
-    assert_eq!(round_trip(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":1,"b":2,"a":3}"#);
+    assert_eq!(
+        round_trip(r#"{"a":1,"b":2,"a":3}"#),
+        r#"{"a":1,"b":2,"a":3}"#
+    );
     let obj = node.as_object_mut().expect("object");
     assert_eq!(obj.len(), 3);
     assert_eq!(obj.get("a"), Some(&Node::Number("3".into())));
@@ -183,7 +198,10 @@ fn conversions() {
     let v = json!({"a": [1, -2.5, 1e300, "q\"\\\u{1}é", null, true], "b": {}, "c": u64::MAX});
     let node = Node::from_value(&v);
     assert_eq!(node.to_value(), v);
-    assert_eq!(to_string(&node), serde_json::to_string(&v).expect("serializes"));
+    assert_eq!(
+        to_string(&node),
+        serde_json::to_string(&v).expect("serializes")
+    );
 }
 
 fn arb_value() -> impl Strategy<Value = Value> {

@@ -19,7 +19,7 @@ fn scrubber() -> Scrubber {
 fn report_has_path_rule_method_count_and_no_values() {
     let mut v = json!({"exception": {"values": [{"type": "E", "value": "a@b.co and c@d.co"}]},
                        "user": {"id": "8812", "ip_address": "{{auto}}"}});
-    let report = scrubber().scrub(PayloadKind::Event, &mut v);
+    let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
     let lines: Vec<String> = report
         .redactions
         .iter()
@@ -41,7 +41,9 @@ fn report_has_path_rule_method_count_and_no_values() {
 fn unchanged_payload_has_empty_report() {
     let mut v = json!({"message": "all good", "level": "info"});
     let before = v.clone();
-    assert!(scrubber().scrub(PayloadKind::Event, &mut v).is_empty());
+    assert!(scrubber()
+        .scrub_value(PayloadKind::Event, &mut v)
+        .is_empty());
     assert_eq!(v, before);
 }
 
@@ -50,8 +52,8 @@ fn user_and_session_pseudonyms_match() {
     let s = scrubber();
     let mut event = json!({"user": {"id": "u-1"}});
     let mut session = json!({"sid": "x", "did": "u-1", "status": "ok"});
-    s.scrub(PayloadKind::Event, &mut event);
-    s.scrub(PayloadKind::Session, &mut session);
+    s.scrub_value(PayloadKind::Event, &mut event);
+    s.scrub_value(PayloadKind::Session, &mut session);
     assert_eq!(event["user"]["id"], session["did"]);
     assert!(event["user"]["id"]
         .as_str()
@@ -72,7 +74,7 @@ fn remove_method_override_removes_keys() {
     )
     .expect("compiles");
     let mut v = json!({"extra": {"email": "a@b.co", "keep": 1}});
-    let report = s.scrub(PayloadKind::Event, &mut v);
+    let report = s.scrub_value(PayloadKind::Event, &mut v);
     assert_eq!(v, json!({"extra": {"keep": 1}}));
     assert_eq!(report.redactions[0].method, Method::Remove);
 }
@@ -112,7 +114,7 @@ fn repeated_strings_are_scrubbed_every_time() {
         })
         .collect();
     let mut v = json!({"breadcrumbs": {"values": crumbs}});
-    let report = scrubber().scrub(PayloadKind::Event, &mut v);
+    let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
     let emails = report
         .redactions
         .iter()
