@@ -5,6 +5,55 @@ use std::borrow::Cow;
 
 use super::{Node, Object, Text};
 
+/// Strings are scanned eight bytes at a time this far before `memchr` takes over.
+const SHORT_STRING: usize = 64;
+
+/// The bytes that end the plain part of a string: `"`, `\` and control characters.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The first `"`, `\\` or control character in `bytes` from `from` on. Eight bytes at a
+/// time: per byte, `b - 0x20`, `(b ^ '"') - 1` and `(b ^ '\\') - 1` borrow into the high bit
+/// exactly when `b` is below 0x20, a quote or a backslash (bytes with the high bit set never
+/// match). Borrows only spill upwards, so the lowest flagged byte is a true match.
+fn find_special(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let hits =
+            (x.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
+                & !x
+                & HIGHS;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if SPECIAL[usize::from(b)] {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 /// serde_json's recursion limit: 127 nested arrays/objects parse, 128 do not.
 const MAX_DEPTH: usize = 128;
 
@@ -194,12 +243,21 @@ impl<'a> Parser<'a> {
     /// A string whose opening quote was consumed; leaves `pos` after the closing quote.
     fn string(&mut self) -> Result<Text<'a>, JsonError> {
         let start = self.pos;
-        let Some(found) = memchr::memchr2(b'"', b'\\', &self.bytes[start..]) else {
-            self.pos = self.bytes.len();
-            return Err(self.err("EOF while parsing a string"));
-        };
-        let end = start + found;
-        self.check_controls(start, end)?;
+        // Most strings (keys, short values) are short: eight bytes at a time in a register
+        // is cheaper than a `memchr` call for them. Longer ones continue with `memchr`.
+        let short_end = (start + SHORT_STRING).min(self.bytes.len());
+        let mut end = find_special(&self.bytes[..short_end], start).unwrap_or(short_end);
+        if end == short_end {
+            let Some(found) = memchr::memchr2(b'"', b'\\', &self.bytes[end..]) else {
+                self.pos = self.bytes.len();
+                return Err(self.err("EOF while parsing a string"));
+            };
+            self.check_controls(end, end + found)?;
+            end += found;
+        } else if self.bytes[end] < 0x20 {
+            self.pos = end;
+            return Err(self.err("control character in string"));
+        }
         if self.bytes[end] == b'"' {
             self.pos = end + 1;
             // `start` and `end` are next to ASCII bytes, so they are char boundaries.
@@ -207,7 +265,7 @@ impl<'a> Parser<'a> {
             return Ok(Text::parsed(s, Cow::Borrowed(s)));
         }
         // Escapes: decode into a new string.
-        let mut out = String::with_capacity(found + 16);
+        let mut out = String::with_capacity(end - start + 16);
         out.push_str(self.slice(start, end)?);
         self.pos = end;
         loop {

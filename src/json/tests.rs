@@ -244,3 +244,20 @@ proptest! {
         prop_assert_eq!(parse(&s).is_ok(), serde_json::from_str::<Value>(&s).is_ok());
     }
 }
+
+proptest! {
+    #[test]
+    fn strings_of_any_content_agree_with_serde_json(
+        s in "[a-z\"\\\\\u{0}-\u{1f}\u{7f}-\u{ff}é😀 ]{0,80}",
+        pad in 0usize..9,
+    ) {
+        // Quoted raw (so control characters, quotes and backslashes hit every position of
+        // the eight-byte scan) and properly encoded.
+        let raw = format!("{}\"{s}\"", " ".repeat(pad));
+        prop_assert_eq!(parse(&raw).is_ok(), serde_json::from_str::<Value>(&raw).is_ok());
+        let encoded = serde_json::to_string(&s).expect("serializes");
+        let node = parse(&encoded).expect("parses");
+        prop_assert_eq!(node.as_str(), Some(s.as_str()));
+        prop_assert_eq!(to_string(&node), encoded);
+    }
+}
