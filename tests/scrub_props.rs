@@ -173,6 +173,27 @@ proptest! {
         prop_assert_eq!(report.is_empty(), v == value, "report empty iff unchanged");
     }
 
+    /// The hot path (bytes -> borrowed tree -> bytes) and the `Value` convenience agree:
+    /// same report, same result.
+    #[test]
+    fn scrub_json_agrees_with_scrub_value(kind in kind(), value in json(), pretty in any::<bool>()) {
+        let scrubber = scrubber();
+        let bytes = if pretty {
+            serde_json::to_vec_pretty(&value).expect("serializable")
+        } else {
+            serde_json::to_vec(&value).expect("serializable")
+        };
+        let (out, report) = scrubber.scrub_json(kind, &bytes).expect("valid JSON");
+        let mut v = value.clone();
+        let expected = scrubber.scrub_value(kind, &mut v);
+        prop_assert_eq!(&report, &expected);
+        prop_assert_eq!(out.is_none(), report.is_empty());
+        if let Some(out) = out {
+            let back: Value = serde_json::from_slice(&out).expect("valid JSON");
+            prop_assert_eq!(back, v);
+        }
+    }
+
     #[test]
     fn generic_walk_keeps_the_shape(value in json()) {
         let scrubber = scrubber();

@@ -146,3 +146,22 @@ fn repeated_strings_are_scrubbed_every_time() {
         .iter()
         .any(|r| r.path == "breadcrumbs.values.297.message"));
 }
+
+#[test]
+fn scrub_json_sees_every_duplicate_and_keeps_untouched_bytes() {
+    let s = scrubber();
+    let input =
+        br#"{"extra":{"note":"mail a@b.co","note":"mail c@d.co","ok":"caf\u00e9 1.50","n":1.50}}"#;
+    let (out, report) = s.scrub_json(PayloadKind::Event, input).expect("valid JSON");
+    let out = String::from_utf8(out.expect("changed")).expect("UTF-8");
+    assert!(!out.contains("a@b.co") && !out.contains("c@d.co"), "{out}");
+    assert_eq!(out.matches("\"note\"").count(), 2, "{out}");
+    // Untouched strings and numbers are written back as they came.
+    assert!(out.contains(r#""ok":"caf\u00e9 1.50","n":1.50"#), "{out}");
+    assert_eq!(report.total(), 2);
+
+    let clean = br#"{"message": "nothing here",  "n": 1E5}"#;
+    let (out, report) = s.scrub_json(PayloadKind::Event, clean).expect("valid JSON");
+    assert!(out.is_none() && report.is_empty());
+    assert!(s.scrub_json(PayloadKind::Event, b"{\"a\":1,}").is_err());
+}

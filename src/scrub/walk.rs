@@ -21,7 +21,7 @@ use super::{Method, PayloadKind, Redaction, ScrubReport};
 /// How deep JSON-in-string and URL-in-query nesting is followed.
 const MAX_NESTING: u32 = 4;
 /// Deeper JSON than this is still scanned, one level at a time, but not re-entered
-/// recursively beyond it (serde_json itself limits parsing depth to 128).
+/// recursively beyond it (parsing itself is limited to 127 levels, as in serde_json).
 const MAX_JSON_DEPTH: usize = 100;
 
 /// The compiled engine behind [`super::Scrubber`].
