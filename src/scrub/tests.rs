@@ -165,3 +165,21 @@ fn scrub_json_sees_every_duplicate_and_keeps_untouched_bytes() {
     assert!(out.is_none() && report.is_empty());
     assert!(s.scrub_json(PayloadKind::Event, b"{\"a\":1,}").is_err());
 }
+
+#[test]
+fn duplicate_keys_hide_nothing() {
+    let s = scrubber();
+    let event = br#"{"breadcrumbs":{"values":[{"message":"mail a@b.co"}],"values":[{"message":"mail c@d.co"}]},
+        "user":{"email":"x@y.co"},"user":{"email":"z@w.co"}}"#;
+    let (out, _) = s.scrub_json(PayloadKind::Event, event).expect("valid JSON");
+    let out = String::from_utf8(out.expect("changed")).expect("UTF-8");
+    for pii in ["a@b.co", "c@d.co", "x@y.co", "z@w.co"] {
+        assert!(!out.contains(pii), "{pii} in {out}");
+    }
+    let logs = br#"{"items":[{"body":"ok","attributes":{"user.email":{"value":"a@b.co","type":"string","value":"c@d.co"}}}]}"#;
+    let (out, _) = s
+        .scrub_json(PayloadKind::LogContainer, logs)
+        .expect("valid JSON");
+    let out = String::from_utf8(out.expect("changed")).expect("UTF-8");
+    assert!(!out.contains("a@b.co") && !out.contains("c@d.co"), "{out}");
+}

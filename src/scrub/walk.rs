@@ -401,18 +401,26 @@ impl Engine {
 
     fn breadcrumbs(&self, crumbs: &mut Node<'_>, cx: &mut Cx) {
         let list = match crumbs {
-            Node::Object(map) => match map.get_mut("values") {
-                Some(Node::Array(list)) => {
-                    let len = cx.push("values");
-                    self.crumb_list(list, cx);
-                    cx.pop(len);
-                    return;
-                }
-                _ => {
+            Node::Object(map) => {
+                if !matches!(map.get("values"), Some(Node::Array(_))) {
                     self.walk_value(crumbs, "breadcrumbs", cx);
                     return;
                 }
-            },
+                // Every `values` member: a duplicate key must not hide a list (or anything
+                // else) from the scrubber; what a reader sees is the last one.
+                for (key, values) in map.iter_mut() {
+                    if key.as_str() != "values" {
+                        continue;
+                    }
+                    let len = cx.push("values");
+                    match values {
+                        Node::Array(list) => self.crumb_list(list, cx),
+                        other => self.walk_value(other, "values", cx),
+                    }
+                    cx.pop(len);
+                }
+                return;
+            }
             Node::Array(list) => list,
             _ => return,
         };
@@ -537,61 +545,67 @@ impl Engine {
                 continue;
             }
             let len = cx.push(name);
-            let (target, l2) = match attr {
+            let outcome = match attr {
                 Node::Object(obj) if obj.contains_key("value") => {
-                    let l2 = cx.push("value");
-                    match obj.get_mut("value") {
-                        Some(v) => (v, Some(l2)),
-                        None => {
-                            cx.pop(l2);
-                            cx.pop(len);
+                    // Every `value` member (duplicates included); one `Remove` removes the
+                    // attribute.
+                    let mut outcome = Outcome::Keep;
+                    for (key, target) in obj.iter_mut() {
+                        if key.as_str() != "value" {
                             continue;
                         }
+                        let l2 = cx.push("value");
+                        if self.attribute(name, target, cx) == Outcome::Remove {
+                            outcome = Outcome::Remove;
+                        }
+                        cx.pop(l2);
                     }
+                    outcome
                 }
-                other => (other, None),
+                other => self.attribute(name, other, cx),
             };
-            let outcome = match name.as_str() {
-                "user.ip_address" | "client.address" => self.rule_field("client_ip", target, cx),
-                "user.id" => self.rule_field("user_id", target, cx),
-                "user.email" => self.rule_field("user_email", target, cx),
-                "user.name" | "user.username" => self.rule_field("user_username", target, cx),
-                "user.geo.city"
-                | "user.geo.region"
-                | "user.geo.subdivision"
-                | "user.geo.country_code" => self.rule_field("user_geo", target, cx),
-                "url.query" | "http.query" => {
-                    self.apply_role(Role::Query, name, target, cx);
-                    Outcome::Keep
-                }
-                "db.query.text" | "db.statement" => {
-                    self.apply_role(Role::Sql, name, target, cx);
-                    Outcome::Keep
-                }
-                "http.request.body.data" | "http.response.body.data" => {
-                    self.apply_role(Role::Body, name, target, cx);
-                    Outcome::Keep
-                }
-                n => {
-                    if let Some(header) = n
-                        .strip_prefix("http.request.header.")
-                        .or_else(|| n.strip_prefix("http.response.header."))
-                    {
-                        self.header(header, target, cx)
-                    } else {
-                        self.apply_key(n, target, false, cx)
-                    }
-                }
-            };
-            if let Some(l2) = l2 {
-                cx.pop(l2);
-            }
             if outcome == Outcome::Remove {
                 remove.push(idx);
             }
             cx.pop(len);
         }
         attrs.remove_indices(&remove);
+    }
+
+    /// One typed attribute's value, by the attribute's name.
+    fn attribute(&self, name: &str, target: &mut Node<'_>, cx: &mut Cx) -> Outcome {
+        match name {
+            "user.ip_address" | "client.address" => self.rule_field("client_ip", target, cx),
+            "user.id" => self.rule_field("user_id", target, cx),
+            "user.email" => self.rule_field("user_email", target, cx),
+            "user.name" | "user.username" => self.rule_field("user_username", target, cx),
+            "user.geo.city"
+            | "user.geo.region"
+            | "user.geo.subdivision"
+            | "user.geo.country_code" => self.rule_field("user_geo", target, cx),
+            "url.query" | "http.query" => {
+                self.apply_role(Role::Query, name, target, cx);
+                Outcome::Keep
+            }
+            "db.query.text" | "db.statement" => {
+                self.apply_role(Role::Sql, name, target, cx);
+                Outcome::Keep
+            }
+            "http.request.body.data" | "http.response.body.data" => {
+                self.apply_role(Role::Body, name, target, cx);
+                Outcome::Keep
+            }
+            n => {
+                if let Some(header) = n
+                    .strip_prefix("http.request.header.")
+                    .or_else(|| n.strip_prefix("http.response.header."))
+                {
+                    self.header(header, target, cx)
+                } else {
+                    self.apply_key(n, target, false, cx)
+                }
+            }
+        }
     }
 
     fn session(&self, map: &mut Object<'_>, cx: &mut Cx) {
