@@ -10,7 +10,8 @@
 //!
 //! Argument: `1KB`, `10KB`, `100KB`, `1MB`, `10MB` or `sdk` (the Python/JS SDK captures,
 //! through `pipeline::scrub_envelope`); a size with `-floor` appended (`1MB-floor`) only
-//! parses and serializes. An optional second argument repeats the run (for
+//! parses and serializes, `-serde-floor` does the same with `serde_json::Value` (the
+//! previous engine's floor). An optional second argument repeats the run (for
 //! `perf stat`).
 
 use std::hint::black_box;
@@ -27,14 +28,28 @@ mod synthetic;
 /// One parse → scrub → serialize; not inlined so callgrind can collect just this.
 #[inline(never)]
 fn run_once(scrubber: Option<&Scrubber>, body: &[u8]) -> usize {
-    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+    let Ok(mut node) = scrubgate::json::parse_bytes(body) else {
         return 0;
     };
     let report = scrubber
-        .map(|s| s.scrub(PayloadKind::Event, &mut value))
+        .map(|s| s.scrub(PayloadKind::Event, &mut node))
         .unwrap_or_default();
-    let out = scrubgate::scrub::json_out::to_vec(&value, body.len()).unwrap_or_default();
+    let out = scrubgate::json::to_vec(&node, body.len());
     black_box(report.redactions.len()) + out.len()
+}
+
+/// The `serde_json::Value` round trip the engine used before; not inlined (see
+/// [`run_once`]).
+#[inline(never)]
+fn run_once_serde(body: &[u8]) -> usize {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return 0;
+    };
+    let mut out = Vec::with_capacity(body.len() + body.len() / 16);
+    if serde_json::to_writer(&mut out, &value).is_err() {
+        return 0;
+    }
+    black_box(out.len())
 }
 
 /// All SDK captures through the envelope pipeline; not inlined (see [`run_once`]).
@@ -97,9 +112,12 @@ fn main() {
             total += run_once_sdk(&scrubber, &policy, &envelopes);
         }
     } else {
-        let (size, floor) = match what.strip_suffix("-floor") {
-            Some(size) => (size, true),
-            None => (what.as_str(), false),
+        let (size, floor, serde) = if let Some(size) = what.strip_suffix("-serde-floor") {
+            (size, true, true)
+        } else if let Some(size) = what.strip_suffix("-floor") {
+            (size, true, false)
+        } else {
+            (what.as_str(), false, false)
         };
         let size = match size {
             "1KB" => 1_000,
@@ -126,7 +144,11 @@ fn main() {
             }
         };
         for _ in 0..repeat {
-            total += run_once((!floor).then_some(&scrubber), &body);
+            total += if serde {
+                run_once_serde(&body)
+            } else {
+                run_once((!floor).then_some(&scrubber), &body)
+            };
         }
     }
     println!("{total}");

@@ -135,7 +135,7 @@ pub fn run_case(folder: &Path, base: &ConfigFile, update: bool) -> Result<CaseOu
         let body = std::fs::read(&json_in).map_err(|e| format!("input.json: {e}"))?;
         let mut value: Value =
             serde_json::from_slice(&body).map_err(|e| format!("input.json: {e}"))?;
-        scrubber.scrub(guess_kind(&value), &mut value);
+        scrubber.scrub_value(guess_kind(&value), &mut value);
         let mut out = serde_json::to_vec_pretty(&value).map_err(|e| e.to_string())?;
         out.push(b'\n');
         (out, folder.join("expected.json"))

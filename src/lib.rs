@@ -35,6 +35,7 @@ pub mod delivery;
 pub mod fixtures;
 pub mod forward;
 pub mod ingest;
+pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;

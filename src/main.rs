@@ -161,7 +161,7 @@ fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
         // A bare event (or other payload) JSON rather than an envelope.
         if event.is_object() {
             let kind = scrubgate::fixtures::guess_kind(&event);
-            let report = config.scrubber.scrub(kind, &mut event);
+            let report = config.scrubber.scrub_value(kind, &mut event);
             let mut out = serde_json::to_vec(&event).unwrap_or_default();
             out.push(b'\n');
             if std::io::stdout().lock().write_all(&out).is_err() {

@@ -231,7 +231,7 @@ fn scrub_envelope_header(envelope: &mut Envelope, scrubber: &Scrubber) -> ScrubR
         }
     }
     let mut value = Value::Object(envelope.header().fields().clone());
-    let header_report = scrubber.scrub(PayloadKind::EnvelopeHeader, &mut value);
+    let header_report = scrubber.scrub_value(PayloadKind::EnvelopeHeader, &mut value);
     if !header_report.is_empty() {
         if let Value::Object(fields) = value {
             *envelope.header_mut().fields_mut() = fields;
@@ -292,7 +292,10 @@ fn scrub_item(
             (relaxed(item, result), None)
         }
         ItemAction::Scrub => {
-            let Ok(mut value) = serde_json::from_slice::<Value>(item.payload()) else {
+            // A cheap handle on the payload: the tree borrows from it while the item's
+            // payload is replaced.
+            let payload = item.payload().clone();
+            let Ok(mut node) = crate::json::parse_bytes(&payload) else {
                 return (
                     outcome(
                         ItemDecision::Drop(DropReason::InvalidJson),
@@ -301,18 +304,11 @@ fn scrub_item(
                     None,
                 );
             };
-            let facts = ItemFacts::from_json(item.item_type(), &value);
-            let report = scrubber.scrub(payload_kind(item), &mut value);
+            let facts = ItemFacts::from_json(item.item_type(), &node);
+            let report = scrubber.scrub(payload_kind(item), &mut node);
             if !report.is_empty() {
-                match crate::scrub::json_out::to_vec(&value, item.payload().len()) {
-                    Ok(bytes) => item.set_payload(Bytes::from(bytes)),
-                    Err(_) => {
-                        return (
-                            outcome(ItemDecision::Drop(DropReason::InvalidJson), report),
-                            None,
-                        )
-                    }
-                }
+                let bytes = crate::json::to_vec(&node, payload.len());
+                item.set_payload(Bytes::from(bytes));
             }
             (outcome(ItemDecision::Forward, report), Some(facts))
         }

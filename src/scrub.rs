@@ -9,7 +9,6 @@
 //! is non-empty. Untouched items are then forwarded byte-identical.
 
 mod detectors;
-pub mod json_out;
 mod keys;
 mod profile;
 mod redact;
@@ -20,6 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::json::{self, JsonError, Node};
 
 use detectors::builtin::{Tier, BUILTINS, STRUCTURAL};
 pub use detectors::validate::Validator;
@@ -493,11 +494,40 @@ impl Scrubber {
         })
     }
 
-    /// Scrubs `value` in place and reports every change. Never fails and never panics:
+    /// Scrubs `node` in place and reports every change. Never fails and never panics:
     /// whatever the JSON, the result is JSON of the same shape (some leaves become
     /// labels, a few known fields are removed).
-    pub fn scrub(&self, kind: PayloadKind, value: &mut Value) -> ScrubReport {
-        self.engine.scrub(kind, value)
+    pub fn scrub(&self, kind: PayloadKind, node: &mut Node<'_>) -> ScrubReport {
+        self.engine.scrub(kind, node)
+    }
+
+    /// Parses `input`, scrubs it and serializes it again if anything changed: `None` means
+    /// unchanged (the caller keeps the original bytes).
+    ///
+    /// # Errors
+    /// `input` is not JSON (serde_json's grammar and limits).
+    pub fn scrub_json(
+        &self,
+        kind: PayloadKind,
+        input: &[u8],
+    ) -> Result<(Option<Vec<u8>>, ScrubReport), JsonError> {
+        let mut node = json::parse_bytes(input)?;
+        let report = self.scrub(kind, &mut node);
+        if report.is_empty() {
+            return Ok((None, report));
+        }
+        Ok((Some(json::to_vec(&node, input.len())), report))
+    }
+
+    /// [`Self::scrub`] for a `serde_json::Value` (tests, fixtures, cold paths): the value is
+    /// converted to a [`Node`] and back, the latter only if something changed.
+    pub fn scrub_value(&self, kind: PayloadKind, value: &mut Value) -> ScrubReport {
+        let mut node = Node::from_value(value);
+        let report = self.scrub(kind, &mut node);
+        if !report.is_empty() {
+            *value = node.to_value();
+        }
+        report
     }
 }
 

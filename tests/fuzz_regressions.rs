@@ -34,10 +34,10 @@ fn scrubber() -> Scrubber {
 
 /// Scrubs `value` twice; the second pass must change and report nothing.
 fn assert_idempotent(scrubber: &Scrubber, kind: PayloadKind, mut value: Value, what: &str) {
-    let _ = scrubber.scrub(kind, &mut value);
+    let _ = scrubber.scrub_value(kind, &mut value);
     let mut again: Value = serde_json::from_slice(&serde_json::to_vec(&value).unwrap()).unwrap();
     let snapshot = again.clone();
-    let second = scrubber.scrub(kind, &mut again);
+    let second = scrubber.scrub_value(kind, &mut again);
     assert!(second.is_empty(), "{what}: second pass reported {second:?}");
     assert_eq!(again, snapshot, "{what}: second pass changed the value");
 }

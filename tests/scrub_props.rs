@@ -166,18 +166,39 @@ proptest! {
     fn never_panics_and_output_is_valid_json(kind in kind(), value in json()) {
         let scrubber = scrubber();
         let mut v = value.clone();
-        let report = scrubber.scrub(kind, &mut v);
+        let report = scrubber.scrub_value(kind, &mut v);
         let text = serde_json::to_string(&v).expect("serializable");
         let back: Value = serde_json::from_str(&text).expect("valid JSON");
         prop_assert_eq!(back, v.clone());
         prop_assert_eq!(report.is_empty(), v == value, "report empty iff unchanged");
     }
 
+    /// The hot path (bytes -> borrowed tree -> bytes) and the `Value` convenience agree:
+    /// same report, same result.
+    #[test]
+    fn scrub_json_agrees_with_scrub_value(kind in kind(), value in json(), pretty in any::<bool>()) {
+        let scrubber = scrubber();
+        let bytes = if pretty {
+            serde_json::to_vec_pretty(&value).expect("serializable")
+        } else {
+            serde_json::to_vec(&value).expect("serializable")
+        };
+        let (out, report) = scrubber.scrub_json(kind, &bytes).expect("valid JSON");
+        let mut v = value.clone();
+        let expected = scrubber.scrub_value(kind, &mut v);
+        prop_assert_eq!(&report, &expected);
+        prop_assert_eq!(out.is_none(), report.is_empty());
+        if let Some(out) = out {
+            let back: Value = serde_json::from_slice(&out).expect("valid JSON");
+            prop_assert_eq!(back, v);
+        }
+    }
+
     #[test]
     fn generic_walk_keeps_the_shape(value in json()) {
         let scrubber = scrubber();
         let mut v = value.clone();
-        scrubber.scrub(PayloadKind::Generic, &mut v);
+        scrubber.scrub_value(PayloadKind::Generic, &mut v);
         prop_assert!(same_shape(&value, &v), "{} -> {}", value, v);
     }
 
@@ -185,9 +206,9 @@ proptest! {
     fn scrubbing_is_idempotent(kind in kind(), value in json()) {
         let scrubber = scrubber();
         let mut once = value;
-        scrubber.scrub(kind, &mut once);
+        scrubber.scrub_value(kind, &mut once);
         let mut twice = once.clone();
-        let report = scrubber.scrub(kind, &mut twice);
+        let report = scrubber.scrub_value(kind, &mut twice);
         prop_assert!(report.is_empty(), "second pass changed {:?}", report);
         prop_assert_eq!(once, twice);
     }
@@ -202,10 +223,10 @@ proptest! {
                             "headers": {"Cookie": text.clone()}},
                 "spans": [{"op": "db", "description": text.clone()}],
             });
-            let report = scrubber.scrub(PayloadKind::Transaction, &mut v);
+            let report = scrubber.scrub_value(PayloadKind::Transaction, &mut v);
             let _ = report.total();
             let mut again = v.clone();
-            prop_assert!(scrubber.scrub(PayloadKind::Transaction, &mut again).is_empty());
+            prop_assert!(scrubber.scrub_value(PayloadKind::Transaction, &mut again).is_empty());
         }
     }
 }

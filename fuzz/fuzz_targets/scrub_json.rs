@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let kind = KINDS[usize::from(selector) % KINDS.len()];
-    let first = scrubber().scrub(kind, &mut value);
+    let first = scrubber().scrub_value(kind, &mut value);
     let bytes = serde_json::to_vec(&value).expect("scrubbed value serializes");
     let mut reparsed: Value =
         serde_json::from_slice(&bytes).expect("scrubbed output is valid JSON");
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let snapshot = reparsed.clone();
-    let second = scrubber().scrub(kind, &mut reparsed);
+    let second = scrubber().scrub_value(kind, &mut reparsed);
     assert!(
         second.is_empty(),
         "second pass reported {:?} after {:?}",

@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
         ],
         "extra": {"payload": s},
     });
-    let first = scrubber().scrub(PayloadKind::Transaction, &mut event);
+    let first = scrubber().scrub_value(PayloadKind::Transaction, &mut event);
     let bytes = serde_json::to_vec(&event).expect("scrubbed value serializes");
     let mut reparsed: Value =
         serde_json::from_slice(&bytes).expect("scrubbed output is valid JSON");
@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let snapshot = reparsed.clone();
-    let second = scrubber().scrub(PayloadKind::Transaction, &mut reparsed);
+    let second = scrubber().scrub_value(PayloadKind::Transaction, &mut reparsed);
     assert!(
         second.is_empty(),
         "second pass reported {:?} after {:?}",

@@ -5,16 +5,16 @@
 //! metrics `rule`. Names are validated to a small charset because they end up as metric label
 //! values: they are operator-chosen, never payload-supplied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::decode::ItemType;
+use crate::json::Node;
 
 /// Regexes in rules come from the config file; the cap keeps a typo from eating memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -380,8 +380,8 @@ impl Matcher {
 impl ItemFacts {
     /// Reads the rule-relevant fields of an item's JSON. Sessions keep release and
     /// environment under `attrs`.
-    pub fn from_json(item_type: &ItemType, value: &Value) -> Self {
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    pub fn from_json(item_type: &ItemType, value: &Node<'_>) -> Self {
+        let text = |v: Option<&Node<'_>>| v.and_then(Node::as_str).map(str::to_owned);
         let attrs = value.get("attrs");
         let mut facts = Self {
             environment: text(value.get("environment"))
@@ -400,25 +400,32 @@ impl ItemFacts {
             facts.level = Some("error".to_owned());
         }
         let exceptions = match value.get("exception") {
-            Some(Value::Object(map)) => map.get("values").and_then(Value::as_array),
-            Some(Value::Array(values)) => Some(values),
+            Some(Node::Object(map)) => map.get("values").and_then(Node::as_array),
+            Some(Node::Array(values)) => Some(values),
             _ => None,
         };
         if let Some(values) = exceptions {
             facts.exception_types = values
                 .iter()
-                .filter_map(|e| e.get("type").and_then(Value::as_str))
+                .filter_map(|e| e.get("type").and_then(Node::as_str))
                 .map(str::to_owned)
                 .collect();
         }
         match value.get("tags") {
-            Some(Value::Object(map)) => {
-                facts.tags = map
+            Some(Node::Object(map)) => {
+                // A duplicated tag counts once, with its last value (as when parsed into a
+                // map): members are read last to first, later duplicates skipped.
+                let mut seen = HashSet::new();
+                let mut tags: Vec<(String, String)> = map
                     .iter()
-                    .filter_map(|(k, v)| tag_value(v).map(|v| (k.clone(), v)))
+                    .rev()
+                    .filter(|(k, _)| seen.insert(k.as_str()))
+                    .filter_map(|(k, v)| tag_value(v).map(|v| (k.as_str().to_owned(), v)))
                     .collect();
+                tags.reverse();
+                facts.tags = tags;
             }
-            Some(Value::Array(pairs)) => {
+            Some(Node::Array(pairs)) => {
                 facts.tags = pairs
                     .iter()
                     .filter_map(|pair| {
@@ -434,11 +441,11 @@ impl ItemFacts {
     }
 }
 
-fn tag_value(value: &Value) -> Option<String> {
+fn tag_value(value: &Node<'_>) -> Option<String> {
     match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Node::Str(s) => Some(s.as_str().to_owned()),
+        Node::Number(n) => Some(n.to_string()),
+        Node::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }

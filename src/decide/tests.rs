@@ -2,6 +2,8 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
+use crate::json::Node;
+
 use super::*;
 
 fn policy(toml_text: &str) -> Policy {
@@ -183,7 +185,7 @@ fn drop_reason_names_are_stable_snake_case() {
 fn event_facts() -> ItemFacts {
     ItemFacts::from_json(
         &ItemType::Event,
-        &json!({
+        &Node::from_value(&json!({
             "environment": "staging",
             "release": "app@1.2.3",
             "platform": "python",
@@ -192,7 +194,7 @@ fn event_facts() -> ItemFacts {
             "request": {"url": "https://example.com/internal/ping?x=1"},
             "exception": {"values": [{"type": "ValueError"}, {"type": "ConnectionResetError"}]},
             "tags": {"tier": "free", "retries": 3},
-        }),
+        })),
     )
 }
 
@@ -224,12 +226,15 @@ fn facts_are_read_from_events_and_sessions() {
     assert!(facts.tags.contains(&("retries".to_owned(), "3".to_owned())));
     let session = ItemFacts::from_json(
         &ItemType::Session,
-        &json!({"attrs": {"release": "r1", "environment": "prod"}}),
+        &Node::from_value(&json!({"attrs": {"release": "r1", "environment": "prod"}})),
     );
     assert_eq!(session.release.as_deref(), Some("r1"));
     assert_eq!(session.environment.as_deref(), Some("prod"));
     assert_eq!(session.level, None);
-    let array_tags = ItemFacts::from_json(&ItemType::Event, &json!({"tags": [["a", "b"], ["c"]]}));
+    let array_tags = ItemFacts::from_json(
+        &ItemType::Event,
+        &Node::from_value(&json!({"tags": [["a", "b"], ["c"]]})),
+    );
     assert_eq!(array_tags.tags, vec![("a".to_owned(), "b".to_owned())]);
 }
 

@@ -5,14 +5,13 @@
 
 use std::io::{Read, Write};
 
+use crate::decide::{DropReason, TextKind};
+use crate::json::{self, Node};
+use crate::scrub::{PayloadKind, ScrubReport, Scrubber};
 use bytes::Bytes;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
-use serde_json::Value;
-
-use crate::decide::{DropReason, TextKind};
-use crate::scrub::{PayloadKind, ScrubReport, Scrubber};
 
 /// Relay's `max_replay_uncompressed_size`: a recording that inflates past this is dropped.
 const MAX_REPLAY_INFLATED_BYTES: u64 = 100 * 1024 * 1024;
@@ -24,27 +23,22 @@ pub(crate) type Scrubbed = Result<(Option<Bytes>, ScrubReport), DropReason>;
 pub(crate) fn scrub_text(payload: &[u8], kind: TextKind, scrubber: &Scrubber) -> Scrubbed {
     match kind {
         TextKind::Json => {
-            let mut value: Value =
-                serde_json::from_slice(payload).map_err(|_| DropReason::InvalidJson)?;
-            let report = scrubber.scrub(PayloadKind::Generic, &mut value);
-            if report.is_empty() {
-                return Ok((None, report));
-            }
-            let bytes = crate::scrub::json_out::to_vec(&value, payload.len())
+            let (bytes, report) = scrubber
+                .scrub_json(PayloadKind::Generic, payload)
                 .map_err(|_| DropReason::InvalidJson)?;
-            Ok((Some(Bytes::from(bytes)), report))
+            Ok((bytes.map(Bytes::from), report))
         }
         TextKind::Plain => {
             let text = std::str::from_utf8(payload).map_err(|_| DropReason::InvalidPayload)?;
-            let mut value = Value::String(text.to_owned());
-            let report = scrubber.scrub(PayloadKind::Generic, &mut value);
+            let mut node = Node::string(text);
+            let report = scrubber.scrub(PayloadKind::Generic, &mut node);
             if report.is_empty() {
                 return Ok((None, report));
             }
-            match value {
-                Value::String(text) => Ok((Some(Bytes::from(text.into_bytes())), report)),
+            match node {
+                Node::Str(text) => Ok((Some(Bytes::from(text.into_string().into_bytes())), report)),
                 // The engine replaced the whole string with something else: keep its JSON.
-                other => Ok((Some(Bytes::from(other.to_string().into_bytes())), report)),
+                other => Ok((Some(Bytes::from(json::to_vec(&other, 0))), report)),
             }
         }
     }
@@ -52,13 +46,13 @@ pub(crate) fn scrub_text(payload: &[u8], kind: TextKind, scrubber: &Scrubber) ->
 
 /// Scrubs a file name header value (file names can hold user names: `/Users/alice/…`).
 pub(crate) fn scrub_string(value: &str, scrubber: &Scrubber) -> (Option<String>, ScrubReport) {
-    let mut value = Value::String(value.to_owned());
-    let report = scrubber.scrub(PayloadKind::Generic, &mut value);
+    let mut node = Node::string(value);
+    let report = scrubber.scrub(PayloadKind::Generic, &mut node);
     if report.is_empty() {
         return (None, report);
     }
-    match value {
-        Value::String(s) => (Some(s), report),
+    match node {
+        Node::Str(s) => (Some(s.into_string()), report),
         _ => (Some("[Filtered]".to_owned()), report),
     }
 }
@@ -72,7 +66,7 @@ pub(crate) fn scrub_replay_recording(payload: &[u8], scrubber: &Scrubber) -> Scr
         .position(|b| *b == b'\n')
         .ok_or(DropReason::InvalidPayload)?;
     let (header, body) = (&payload[..newline], &payload[newline + 1..]);
-    serde_json::from_slice::<Value>(header).map_err(|_| DropReason::InvalidPayload)?;
+    json::parse_bytes(header).map_err(|_| DropReason::InvalidPayload)?;
     let compressed = body.first() != Some(&b'[');
     let json = if compressed {
         let mut inflated = Vec::new();
@@ -87,13 +81,12 @@ pub(crate) fn scrub_replay_recording(payload: &[u8], scrubber: &Scrubber) -> Scr
     } else {
         body.to_vec()
     };
-    let mut value: Value = serde_json::from_slice(&json).map_err(|_| DropReason::InvalidJson)?;
-    let report = scrubber.scrub(PayloadKind::Generic, &mut value);
-    if report.is_empty() {
+    let (json, report) = scrubber
+        .scrub_json(PayloadKind::Generic, &json)
+        .map_err(|_| DropReason::InvalidJson)?;
+    let Some(json) = json else {
         return Ok((None, report));
-    }
-    let json =
-        crate::scrub::json_out::to_vec(&value, json.len()).map_err(|_| DropReason::InvalidJson)?;
+    };
     let mut out = Vec::with_capacity(header.len() + 1 + json.len() / 2);
     out.extend_from_slice(header);
     out.push(b'\n');
@@ -113,6 +106,7 @@ pub(crate) fn scrub_replay_recording(payload: &[u8], scrubber: &Scrubber) -> Scr
 mod tests {
     use super::*;
     use crate::scrub::{HashKey, ScrubSettings};
+    use serde_json::Value;
 
     fn scrubber() -> Scrubber {
         let key = HashKey {

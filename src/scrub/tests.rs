@@ -19,7 +19,7 @@ fn scrubber() -> Scrubber {
 fn report_has_path_rule_method_count_and_no_values() {
     let mut v = json!({"exception": {"values": [{"type": "E", "value": "a@b.co and c@d.co"}]},
                        "user": {"id": "8812", "ip_address": "{{auto}}"}});
-    let report = scrubber().scrub(PayloadKind::Event, &mut v);
+    let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
     let lines: Vec<String> = report
         .redactions
         .iter()
@@ -41,7 +41,9 @@ fn report_has_path_rule_method_count_and_no_values() {
 fn unchanged_payload_has_empty_report() {
     let mut v = json!({"message": "all good", "level": "info"});
     let before = v.clone();
-    assert!(scrubber().scrub(PayloadKind::Event, &mut v).is_empty());
+    assert!(scrubber()
+        .scrub_value(PayloadKind::Event, &mut v)
+        .is_empty());
     assert_eq!(v, before);
 }
 
@@ -50,8 +52,8 @@ fn user_and_session_pseudonyms_match() {
     let s = scrubber();
     let mut event = json!({"user": {"id": "u-1"}});
     let mut session = json!({"sid": "x", "did": "u-1", "status": "ok"});
-    s.scrub(PayloadKind::Event, &mut event);
-    s.scrub(PayloadKind::Session, &mut session);
+    s.scrub_value(PayloadKind::Event, &mut event);
+    s.scrub_value(PayloadKind::Session, &mut session);
     assert_eq!(event["user"]["id"], session["did"]);
     assert!(event["user"]["id"]
         .as_str()
@@ -72,7 +74,7 @@ fn remove_method_override_removes_keys() {
     )
     .expect("compiles");
     let mut v = json!({"extra": {"email": "a@b.co", "keep": 1}});
-    let report = s.scrub(PayloadKind::Event, &mut v);
+    let report = s.scrub_value(PayloadKind::Event, &mut v);
     assert_eq!(v, json!({"extra": {"keep": 1}}));
     assert_eq!(report.redactions[0].method, Method::Remove);
 }
@@ -112,7 +114,7 @@ fn repeated_strings_are_scrubbed_every_time() {
         })
         .collect();
     let mut v = json!({"breadcrumbs": {"values": crumbs}});
-    let report = scrubber().scrub(PayloadKind::Event, &mut v);
+    let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
     let emails = report
         .redactions
         .iter()
@@ -153,19 +155,72 @@ fn labels_and_pseudonyms_are_not_keyword_context_or_hits() {
     let pseudonym = s.engine.redactor.pseudonym("user", "8812");
     let text = format!("seen [dob], at 2026-11-22; phone [phone]; build 5550104477; {pseudonym}");
     let mut v = json!({"message": text.clone()});
-    let report = s.scrub(PayloadKind::Event, &mut v);
+    let report = s.scrub_value(PayloadKind::Event, &mut v);
     assert!(report.is_empty(), "{report:?}");
     assert_eq!(v["message"], text.as_str());
     // The real keywords still count.
     let mut v = json!({"message": "DOB 2026-11-22, phone 5550104477"});
-    s.scrub(PayloadKind::Event, &mut v);
+    s.scrub_value(PayloadKind::Event, &mut v);
     assert_eq!(v["message"], "DOB [dob], phone [phone]");
 }
 
 #[test]
 fn values_hidden_by_an_overlapping_candidate_are_found_in_the_same_scrub() {
     let mut v = json!({"message": "call +44 20 7946 0958 123-45-6789 now"});
-    let report = scrubber().scrub(PayloadKind::Event, &mut v);
+    let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
     assert_eq!(v["message"], "call [phone] [ssn] now");
     assert_eq!(report.total(), 2);
+}
+
+#[test]
+fn scrub_json_sees_every_duplicate_and_keeps_untouched_bytes() {
+    let s = scrubber();
+    let input =
+        br#"{"extra":{"note":"mail a@b.co","note":"mail c@d.co","ok":"caf\u00e9 1.50","n":1.50}}"#;
+    let (out, report) = s.scrub_json(PayloadKind::Event, input).expect("valid JSON");
+    let out = String::from_utf8(out.expect("changed")).expect("UTF-8");
+    assert!(!out.contains("a@b.co") && !out.contains("c@d.co"), "{out}");
+    assert_eq!(out.matches("\"note\"").count(), 2, "{out}");
+    // Untouched strings and numbers are written back as they came.
+    assert!(out.contains(r#""ok":"caf\u00e9 1.50","n":1.50"#), "{out}");
+    assert_eq!(report.total(), 2);
+
+    let clean = br#"{"message": "nothing here",  "n": 1E5}"#;
+    let (out, report) = s.scrub_json(PayloadKind::Event, clean).expect("valid JSON");
+    assert!(out.is_none() && report.is_empty());
+    assert!(s.scrub_json(PayloadKind::Event, b"{\"a\":1,}").is_err());
+}
+
+#[test]
+fn duplicate_keys_hide_nothing() {
+    let s = scrubber();
+    let event = br#"{"breadcrumbs":{"values":[{"message":"mail a@b.co"}],"values":[{"message":"mail c@d.co"}]},
+        "user":{"email":"x@y.co"},"user":{"email":"z@w.co"}}"#;
+    let (out, _) = s.scrub_json(PayloadKind::Event, event).expect("valid JSON");
+    let out = String::from_utf8(out.expect("changed")).expect("UTF-8");
+    for pii in ["a@b.co", "c@d.co", "x@y.co", "z@w.co"] {
+        assert!(!out.contains(pii), "{pii} in {out}");
+    }
+    let logs = br#"{"items":[{"body":"ok","attributes":{"user.email":{"value":"a@b.co","type":"string","value":"c@d.co"}}}]}"#;
+    let (out, _) = s
+        .scrub_json(PayloadKind::LogContainer, logs)
+        .expect("valid JSON");
+    let out = String::from_utf8(out.expect("changed")).expect("UTF-8");
+    assert!(!out.contains("a@b.co") && !out.contains("c@d.co"), "{out}");
+}
+
+#[test]
+fn a_number_under_cookies_is_read_as_a_cookie_header() {
+    // Found by the idempotence property test (seed 3): a number under `cookies` was scanned
+    // as text (`-[card]`), and the second pass then treated that string as a bare cookie.
+    let s = scrubber();
+    let mut v =
+        json!({"cookies": -6337534033469777318i64, "request": {"cookies": 4111111111111111u64}});
+    s.scrub_value(PayloadKind::Event, &mut v);
+    assert_eq!(
+        v,
+        json!({"cookies": "[Filtered]", "request": {"cookies": "[Filtered]"}})
+    );
+    let again = s.scrub_value(PayloadKind::Event, &mut v);
+    assert!(again.is_empty(), "{again:?}");
 }

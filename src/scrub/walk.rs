@@ -8,8 +8,8 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::json::{self, Node, Object, Text};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use serde_json::{Map, Value};
 
 use super::detectors::{Hit, HitKind, Scanner};
 use super::keys::{KeyClass, KeyMatcher, Tokens};
@@ -24,7 +24,7 @@ const MAX_NESTING: u32 = 4;
 /// only ever replaces text with labels, so two or three always suffice in practice).
 const MAX_TEXT_PASSES: usize = 4;
 /// Deeper JSON than this is still scanned, one level at a time, but not re-entered
-/// recursively beyond it (serde_json itself limits parsing depth to 128).
+/// recursively beyond it (parsing itself is limited to 127 levels, as in serde_json).
 const MAX_JSON_DEPTH: usize = 100;
 
 /// The compiled engine behind [`super::Scrubber`].
@@ -195,7 +195,7 @@ const PHI_SIBLING: &[KeyClass] = &[
 impl Engine {
     // === entry ===
 
-    pub(crate) fn scrub(&self, kind: PayloadKind, value: &mut Value) -> ScrubReport {
+    pub(crate) fn scrub(&self, kind: PayloadKind, value: &mut Node<'_>) -> ScrubReport {
         let mut cx = Cx::default();
         match (kind, value.as_object_mut()) {
             (
@@ -228,19 +228,19 @@ impl Engine {
 
     // === payload kinds ===
 
-    fn event_root(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+    fn event_root(&self, map: &mut Object<'_>, cx: &mut Cx) {
         let mut remove = Vec::new();
-        for (key, child) in map.iter_mut() {
+        for (idx, (key, child)) in map.iter_mut().enumerate() {
             let len = cx.push(key);
             let outcome = match key.as_str() {
                 "user" => {
-                    if let Value::Object(user) = child {
+                    if let Node::Object(user) = child {
                         self.user(user, cx);
                     }
                     Outcome::Keep
                 }
                 "request" => {
-                    if let Value::Object(request) = child {
+                    if let Node::Object(request) = child {
                         self.request(request, cx);
                     } else {
                         self.walk_value(child, key, cx);
@@ -252,10 +252,10 @@ impl Engine {
                     Outcome::Keep
                 }
                 "spans" => {
-                    if let Value::Array(spans) = child {
+                    if let Node::Array(spans) = child {
                         for (i, span) in spans.iter_mut().enumerate() {
                             let l = cx.push_index(i);
-                            if let Value::Object(span) = span {
+                            if let Node::Object(span) = span {
                                 self.span(span, cx);
                             }
                             cx.pop(l);
@@ -271,30 +271,28 @@ impl Engine {
                 _ => self.apply_key(key, child, false, cx),
             };
             if outcome == Outcome::Remove {
-                remove.push(key.clone());
+                remove.push(idx);
             }
             cx.pop(len);
         }
-        for key in remove {
-            map.shift_remove(&key);
-        }
+        map.remove_indices(&remove);
         self.never_infer_ip(map, cx);
     }
 
     /// Asks Sentry not to infer the client IP from the connection (which is ours anyway).
-    fn never_infer_ip(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+    fn never_infer_ip(&self, map: &mut Object<'_>, cx: &mut Cx) {
         if self.disabled_rules.contains("client_ip") {
             return;
         }
-        let Some(sdk) = map.get_mut("sdk").and_then(Value::as_object_mut) else {
+        let Some(sdk) = map.get_mut("sdk").and_then(Node::as_object_mut) else {
             return;
         };
-        let settings = sdk
-            .entry("settings")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Some(settings) = settings.as_object_mut() {
-            if settings.get("infer_ip").and_then(Value::as_str) != Some("never") {
-                settings.insert("infer_ip".into(), Value::String("never".into()));
+        if !sdk.contains_key("settings") {
+            sdk.push("settings", Node::Object(Object::new()));
+        }
+        if let Some(settings) = sdk.get_mut("settings").and_then(Node::as_object_mut) {
+            if settings.get("infer_ip").and_then(Node::as_str) != Some("never") {
+                settings.insert("infer_ip", Node::string("never"));
                 let len = cx.push("sdk.settings.infer_ip");
                 cx.record("client_ip", Method::Replace, 1);
                 cx.pop(len);
@@ -302,7 +300,7 @@ impl Engine {
         }
     }
 
-    fn user(&self, user: &mut Map<String, Value>, cx: &mut Cx) {
+    fn user(&self, user: &mut Object<'_>, cx: &mut Cx) {
         visit_members(user, cx, |key, child, cx| match key {
             "id" => self.rule_field("user_id", child, cx),
             "email" => self.rule_field("user_email", child, cx),
@@ -320,7 +318,7 @@ impl Engine {
         });
     }
 
-    fn request(&self, request: &mut Map<String, Value>, cx: &mut Cx) {
+    fn request(&self, request: &mut Object<'_>, cx: &mut Cx) {
         for (key, child) in request.iter_mut() {
             let len = cx.push(key);
             match key.as_str() {
@@ -329,9 +327,9 @@ impl Engine {
                 "query_string" => self.apply_role(Role::Query, key, child, cx),
                 "data" => self.apply_role(Role::Body, key, child, cx),
                 "env" => {
-                    if let Value::Object(env) = child {
+                    if let Node::Object(env) = child {
                         let mut remove = Vec::new();
-                        for (k, v) in env.iter_mut() {
+                        for (idx, (k, v)) in env.iter_mut().enumerate() {
                             let l = cx.push(k);
                             let outcome = match k.as_str() {
                                 "REMOTE_ADDR"
@@ -342,13 +340,11 @@ impl Engine {
                                 _ => self.apply_key(k, v, false, cx),
                             };
                             if outcome == Outcome::Remove {
-                                remove.push(k.clone());
+                                remove.push(idx);
                             }
                             cx.pop(l);
                         }
-                        for k in remove {
-                            env.shift_remove(&k);
-                        }
+                        env.remove_indices(&remove);
                     } else {
                         self.walk_value(child, key, cx);
                     }
@@ -358,7 +354,7 @@ impl Engine {
                     // apply_key on a request member never removes (no Remove-method
                     // class applies to these names by default); keep it generic.
                     if self.apply_key(key, child, false, cx) == Outcome::Remove {
-                        *child = Value::Null;
+                        *child = Node::Null;
                     }
                 }
             }
@@ -367,29 +363,27 @@ impl Engine {
     }
 
     /// `request.headers` as an object or a list of `[name, value]` pairs.
-    fn headers(&self, headers: &mut Value, cx: &mut Cx) {
+    fn headers(&self, headers: &mut Node<'_>, cx: &mut Cx) {
         match headers {
-            Value::Object(map) => {
+            Node::Object(map) => {
                 let mut remove = Vec::new();
-                for (name, value) in map.iter_mut() {
+                for (idx, (name, value)) in map.iter_mut().enumerate() {
                     let len = cx.push(name);
                     if self.header(name, value, cx) == Outcome::Remove {
-                        remove.push(name.clone());
+                        remove.push(idx);
                     }
                     cx.pop(len);
                 }
-                for name in remove {
-                    map.shift_remove(&name);
-                }
+                map.remove_indices(&remove);
             }
-            Value::Array(pairs) => self.pairs(pairs, false, cx, |eng, name, value, cx| {
+            Node::Array(pairs) => self.pairs(pairs, false, cx, |eng, name, value, cx| {
                 eng.header(name, value, cx)
             }),
             _ => self.walk_value(headers, "headers", cx),
         }
     }
 
-    fn header(&self, name: &str, value: &mut Value, cx: &mut Cx) -> Outcome {
+    fn header(&self, name: &str, value: &mut Node<'_>, cx: &mut Cx) -> Outcome {
         let lower = name.to_ascii_lowercase();
         let lower = lower.replace('_', "-");
         if IP_HEADERS.contains(&lower.as_str()) {
@@ -408,32 +402,40 @@ impl Engine {
         }
     }
 
-    fn breadcrumbs(&self, crumbs: &mut Value, cx: &mut Cx) {
+    fn breadcrumbs(&self, crumbs: &mut Node<'_>, cx: &mut Cx) {
         let list = match crumbs {
-            Value::Object(map) => match map.get_mut("values") {
-                Some(Value::Array(list)) => {
-                    let len = cx.push("values");
-                    self.crumb_list(list, cx);
-                    cx.pop(len);
-                    return;
-                }
-                _ => {
+            Node::Object(map) => {
+                if !matches!(map.get("values"), Some(Node::Array(_))) {
                     self.walk_value(crumbs, "breadcrumbs", cx);
                     return;
                 }
-            },
-            Value::Array(list) => list,
+                // Every `values` member: a duplicate key must not hide a list (or anything
+                // else) from the scrubber; what a reader sees is the last one.
+                for (key, values) in map.iter_mut() {
+                    if key.as_str() != "values" {
+                        continue;
+                    }
+                    let len = cx.push("values");
+                    match values {
+                        Node::Array(list) => self.crumb_list(list, cx),
+                        other => self.walk_value(other, "values", cx),
+                    }
+                    cx.pop(len);
+                }
+                return;
+            }
+            Node::Array(list) => list,
             _ => return,
         };
         self.crumb_list(list, cx);
     }
 
-    fn crumb_list(&self, list: &mut [Value], cx: &mut Cx) {
+    fn crumb_list(&self, list: &mut [Node<'_>], cx: &mut Cx) {
         for (i, crumb) in list.iter_mut().enumerate() {
             let len = cx.push_index(i);
-            if let Value::Object(crumb) = crumb {
-                let category = crumb.get("category").and_then(Value::as_str).unwrap_or("");
-                let kind = crumb.get("type").and_then(Value::as_str).unwrap_or("");
+            if let Node::Object(crumb) = crumb {
+                let category = crumb.get("category").and_then(Node::as_str).unwrap_or("");
+                let kind = crumb.get("type").and_then(Node::as_str).unwrap_or("");
                 let is_sql = matches!(category, "query" | "sql" | "db")
                     || category.starts_with("db.")
                     || kind == "query";
@@ -443,7 +445,7 @@ impl Engine {
                         let role = if is_sql { Role::Sql } else { Role::Generic };
                         self.apply_role(role, key, child, cx);
                     } else if self.apply_key(key, child, false, cx) == Outcome::Remove {
-                        *child = Value::Null;
+                        *child = Node::Null;
                     }
                     cx.pop(l);
                 }
@@ -455,10 +457,10 @@ impl Engine {
     }
 
     /// A transaction's span or a legacy standalone span.
-    fn span(&self, span: &mut Map<String, Value>, cx: &mut Cx) {
+    fn span(&self, span: &mut Object<'_>, cx: &mut Cx) {
         let is_db = span
             .get("op")
-            .and_then(Value::as_str)
+            .and_then(Node::as_str)
             .is_some_and(|op| op.starts_with("db"));
         visit_members(span, cx, |key, child, cx| {
             if key == "description" {
@@ -473,26 +475,26 @@ impl Engine {
     }
 
     /// `{"version":…, "ingest_settings":…, "items":[…]}` of logs, spans v2, trace metrics.
-    fn container(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+    fn container(&self, map: &mut Object<'_>, cx: &mut Cx) {
         for (key, child) in map.iter_mut() {
             let len = cx.push(key);
             match (key.as_str(), child) {
-                ("items", Value::Array(items)) => {
+                ("items", Node::Array(items)) => {
                     for (i, item) in items.iter_mut().enumerate() {
                         let l = cx.push_index(i);
                         match item {
-                            Value::Object(item) => self.container_item(item, cx),
+                            Node::Object(item) => self.container_item(item, cx),
                             other => self.walk_value(other, "items", cx),
                         }
                         cx.pop(l);
                     }
                 }
-                ("ingest_settings", Value::Object(settings)) => {
+                ("ingest_settings", Node::Object(settings)) => {
                     if !self.disabled_rules.contains("client_ip") {
                         for k in ["infer_ip", "infer_user_agent"] {
                             if let Some(v) = settings.get_mut(k) {
                                 if v.as_str() != Some("never") {
-                                    *v = Value::String("never".into());
+                                    *v = Node::string("never");
                                     let l = cx.push(k);
                                     cx.record("client_meta", Method::Replace, 1);
                                     cx.pop(l);
@@ -504,7 +506,7 @@ impl Engine {
                 ("version", _) => {}
                 (_, child) => {
                     if self.apply_key(key, child, false, cx) == Outcome::Remove {
-                        *child = Value::Null;
+                        *child = Node::Null;
                     }
                 }
             }
@@ -512,15 +514,15 @@ impl Engine {
         }
     }
 
-    fn container_item(&self, item: &mut Map<String, Value>, cx: &mut Cx) {
+    fn container_item(&self, item: &mut Object<'_>, cx: &mut Cx) {
         let is_db = item
             .get("attributes")
             .and_then(|a| a.get("sentry.op"))
             .and_then(|op| op.get("value"))
-            .and_then(Value::as_str)
+            .and_then(Node::as_str)
             .is_some_and(|op| op.starts_with("db"));
         visit_members(item, cx, |key, child, cx| match (key, child) {
-            ("attributes", Value::Object(attrs)) => {
+            ("attributes", Node::Object(attrs)) => {
                 self.attributes(attrs, cx);
                 Outcome::Keep
             }
@@ -539,77 +541,81 @@ impl Engine {
     }
 
     /// Typed attributes: `{"name": {"value": …, "type": …}}`. The attribute name is the key.
-    fn attributes(&self, attrs: &mut Map<String, Value>, cx: &mut Cx) {
+    fn attributes(&self, attrs: &mut Object<'_>, cx: &mut Cx) {
         let mut remove = Vec::new();
-        for (name, attr) in attrs.iter_mut() {
+        for (idx, (name, attr)) in attrs.iter_mut().enumerate() {
             if self.structural.contains(name.as_str()) {
                 continue;
             }
             let len = cx.push(name);
-            let (target, l2) = match attr {
-                Value::Object(obj) if obj.contains_key("value") => {
-                    let l2 = cx.push("value");
-                    match obj.get_mut("value") {
-                        Some(v) => (v, Some(l2)),
-                        None => {
-                            cx.pop(l2);
-                            cx.pop(len);
+            let outcome = match attr {
+                Node::Object(obj) if obj.contains_key("value") => {
+                    // Every `value` member (duplicates included); one `Remove` removes the
+                    // attribute.
+                    let mut outcome = Outcome::Keep;
+                    for (key, target) in obj.iter_mut() {
+                        if key.as_str() != "value" {
                             continue;
                         }
+                        let l2 = cx.push("value");
+                        if self.attribute(name, target, cx) == Outcome::Remove {
+                            outcome = Outcome::Remove;
+                        }
+                        cx.pop(l2);
                     }
+                    outcome
                 }
-                other => (other, None),
+                other => self.attribute(name, other, cx),
             };
-            let outcome = match name.as_str() {
-                "user.ip_address" | "client.address" => self.rule_field("client_ip", target, cx),
-                "user.id" => self.rule_field("user_id", target, cx),
-                "user.email" => self.rule_field("user_email", target, cx),
-                "user.name" | "user.username" => self.rule_field("user_username", target, cx),
-                "user.geo.city"
-                | "user.geo.region"
-                | "user.geo.subdivision"
-                | "user.geo.country_code" => self.rule_field("user_geo", target, cx),
-                "url.query" | "http.query" => {
-                    self.apply_role(Role::Query, name, target, cx);
-                    Outcome::Keep
-                }
-                "db.query.text" | "db.statement" => {
-                    self.apply_role(Role::Sql, name, target, cx);
-                    Outcome::Keep
-                }
-                "http.request.body.data" | "http.response.body.data" => {
-                    self.apply_role(Role::Body, name, target, cx);
-                    Outcome::Keep
-                }
-                n => {
-                    if let Some(header) = n
-                        .strip_prefix("http.request.header.")
-                        .or_else(|| n.strip_prefix("http.response.header."))
-                    {
-                        self.header(header, target, cx)
-                    } else {
-                        self.apply_key(n, target, false, cx)
-                    }
-                }
-            };
-            if let Some(l2) = l2 {
-                cx.pop(l2);
-            }
             if outcome == Outcome::Remove {
-                remove.push(name.clone());
+                remove.push(idx);
             }
             cx.pop(len);
         }
-        for name in remove {
-            attrs.shift_remove(&name);
+        attrs.remove_indices(&remove);
+    }
+
+    /// One typed attribute's value, by the attribute's name.
+    fn attribute(&self, name: &str, target: &mut Node<'_>, cx: &mut Cx) -> Outcome {
+        match name {
+            "user.ip_address" | "client.address" => self.rule_field("client_ip", target, cx),
+            "user.id" => self.rule_field("user_id", target, cx),
+            "user.email" => self.rule_field("user_email", target, cx),
+            "user.name" | "user.username" => self.rule_field("user_username", target, cx),
+            "user.geo.city"
+            | "user.geo.region"
+            | "user.geo.subdivision"
+            | "user.geo.country_code" => self.rule_field("user_geo", target, cx),
+            "url.query" | "http.query" => {
+                self.apply_role(Role::Query, name, target, cx);
+                Outcome::Keep
+            }
+            "db.query.text" | "db.statement" => {
+                self.apply_role(Role::Sql, name, target, cx);
+                Outcome::Keep
+            }
+            "http.request.body.data" | "http.response.body.data" => {
+                self.apply_role(Role::Body, name, target, cx);
+                Outcome::Keep
+            }
+            n => {
+                if let Some(header) = n
+                    .strip_prefix("http.request.header.")
+                    .or_else(|| n.strip_prefix("http.response.header."))
+                {
+                    self.header(header, target, cx)
+                } else {
+                    self.apply_key(n, target, false, cx)
+                }
+            }
         }
     }
 
-    fn session(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+    fn session(&self, map: &mut Object<'_>, cx: &mut Cx) {
         visit_members(map, cx, |key, child, cx| match (key, child) {
             ("did", child) => self.rule_field("session_did", child, cx),
             ("sid", _) => Outcome::Keep,
-            ("attrs", Value::Object(attrs)) => {
+            ("attrs", Node::Object(attrs)) => {
                 self.session_attrs(attrs, cx);
                 Outcome::Keep
             }
@@ -617,7 +623,7 @@ impl Engine {
         });
     }
 
-    fn session_attrs(&self, attrs: &mut Map<String, Value>, cx: &mut Cx) {
+    fn session_attrs(&self, attrs: &mut Object<'_>, cx: &mut Cx) {
         visit_members(attrs, cx, |key, child, cx| match key {
             "ip_address" => self.rule_field("client_ip", child, cx),
             "user_agent" => self.rule_field("client_meta", child, cx),
@@ -625,15 +631,15 @@ impl Engine {
         });
     }
 
-    fn sessions(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+    fn sessions(&self, map: &mut Object<'_>, cx: &mut Cx) {
         for (key, child) in map.iter_mut() {
             let len = cx.push(key);
             match (key.as_str(), child) {
-                ("attrs", Value::Object(attrs)) => self.session_attrs(attrs, cx),
-                ("aggregates", Value::Array(aggs)) => {
+                ("attrs", Node::Object(attrs)) => self.session_attrs(attrs, cx),
+                ("aggregates", Node::Array(aggs)) => {
                     for (i, agg) in aggs.iter_mut().enumerate() {
                         let l = cx.push_index(i);
-                        if let Value::Object(agg) = agg {
+                        if let Node::Object(agg) = agg {
                             self.session(agg, cx);
                         }
                         cx.pop(l);
@@ -641,7 +647,7 @@ impl Engine {
                 }
                 (_, child) => {
                     if self.apply_key(key, child, false, cx) == Outcome::Remove {
-                        *child = Value::Null;
+                        *child = Node::Null;
                     }
                 }
             }
@@ -649,14 +655,14 @@ impl Engine {
         }
     }
 
-    fn envelope_header(&self, map: &mut Map<String, Value>, cx: &mut Cx) {
+    fn envelope_header(&self, map: &mut Object<'_>, cx: &mut Cx) {
         let mut remove = Vec::new();
-        for (key, child) in map.iter_mut() {
+        for (idx, (key, child)) in map.iter_mut().enumerate() {
             let len = cx.push(key);
             let outcome = match (key.as_str(), child) {
-                ("trace", Value::Object(trace)) => {
+                ("trace", Node::Object(trace)) => {
                     let mut drop = Vec::new();
-                    for (k, v) in trace.iter_mut() {
+                    for (idx, (k, v)) in trace.iter_mut().enumerate() {
                         let l = cx.push(k);
                         let o = match k.as_str() {
                             "user_id" => self.rule_field("user_id", v, cx),
@@ -664,13 +670,11 @@ impl Engine {
                             _ => self.apply_key(k, v, false, cx),
                         };
                         if o == Outcome::Remove {
-                            drop.push(k.clone());
+                            drop.push(idx);
                         }
                         cx.pop(l);
                     }
-                    for k in drop {
-                        trace.shift_remove(&k);
-                    }
+                    trace.remove_indices(&drop);
                     Outcome::Keep
                 }
                 ("unreal_user_id", child) => self.rule_field("user_id", child, cx),
@@ -678,35 +682,30 @@ impl Engine {
                 (_, child) => self.apply_key(key, child, false, cx),
             };
             if outcome == Outcome::Remove {
-                remove.push(key.clone());
+                remove.push(idx);
             }
             cx.pop(len);
         }
-        for key in remove {
-            map.shift_remove(&key);
-        }
+        map.remove_indices(&remove);
     }
 
     // === generic walk ===
 
-    pub(crate) fn walk_value(&self, value: &mut Value, key: &str, cx: &mut Cx) {
+    pub(crate) fn walk_value(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
         match value {
-            Value::String(s) => {
+            Node::Str(s) => {
                 if let Some(new) = self.scrub_string_in(s, key, cx) {
-                    *s = new;
+                    s.set(new);
                 }
             }
-            Value::Number(n) => {
-                let big = n.as_u64().is_some_and(|u| u >= 100_000_000_000)
-                    || n.as_i64().is_some_and(|i| i <= -100_000_000_000);
-                if big {
-                    let text = n.to_string();
-                    if let Some(new) = self.scrub_text(&text, key, cx) {
-                        *value = Value::String(new);
+            Node::Number(n) => {
+                if is_big_integer(n) {
+                    if let Some(new) = self.scrub_text(n, key, cx) {
+                        *value = Node::string(new);
                     }
                 }
             }
-            Value::Array(items) => {
+            Node::Array(items) => {
                 if is_pair_list(items) && is_pair_key(key) {
                     self.pairs(items, false, cx, |eng, k, v, cx| {
                         eng.apply_key(k, v, false, cx)
@@ -719,7 +718,7 @@ impl Engine {
                     cx.pop(len);
                 }
             }
-            Value::Object(map) => {
+            Node::Object(map) => {
                 if cx.json_depth >= MAX_JSON_DEPTH {
                     return;
                 }
@@ -727,12 +726,12 @@ impl Engine {
                 self.walk_map(map, key, false, cx);
                 cx.json_depth -= 1;
             }
-            Value::Null | Value::Bool(_) => {}
+            Node::Null | Node::Bool(_) => {}
         }
     }
 
     /// Walks an object. `person` says the object describes a person (so `name` is PII).
-    fn walk_map(&self, map: &mut Map<String, Value>, parent: &str, person: bool, cx: &mut Cx) {
+    fn walk_map(&self, map: &mut Object<'_>, parent: &str, person: bool, cx: &mut Cx) {
         let person = person || (map.contains_key("name") && self.person_context(map, parent, cx));
         visit_members(map, cx, |key, child, cx| {
             self.apply_key(key, child, person, cx)
@@ -740,22 +739,23 @@ impl Engine {
     }
 
     /// `[["name", value], …]` lists (tags, headers, cookies, query strings).
-    fn pairs(
+    fn pairs<'a>(
         &self,
-        pairs: &mut Vec<Value>,
+        pairs: &mut Vec<Node<'a>>,
         _person: bool,
         cx: &mut Cx,
-        f: impl Fn(&Self, &str, &mut Value, &mut Cx) -> Outcome,
+        f: impl Fn(&Self, &str, &mut Node<'a>, &mut Cx) -> Outcome,
     ) {
         let mut remove = Vec::new();
         for (i, pair) in pairs.iter_mut().enumerate() {
             let len = cx.push_index(i);
             match pair {
-                Value::Array(kv) if kv.len() == 2 => {
-                    let name = kv.first().and_then(Value::as_str).unwrap_or("").to_owned();
+                Node::Array(kv) if kv.len() == 2 => {
+                    let (first, rest) = kv.split_at_mut(1);
+                    let name = first.first().and_then(Node::as_str).unwrap_or("");
                     let l = cx.push("1");
-                    if let Some(v) = kv.get_mut(1) {
-                        if f(self, &name, v, cx) == Outcome::Remove {
+                    if let Some(v) = rest.first_mut() {
+                        if f(self, name, v, cx) == Outcome::Remove {
                             remove.push(i);
                         }
                     }
@@ -770,7 +770,7 @@ impl Engine {
         }
     }
 
-    fn person_context(&self, map: &Map<String, Value>, parent: &str, cx: &mut Cx) -> bool {
+    fn person_context(&self, map: &Object<'_>, parent: &str, cx: &mut Cx) -> bool {
         cx.tokens.split(parent);
         if PERSON_CONTEXT_WORDS.iter().any(|w| cx.tokens.contains(w)) {
             return true;
@@ -836,7 +836,7 @@ impl Engine {
         info.role
     }
 
-    fn apply_key(&self, key: &str, child: &mut Value, person: bool, cx: &mut Cx) -> Outcome {
+    fn apply_key(&self, key: &str, child: &mut Node<'_>, person: bool, cx: &mut Cx) -> Outcome {
         let role = self.role(key, person, cx);
         if let Role::Class(class) = role {
             if let Some(action) = self.class_actions.get(&class) {
@@ -853,68 +853,79 @@ impl Engine {
         Outcome::Keep
     }
 
-    fn apply_role(&self, role: Role, key: &str, child: &mut Value, cx: &mut Cx) {
+    fn apply_role(&self, role: Role, key: &str, child: &mut Node<'_>, cx: &mut Cx) {
         match (role, child) {
             (Role::Skip, _) => {}
             (Role::Class(class), child) => self.redact_whole(class, child, cx),
-            (Role::Cookie, Value::String(s)) => {
+            (Role::Cookie, Node::Str(s)) => {
                 if let Some(new) = cookie::scrub_cookies(self, s, cx) {
-                    *s = new;
+                    s.set(new);
                 }
             }
-            (Role::Cookie, Value::Array(items)) if !is_pair_list(items) => {
+            (Role::Cookie, node @ Node::Number(_)) => {
+                // Read as the cookie header it stands for, as a second pass (which sees the
+                // redacted string) would: anything else is not idempotent.
+                let new = match &*node {
+                    Node::Number(n) => cookie::scrub_cookies(self, n, cx),
+                    _ => None,
+                };
+                if let Some(new) = new {
+                    *node = Node::Str(Text::from(new));
+                }
+            }
+            (Role::Cookie, Node::Array(items)) if !is_pair_list(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = cx.push_index(i);
-                    if let Value::String(s) = item {
+                    if let Node::Str(s) = item {
                         if let Some(new) = cookie::scrub_cookies(self, s, cx) {
-                            *s = new;
+                            s.set(new);
                         }
                     }
                     cx.pop(len);
                 }
             }
-            (Role::Cookie, Value::Array(items)) => {
+            (Role::Cookie, Node::Array(items)) => {
                 self.pairs(items, false, cx, |eng, name, v, cx| {
                     eng.cookie_member(name, v, cx);
                     Outcome::Keep
                 });
             }
-            (Role::Cookie, Value::Object(map)) => {
+            (Role::Cookie, Node::Object(map)) => {
                 for (name, v) in map.iter_mut() {
                     let len = cx.push(name);
                     self.cookie_member(name, v, cx);
                     cx.pop(len);
                 }
             }
-            (Role::Query, Value::String(s)) => {
+            (Role::Query, Node::Str(s)) => {
                 if let Some(new) = query::scrub_query(self, s, key, cx) {
-                    *s = new;
+                    s.set(new);
                 }
             }
-            (Role::Sql, Value::String(s)) => {
+            (Role::Sql, Node::Str(s)) => {
                 if let Some(new) = self.scrub_sql(s, key, cx) {
-                    *s = new;
+                    s.set(new);
                 }
             }
-            (Role::Body, Value::String(s)) => {
+            (Role::Body, Node::Str(s)) => {
                 let new = if query::looks_like_form(s) {
                     query::scrub_query(self, s, key, cx)
                 } else {
                     self.scrub_string_in(s, key, cx)
                 };
                 if let Some(new) = new {
-                    *s = new;
+                    s.set(new);
                 }
             }
             (_, child) => self.walk_value(child, key, cx),
         }
     }
 
-    fn cookie_member(&self, name: &str, v: &mut Value, cx: &mut Cx) {
+    fn cookie_member(&self, name: &str, v: &mut Node<'_>, cx: &mut Cx) {
         match v {
-            Value::String(s) => {
+            Node::Str(s) => {
                 if let Some(new) = self.scrub_cookie_value(name, s, cx) {
-                    *s = new;
+                    s.set(new);
                 }
             }
             other => self.walk_value(other, name, cx),
@@ -953,34 +964,33 @@ impl Engine {
     }
 
     /// Redacts a whole value under a sensitive key (containers: every leaf).
-    fn redact_whole(&self, class: KeyClass, value: &mut Value, cx: &mut Cx) {
+    fn redact_whole(&self, class: KeyClass, value: &mut Node<'_>, cx: &mut Cx) {
         match value {
-            Value::String(s) => {
+            Node::Str(s) => {
                 if let Some(new) = self.redact_class(class, s, cx) {
-                    *s = new;
+                    s.set(new);
                 }
             }
-            Value::Number(n) => {
-                let text = n.to_string();
-                if let Some(new) = self.redact_class(class, &text, cx) {
-                    *value = Value::String(new);
+            Node::Number(n) => {
+                if let Some(new) = self.redact_class(class, n, cx) {
+                    *value = Node::string(new);
                 }
             }
-            Value::Array(items) => {
+            Node::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = cx.push_index(i);
                     self.redact_whole(class, item, cx);
                     cx.pop(len);
                 }
             }
-            Value::Object(map) => {
+            Node::Object(map) => {
                 for (k, item) in map.iter_mut() {
                     let len = cx.push(k);
                     self.redact_whole(class, item, cx);
                     cx.pop(len);
                 }
             }
-            Value::Null | Value::Bool(_) => {}
+            Node::Null | Node::Bool(_) => {}
         }
     }
 
@@ -1016,7 +1026,7 @@ impl Engine {
     }
 
     /// Applies a structural rule to a whole field (`user.id`, session `did`, …).
-    fn rule_field(&self, rule: &str, value: &mut Value, cx: &mut Cx) -> Outcome {
+    fn rule_field(&self, rule: &str, value: &mut Node<'_>, cx: &mut Cx) -> Outcome {
         if self.disabled_rules.contains(rule) {
             self.walk_value(value, rule, cx);
             return Outcome::Keep;
@@ -1032,19 +1042,18 @@ impl Engine {
             return Outcome::Remove;
         }
         match value {
-            Value::String(s) => {
+            Node::Str(s) => {
                 if let Some(new) = self.redact_rule(rule, s, cx) {
-                    *s = new;
+                    s.set(new);
                 }
             }
-            Value::Number(n) => {
-                let text = n.to_string();
-                if let Some(new) = self.redact_rule(rule, &text, cx) {
-                    *value = Value::String(new);
+            Node::Number(n) => {
+                if let Some(new) = self.redact_rule(rule, n, cx) {
+                    *value = Node::string(new);
                 }
             }
-            Value::Array(_) | Value::Object(_) => self.walk_value(value, rule, cx),
-            Value::Null | Value::Bool(_) => {}
+            Node::Array(_) | Node::Object(_) => self.walk_value(value, rule, cx),
+            Node::Null | Node::Bool(_) => {}
         }
         Outcome::Keep
     }
@@ -1075,7 +1084,7 @@ impl Engine {
         let json_like = (trimmed.starts_with('{') && trimmed.ends_with('}'))
             || (trimmed.starts_with('[') && trimmed.ends_with(']') && trimmed.len() > 2);
         if json_like && cx.depth < MAX_NESTING {
-            if let Ok(mut parsed) = serde_json::from_str::<Value>(trimmed) {
+            if let Ok(mut parsed) = json::parse(trimmed) {
                 if parsed.is_object() || parsed.is_array() {
                     let before = cx.report.redactions.len();
                     let before_total = cx.report.total();
@@ -1083,7 +1092,7 @@ impl Engine {
                     self.walk_value(&mut parsed, key, cx);
                     cx.depth -= 1;
                     if cx.report.redactions.len() != before || cx.report.total() != before_total {
-                        return serde_json::to_string(&parsed).ok();
+                        return Some(json::to_string(&parsed));
                     }
                     return None;
                 }
@@ -1245,7 +1254,7 @@ impl Engine {
         }
     }
 
-    fn echo_pass(&self, value: &mut Value, cx: &mut Cx) {
+    fn echo_pass(&self, value: &mut Node<'_>, cx: &mut Cx) {
         let patterns: Vec<&str> = cx.echo.iter().map(|(v, _)| v.as_str()).collect();
         let Ok(ac) = AhoCorasickBuilder::new()
             .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
@@ -1269,9 +1278,9 @@ impl Engine {
         self.echo_walk(value, &ac, &labels, cx);
     }
 
-    fn echo_walk(&self, value: &mut Value, ac: &AhoCorasick, labels: &[String], cx: &mut Cx) {
+    fn echo_walk(&self, value: &mut Node<'_>, ac: &AhoCorasick, labels: &[String], cx: &mut Cx) {
         match value {
-            Value::String(s) => {
+            Node::Str(s) => {
                 if self.is_label(s) {
                     return;
                 }
@@ -1296,20 +1305,20 @@ impl Engine {
                 }
                 if count > 0 {
                     out.push_str(s.get(last..).unwrap_or(""));
-                    if out != *s {
-                        *s = out;
+                    if out != s.as_str() {
+                        s.set(out);
                         cx.record("echo", Method::Replace, count);
                     }
                 }
             }
-            Value::Array(items) => {
+            Node::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = cx.push_index(i);
                     self.echo_walk(item, ac, labels, cx);
                     cx.pop(len);
                 }
             }
-            Value::Object(map) => {
+            Node::Object(map) => {
                 for (k, item) in map.iter_mut() {
                     if self.structural.contains(k.as_str()) || k == "_meta" {
                         continue;
@@ -1330,21 +1339,19 @@ impl Engine {
 /// visitor answered `Remove` for: the path bookkeeping and remove-after-iteration every
 /// object walker needs, in one place.
 fn visit_members(
-    map: &mut Map<String, Value>,
+    map: &mut Object<'_>,
     cx: &mut Cx,
-    mut visit: impl FnMut(&str, &mut Value, &mut Cx) -> Outcome,
+    mut visit: impl FnMut(&str, &mut Node<'_>, &mut Cx) -> Outcome,
 ) {
     let mut remove = Vec::new();
-    for (key, child) in map.iter_mut() {
+    for (idx, (key, child)) in map.iter_mut().enumerate() {
         let len = cx.push(key);
         if visit(key, child, cx) == Outcome::Remove {
-            remove.push(key.clone());
+            remove.push(idx);
         }
         cx.pop(len);
     }
-    for key in remove {
-        map.shift_remove(&key);
-    }
+    map.remove_indices(&remove);
 }
 
 fn push_decimal(out: &mut String, mut n: usize) {
@@ -1364,10 +1371,23 @@ fn push_decimal(out: &mut String, mut n: usize) {
     }
 }
 
-fn is_pair_list(items: &[Value]) -> bool {
+/// An integer (no fraction, no exponent) of at least 12 digits that fits a 64-bit integer:
+/// what serde_json reads as `u64 >= 100_000_000_000` or `i64 <= -100_000_000_000` (larger
+/// integers it reads as floats).
+fn is_big_integer(raw: &str) -> bool {
+    if raw.len() < 12 || raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        return false;
+    }
+    match raw.strip_prefix('-') {
+        Some(_) => raw.parse::<i64>().is_ok_and(|i| i <= -100_000_000_000),
+        None => raw.parse::<u64>().is_ok_and(|u| u >= 100_000_000_000),
+    }
+}
+
+fn is_pair_list(items: &[Node<'_>]) -> bool {
     !items.is_empty()
         && items.iter().all(|p| {
-            matches!(p, Value::Array(kv) if kv.len() == 2 && kv.first().is_some_and(Value::is_string))
+            matches!(p, Node::Array(kv) if kv.len() == 2 && kv.first().is_some_and(Node::is_string))
         })
 }
 

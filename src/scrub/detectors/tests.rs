@@ -18,7 +18,7 @@ fn scrubber_with(settings: &ScrubSettings) -> Scrubber {
 /// Scrubs `text` as free text (a generic payload's `note` field).
 fn scrub(text: &str) -> String {
     let mut v = json!({ "note": text });
-    scrubber_with(&ScrubSettings::default()).scrub(PayloadKind::Generic, &mut v);
+    scrubber_with(&ScrubSettings::default()).scrub_value(PayloadKind::Generic, &mut v);
     v["note"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -119,7 +119,7 @@ fn us_dates_as_dob_option() {
         ..ScrubSettings::default()
     };
     let mut v = json!({"note": "seen 11/22/2026, at 2026-11-22"});
-    scrubber_with(&settings).scrub(PayloadKind::Generic, &mut v);
+    scrubber_with(&settings).scrub_value(PayloadKind::Generic, &mut v);
     assert_eq!(v["note"], "seen [dob], at 2026-11-22");
 }
 
@@ -270,6 +270,6 @@ fn linear_on_adversarial_input() {
     let long = "1 ".repeat(200_000) + &"a@".repeat(100_000) + &":".repeat(100_000);
     let start = std::time::Instant::now();
     let mut v: Value = json!({ "note": long });
-    scrubber_with(&ScrubSettings::default()).scrub(PayloadKind::Generic, &mut v);
+    scrubber_with(&ScrubSettings::default()).scrub_value(PayloadKind::Generic, &mut v);
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
 }
