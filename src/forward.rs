@@ -450,3 +450,52 @@ fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> 
     drop(file);
     std::fs::rename(&tmp, dir.join(name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarder(url: &str, compression: UpstreamCompression) -> Forwarder {
+        let settings = UpstreamSettings {
+            url: url.to_owned(),
+            compression,
+            ..UpstreamSettings::default()
+        };
+        Forwarder::new(&settings, UpstreamTarget::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn bodies_are_compressed_once_when_prepared() {
+        let raw =
+            bytes::Bytes::from(b"{\"event_id\":\"e\"}\n{\"type\":\"event\"}\n{}\n".repeat(20));
+        let gzip = forwarder("http://127.0.0.1:1", UpstreamCompression::Gzip)
+            .prepare(raw.clone())
+            .unwrap();
+        assert_eq!(gzip.encoding(), Some("gzip"));
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzip.wire()[..]),
+            &mut decoded,
+        )
+        .unwrap();
+        assert_eq!(decoded, raw);
+        // Every attempt sends these same bytes: a clone shares them, nothing is recompressed.
+        let again = gzip.clone();
+        assert_eq!(again.wire().as_ptr(), gzip.wire().as_ptr());
+
+        let zstd = forwarder("http://127.0.0.1:1", UpstreamCompression::Zstd)
+            .prepare(raw.clone())
+            .unwrap();
+        assert_eq!(zstd.encoding(), Some("zstd"));
+        assert_eq!(zstd::bulk::decompress(zstd.wire(), 1 << 20).unwrap(), raw);
+
+        for (url, compression) in [
+            ("http://127.0.0.1:1", UpstreamCompression::None),
+            ("file:///nonexistent", UpstreamCompression::Gzip),
+        ] {
+            let plain = forwarder(url, compression).prepare(raw.clone()).unwrap();
+            assert_eq!(plain.encoding(), None, "{url}");
+            assert_eq!(plain.wire().as_ptr(), raw.as_ptr(), "{url}: not copied");
+        }
+    }
+}
