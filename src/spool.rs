@@ -16,8 +16,8 @@
 //! - kind 2, completion: `[u64 LE segment][u64 LE offset][u8 outcome]`, marking the envelope
 //!   record at (segment, offset) delivered (1), dropped (2) or expired (3).
 //!
-//! A record id is (segment sequence, byte offset). Writing an envelope is one `write_all` to
-//! the active (newest) segment under the spool's mutex; completions are appended to the active
+//! A record id is (segment sequence, byte offset). Writing an envelope is one `writev` (head
+//! and body, the body not copied) to the active (newest) segment under the spool's mutex; completions are appended to the active
 //! segment too, so there is one file to write and no companion log. With `spool.fsync`, a
 //! writer waits for a group commit: one `fdatasync` covers every record written before it
 //! started, so concurrent writers share it.
@@ -265,16 +265,61 @@ fn frame(rest_len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Result<Vec<u8>, Sp
     Ok(record)
 }
 
-fn envelope_record(born_ms: u64, meta: &SpoolMeta, body: &[u8]) -> Result<Vec<u8>, SpoolError> {
+/// An envelope record: the framed head (header, kind, age, metadata line) and the body,
+/// written together with one `writev` so the body is not copied.
+struct EnvelopeRecord<'a> {
+    head: Vec<u8>,
+    body: &'a [u8],
+}
+
+impl EnvelopeRecord<'_> {
+    fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<u8> {
+        [&self.head[..], self.body].concat()
+    }
+}
+
+fn envelope_record<'a>(
+    born_ms: u64,
+    meta: &SpoolMeta,
+    body: &'a [u8],
+) -> Result<EnvelopeRecord<'a>, SpoolError> {
     let meta = serde_json::to_vec(meta).map_err(|_| SpoolError::Corrupt)?;
     let rest = 1 + 8 + meta.len() + 1 + body.len();
-    frame(rest, |r| {
-        r.push(KIND_ENVELOPE);
-        r.extend_from_slice(&born_ms.to_le_bytes());
-        r.extend_from_slice(&meta);
-        r.push(b'\n');
-        r.extend_from_slice(body);
-    })
+    let len = u32::try_from(rest).map_err(|_| SpoolError::Corrupt)?;
+    let mut head = Vec::with_capacity(HEADER + rest - body.len());
+    head.extend_from_slice(&len.to_le_bytes());
+    head.extend_from_slice(&[0; 4]);
+    head.push(KIND_ENVELOPE);
+    head.extend_from_slice(&born_ms.to_le_bytes());
+    head.extend_from_slice(&meta);
+    head.push(b'\n');
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head[HEADER..]);
+    crc.update(body);
+    head[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    Ok(EnvelopeRecord { head, body })
+}
+
+/// Writes every byte of `parts` (one `writev` unless the kernel takes less).
+fn write_all_vectored(mut file: &File, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+    let mut slices = &mut slices[..];
+    std::io::IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 fn completion_record(id: RecordId, outcome: Completion) -> Result<Vec<u8>, SpoolError> {
@@ -610,11 +655,11 @@ impl Spool {
     fn append_envelope(
         &self,
         state: &mut State,
-        record: &[u8],
+        record: &EnvelopeRecord<'_>,
         born_ms: u64,
     ) -> std::io::Result<RecordId> {
         let size = record.len() as u64;
-        let id = self.append(state, record)?;
+        let id = self.append(state, &[&record.head, record.body])?;
         state.pending.insert(id, Pending { size, born_ms });
         state.pending_bytes += size;
         if let Some(segment) = state.segments.get_mut(&id.segment) {
@@ -624,8 +669,8 @@ impl Spool {
     }
 
     /// Appends a framed record to the active segment (rolling over or creating it first).
-    fn append(&self, state: &mut State, record: &[u8]) -> std::io::Result<RecordId> {
-        let size = record.len() as u64;
+    fn append(&self, state: &mut State, parts: &[&[u8]]) -> std::io::Result<RecordId> {
+        let size: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let rollover = state.active.as_ref().is_some_and(|active| {
             let len = state.segments.get(&active.seq).map_or(0, |s| s.bytes);
             len > 0 && len + size > self.segment_limit
@@ -642,7 +687,7 @@ impl Spool {
         let seq = active.seq;
         let file = std::sync::Arc::clone(&active.file);
         let offset = state.segments.get(&seq).map_or(0, |s| s.bytes);
-        if let Err(error) = (&*file).write_all(record) {
+        if let Err(error) = write_all_vectored(&file, parts) {
             // Never leave half a record: cut it off, or give up on this segment.
             if file.set_len(offset).is_err() {
                 state.active = None;
@@ -807,7 +852,7 @@ impl Spool {
         state.pending_bytes -= done.size;
         let result = completion_record(id, outcome)
             .map_err(std::io::Error::other)
-            .and_then(|record| self.append(&mut state, &record));
+            .and_then(|record| self.append(&mut state, &[&record]));
         match result {
             Ok(at) if at.segment != id.segment => {
                 if let Some(segment) = state.segments.get_mut(&at.segment) {

@@ -162,7 +162,9 @@ fn a_torn_tail_is_truncated() {
     let path = dir.path().join(seg(0));
     let good = std::fs::read(&path).unwrap();
     // A crash in the middle of the third write: header and part of the payload.
-    let partial = envelope_record(now_ms(), &meta(), b"body-2").unwrap();
+    let partial = envelope_record(now_ms(), &meta(), b"body-2")
+        .unwrap()
+        .to_vec();
     let mut torn = good.clone();
     torn.extend_from_slice(&partial[..20]);
     std::fs::write(&path, &torn).unwrap();
