@@ -389,8 +389,10 @@ async fn sigkill_during_delivery_sends_every_acknowledged_envelope_at_least_once
         &format!("[delivery]\nworkers = {WORKERS}\nreplay_interval_ms = 50\n"),
     );
     let mut server = ServeProcess::start(&config, &[]);
-    // Two workers cannot keep up with the burst: most envelopes are still pending at the
-    // kill, a few are delivered, up to two are in flight.
+    // Two workers at 50 ms per delivery cannot keep up with the burst: most envelopes are
+    // still pending at the kill, some are delivered, up to two are in flight (the upstream
+    // has them, the proxy never hears back).
+    upstream.set_fault(Fault::Delay(Duration::from_millis(50)));
     let accepted = send_batch(&format!("http://{}", server.addr), 14, 400).await;
     assert_eq!(accepted.len(), 400);
     server.child.kill().unwrap();
@@ -405,6 +407,7 @@ async fn sigkill_during_delivery_sends_every_acknowledged_envelope_at_least_once
         "the kill must land while envelopes are pending ({} delivered)",
         before.len()
     );
+    upstream.set_fault(Fault::None);
     let restarted = ServeProcess::start(&config, &[]);
     let after = upstream.wait_delivered(&accepted, 30).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
