@@ -80,12 +80,17 @@ impl RunningServer {
 pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), StartError> {
     let forwarder = Forwarder::new(&config.file.upstream, config.upstream.clone())?;
     let spool = Spool::open(&config.file.spool).map_err(StartError::Spool)?;
-    let (files, bytes) = spool.usage();
-    if files > 0 {
+    let recovered = spool.recovered();
+    if recovered.segments > 0 || recovered.imported > 0 {
         tracing::info!(
-            spooled_files = files,
-            spooled_bytes = bytes,
-            "resuming delivery of spooled envelopes"
+            segments = recovered.segments,
+            pending = recovered.pending,
+            completed = recovered.completed,
+            corrupt = recovered.corrupt,
+            truncated_bytes = recovered.truncated_bytes,
+            imported_old_format = recovered.imported,
+            spooled_bytes = spool.usage().1,
+            "spool recovered; resuming delivery of pending envelopes"
         );
     }
     let rate_limits = Arc::new(RateLimits::default());

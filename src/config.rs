@@ -464,6 +464,13 @@ fn validate_delivery(
     if spool.dir.as_os_str().is_empty() {
         return Err(ConfigError::invalid("spool.dir", "must name a directory"));
     }
+    let (min, max) = crate::spool::SEGMENT_BYTES_RANGE;
+    if !(min..=max).contains(&spool.segment_bytes) {
+        return Err(ConfigError::invalid(
+            "spool.segment_bytes",
+            "must be between 65536 (64 KiB) and 1073741824 (1 GiB)",
+        ));
+    }
     Ok(())
 }
 

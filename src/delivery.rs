@@ -4,15 +4,18 @@
 //! oldest first.
 //!
 //! Outcomes of one delivery attempt:
-//! - 2xx: delivered, the file is deleted.
+//! - 2xx: delivered, a completion is appended to the spool (its segment is deleted once
+//!   everything in it is complete).
 //! - connect error, timeout, 5xx, garbage: retried with exponential backoff and jitter up to
-//!   `max_attempts`, then parked on disk for the replayer.
+//!   `max_attempts`, then parked in the spool for the replayer.
 //! - 429: the limits are remembered (the SDK is answered 429 for those categories from then
 //!   on); the envelope is retried once the limit has passed if that is within
 //!   `max_rate_limit_wait_secs` and attempts remain, else dropped like Relay drops
 //!   rate-limited data: it is over quota, and keeping it would only replay it into the
 //!   same limit.
-//! - other 4xx: final, the file is deleted and the rejection logged and counted.
+//! - other 4xx: final, completed as dropped; the rejection is logged and counted.
+//!
+//! The body is compressed for the upstream once per job, not once per attempt.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use crate::forward::rate_limits::{parse_retry_after, RateLimits};
 use crate::forward::{ClientMeta, Destination, ForwardError, Forwarder, UpstreamResponse};
-use crate::spool::{Spool, SpoolError, SpoolMeta};
+use crate::spool::{Completion, RecordId, Spool, SpoolError, SpoolMeta};
 
 /// `[delivery]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,7 +98,7 @@ pub enum AcceptError {
 }
 
 struct Job {
-    name: String,
+    id: RecordId,
     meta: SpoolMeta,
     body: Bytes,
 }
@@ -105,7 +108,7 @@ struct Inner {
     spool: Spool,
     settings: DeliverySettings,
     rate_limits: Arc<RateLimits>,
-    busy: Mutex<HashSet<String>>,
+    busy: Mutex<HashSet<RecordId>>,
     stats: DeliveryStats,
     /// Set on shutdown: workers stop retrying, the replayer stops.
     stopping: AtomicBool,
@@ -194,7 +197,7 @@ impl DeliveryService {
         let inner = Arc::clone(&self.inner);
         let write_meta = meta.clone();
         let write_body = body.clone();
-        let name = tokio::task::spawn_blocking(move || inner.spool.write(&write_meta, &write_body))
+        let id = tokio::task::spawn_blocking(move || inner.spool.write(&write_meta, &write_body))
             .await
             .map_err(|error| AcceptError::Spool(SpoolError::Io(std::io::Error::other(error))))?
             .map_err(|error| match error {
@@ -202,19 +205,19 @@ impl DeliveryService {
                 other => AcceptError::Spool(other),
             })?;
         self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        if !self.inner.claim(&name) {
-            // The replayer saw the new file first and queued it: nothing left to do.
+        if !self.inner.claim(id) {
+            // The replayer saw the new record first and queued it: nothing left to do.
             return Ok(());
         }
-        if let Err(error) = self.queue.try_send(Job { name, meta, body }) {
-            // Queue full (or shutting down): the file waits for the replayer.
+        if let Err(error) = self.queue.try_send(Job { id, meta, body }) {
+            // Queue full (or shutting down): the record waits for the replayer.
             self.inner.backlog.store(true, Ordering::SeqCst);
             let job = match error {
                 mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
                     job
                 }
             };
-            self.inner.unmark_busy(&job.name);
+            self.inner.unmark_busy(job.id);
         }
         Ok(())
     }
@@ -237,10 +240,10 @@ impl DeliveryService {
             dispatcher.abort();
             let _ = dispatcher.await;
         }
-        let (files, bytes) = inner.spool.usage();
+        let (envelopes, bytes) = inner.spool.usage();
         tracing::info!(
             delivered = inner.stats.delivered.load(Ordering::Relaxed),
-            spooled_files = files,
+            spooled_envelopes = envelopes,
             spooled_bytes = bytes,
             "delivery stopped"
         );
@@ -248,21 +251,21 @@ impl DeliveryService {
 }
 
 impl Inner {
-    /// Marks `name` busy unless it already is; true when this caller now owns it.
-    fn claim(&self, name: &str) -> bool {
+    /// Marks `id` busy unless it already is; true when this caller now owns it.
+    fn claim(&self, id: RecordId) -> bool {
         self.busy
             .lock()
-            .map(|mut busy| busy.insert(name.to_owned()))
+            .map(|mut busy| busy.insert(id))
             .unwrap_or(false)
     }
 
-    fn unmark_busy(&self, name: &str) {
+    fn unmark_busy(&self, id: RecordId) {
         if let Ok(mut busy) = self.busy.lock() {
-            busy.remove(name);
+            busy.remove(&id);
         }
     }
 
-    fn busy_snapshot(&self) -> HashSet<String> {
+    fn busy_snapshot(&self) -> HashSet<RecordId> {
         self.busy.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
@@ -286,10 +289,11 @@ impl Inner {
         Duration::from_millis(capped - capped / 2 + jitter)
     }
 
-    /// Deletes a finished envelope. A single unlink: cheap enough to do inline.
-    fn remove_file(&self, name: &str) {
-        self.spool.remove(name);
-        self.unmark_busy(name);
+    /// Records a finished envelope: one small append (and, once per segment, an unlink),
+    /// cheap enough to do inline.
+    fn finish(&self, id: RecordId, outcome: Completion) {
+        self.spool.complete(id, outcome);
+        self.unmark_busy(id);
     }
 }
 
@@ -383,7 +387,7 @@ fn classify(
 }
 
 async fn deliver(inner: &Inner, job: Job) {
-    let Job { name, meta, body } = job;
+    let Job { id, meta, body } = job;
     let destination = Destination {
         base: meta.base.clone(),
         public_key: meta.public_key.clone(),
@@ -394,18 +398,23 @@ async fn deliver(inner: &Inner, job: Job) {
         sentry_client: meta.sentry_client.clone(),
         user_agent: meta.user_agent.clone(),
     };
+    // Compressed once here, not once per attempt.
+    let body = match inner.forwarder.prepare(body) {
+        Ok(body) => body,
+        Err(error) => {
+            inner.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %error, "envelope cannot be prepared for the upstream; dropped");
+            inner.finish(id, Completion::Dropped);
+            return;
+        }
+    };
     let max_attempts = inner.settings.max_attempts.max(1);
     let mut attempt = 0;
     let mut first_failure: Option<&'static str> = None;
     loop {
         let result = inner
             .forwarder
-            .send(
-                &destination,
-                body.clone(),
-                &client,
-                meta.event_id.as_deref(),
-            )
+            .send(&destination, &body, &client, meta.event_id.as_deref())
             .await;
         attempt += 1;
         match classify(inner, &meta, result, attempt - 1) {
@@ -418,7 +427,7 @@ async fn deliver(inner: &Inner, job: Job) {
                 if let Ok(mut pause) = inner.pause_until.lock() {
                     *pause = None;
                 }
-                inner.remove_file(&name);
+                inner.finish(id, Completion::Delivered);
                 return;
             }
             Attempt::Rejected(status) => {
@@ -430,7 +439,7 @@ async fn deliver(inner: &Inner, job: Job) {
                     first_failure,
                     "upstream rejected an envelope; not retried"
                 );
-                inner.remove_file(&name);
+                inner.finish(id, Completion::Dropped);
                 return;
             }
             Attempt::Retry {
@@ -451,7 +460,7 @@ async fn deliver(inner: &Inner, job: Job) {
                         first_failure,
                         "rate limited by the upstream; envelope dropped"
                     );
-                    inner.remove_file(&name);
+                    inner.finish(id, Completion::Dropped);
                     return;
                 }
                 if attempt >= max_attempts || inner.stopping.load(Ordering::SeqCst) {
@@ -461,7 +470,7 @@ async fn deliver(inner: &Inner, job: Job) {
                         first_failure,
                         "delivery failed; envelope parked in the spool"
                     );
-                    park(inner, &name);
+                    park(inner, id);
                     return;
                 }
                 inner.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -473,7 +482,7 @@ async fn deliver(inner: &Inner, job: Job) {
 
 /// Leaves the envelope on disk for the replayer and pauses replaying a little longer after
 /// each consecutive failure (1 s doubling up to `max_backoff_secs`).
-fn park(inner: &Inner, name: &str) {
+fn park(inner: &Inner, id: RecordId) {
     inner.stats.parked.fetch_add(1, Ordering::Relaxed);
     inner.backlog.store(true, Ordering::SeqCst);
     let parks = inner.consecutive_parks.fetch_add(1, Ordering::Relaxed);
@@ -483,13 +492,13 @@ fn park(inner: &Inner, name: &str) {
         *until = Some(Instant::now() + pause);
     }
     tracing::debug!(pause_ms = pause.as_millis() as u64, "replayer paused");
-    inner.unmark_busy(name);
+    inner.unmark_busy(id);
 }
 
-/// A full look at the spool at least this often, even without a known backlog (a file
-/// copied in by hand, a missed flag): cheap insurance.
+/// A full look at the spool's index at least this often, even without a known backlog (a
+/// missed flag): cheap insurance.
 const SAFETY_SCAN: Duration = Duration::from_secs(30);
-/// Expiry needs no precision; listing a large spool for it every tick would.
+/// Expiry needs no precision; walking a large spool index for it every tick would.
 const EXPIRY_SCAN: Duration = Duration::from_secs(60);
 
 async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
@@ -501,6 +510,8 @@ async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
         if inner.stopping.load(Ordering::SeqCst) {
             return;
         }
+        // An idle proxy gives back its last, fully completed segment.
+        inner.spool.maintain();
         let backlog = inner.backlog.load(Ordering::SeqCst);
         let expiry_due = last_expiry.is_none_or(|t| t.elapsed() >= EXPIRY_SCAN);
         if !backlog && !expiry_due && last_scan.elapsed() < SAFETY_SCAN {
@@ -521,43 +532,37 @@ async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
         last_scan = Instant::now();
         // Cleared before listing: anything spooled from now on sets it again.
         inner.backlog.store(false, Ordering::SeqCst);
-        let names = {
-            let inner = Arc::clone(&inner);
-            tokio::task::spawn_blocking(move || inner.spool.oldest(&busy, room))
-                .await
-                .unwrap_or_default()
-        };
-        if names.len() >= room {
+        let ids = inner.spool.oldest(&busy, room);
+        if ids.len() >= room {
             // More may be waiting behind these.
             inner.backlog.store(true, Ordering::SeqCst);
         }
-        for name in names {
-            // The listing may be stale: claim the name first, then read. A worker removes
-            // a delivered file before it releases the name, so a claim that succeeds after
-            // delivery finds no file, and a file still being delivered cannot be claimed.
-            if !inner.claim(&name) {
+        for id in ids {
+            // The list may be stale: claim the id first, then read. A worker completes a
+            // delivered record before it releases the id, so a claim that succeeds after
+            // delivery finds it no longer pending, and a record still being delivered
+            // cannot be claimed.
+            if !inner.claim(id) {
                 continue;
             }
             let read = {
                 let inner = Arc::clone(&inner);
-                let name = name.clone();
-                tokio::task::spawn_blocking(move || inner.spool.read(&name)).await
+                tokio::task::spawn_blocking(move || inner.spool.read(id)).await
             };
             let spooled = match read {
                 Ok(Ok(spooled)) => spooled,
                 Ok(Err(SpoolError::Corrupt)) => {
-                    tracing::error!("corrupt spool file removed");
-                    inner.spool.remove(&name);
-                    inner.unmark_busy(&name);
+                    tracing::error!(record = %id, "corrupt spool record dropped");
+                    inner.finish(id, Completion::Dropped);
                     continue;
                 }
                 _ => {
-                    inner.unmark_busy(&name);
+                    inner.unmark_busy(id);
                     continue;
                 }
             };
             let job = Job {
-                name: spooled.name,
+                id: spooled.id,
                 meta: spooled.meta,
                 body: spooled.body,
             };
@@ -566,7 +571,7 @@ async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
                     mpsc::error::TrySendError::Full(job)
                     | mpsc::error::TrySendError::Closed(job) => job,
                 };
-                inner.unmark_busy(&job.name);
+                inner.unmark_busy(job.id);
                 inner.backlog.store(true, Ordering::SeqCst);
                 break;
             }
@@ -575,7 +580,7 @@ async fn replay(inner: Arc<Inner>, queue: mpsc::Sender<Job>) {
     }
 }
 
-async fn expire(inner: &Arc<Inner>, busy: &HashSet<String>) {
+async fn expire(inner: &Arc<Inner>, busy: &HashSet<RecordId>) {
     let expired = {
         let inner = Arc::clone(inner);
         let busy = busy.clone();

@@ -143,6 +143,28 @@ pub enum ForwardError {
     Setup(String),
 }
 
+/// An envelope body ready for the upstream: compressed (per `upstream.compression`) once,
+/// then sent as is by every attempt. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PreparedBody {
+    /// The serialized envelope, as the file sink writes it.
+    raw: bytes::Bytes,
+    /// What goes over HTTP, and its `Content-Encoding`.
+    wire: bytes::Bytes,
+    encoding: Option<&'static str>,
+}
+
+impl PreparedBody {
+    /// The bytes an HTTP attempt sends.
+    pub fn wire(&self) -> &bytes::Bytes {
+        &self.wire
+    }
+
+    pub fn encoding(&self) -> Option<&'static str> {
+        self.encoding
+    }
+}
+
 /// The upstream client. Cheap to clone; connections are pooled.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
@@ -214,20 +236,47 @@ impl Forwarder {
         }
     }
 
-    /// Sends one serialized envelope. A non-2xx answer is a response, not an error.
+    /// Compresses a serialized envelope for the upstream, once: retries reuse the result.
+    /// The file sink gets the body as is.
+    ///
+    /// # Errors
+    /// The compressor failed (zstd setup).
+    pub fn prepare(&self, body: bytes::Bytes) -> Result<PreparedBody, ForwardError> {
+        let (wire, encoding) = match (self.target.as_ref(), self.compression) {
+            (UpstreamTarget::File(_), _) | (_, UpstreamCompression::None) => (body.clone(), None),
+            (UpstreamTarget::Http(_), UpstreamCompression::Gzip) => {
+                (bytes::Bytes::from(gzip(&body)), Some("gzip"))
+            }
+            (UpstreamTarget::Http(_), UpstreamCompression::Zstd) => (
+                bytes::Bytes::from(
+                    zstd::bulk::compress(&body, 3)
+                        .map_err(|error| ForwardError::Setup(error.to_string()))?,
+                ),
+                Some("zstd"),
+            ),
+        };
+        Ok(PreparedBody {
+            raw: body,
+            wire,
+            encoding,
+        })
+    }
+
+    /// Sends one prepared envelope. A non-2xx answer is a response, not an error.
     ///
     /// # Errors
     /// The upstream could not be reached, timed out, or the file could not be written.
     pub async fn send(
         &self,
         destination: &Destination,
-        body: bytes::Bytes,
+        body: &PreparedBody,
         client: &ClientMeta,
         event_id: Option<&str>,
     ) -> Result<UpstreamResponse, ForwardError> {
         match self.target.as_ref() {
             UpstreamTarget::File(dir) => {
                 let dir = dir.clone();
+                let body = body.raw.clone();
                 let name = file_name(destination.project_id, event_id);
                 tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &body))
                     .await
@@ -246,7 +295,7 @@ impl Forwarder {
     async fn send_http(
         &self,
         destination: &Destination,
-        body: bytes::Bytes,
+        body: &PreparedBody,
         client: &ClientMeta,
     ) -> Result<UpstreamResponse, ForwardError> {
         let url = format!(
@@ -269,21 +318,14 @@ impl Forwarder {
         if let Some(user_agent) = &client.user_agent {
             request = request.header(http::header::USER_AGENT, user_agent);
         }
-        let body = match self.compression {
-            UpstreamCompression::None => body,
-            UpstreamCompression::Gzip => {
-                request = request.header(http::header::CONTENT_ENCODING, "gzip");
-                bytes::Bytes::from(gzip(&body))
-            }
-            UpstreamCompression::Zstd => {
-                request = request.header(http::header::CONTENT_ENCODING, "zstd");
-                bytes::Bytes::from(
-                    zstd::bulk::compress(&body, 3)
-                        .map_err(|error| ForwardError::Setup(error.to_string()))?,
-                )
-            }
-        };
-        let response = request.body(body).send().await.map_err(classify)?;
+        if let Some(encoding) = body.encoding {
+            request = request.header(http::header::CONTENT_ENCODING, encoding);
+        }
+        let response = request
+            .body(body.wire.clone())
+            .send()
+            .await
+            .map_err(classify)?;
         let header = |name: &str| {
             response
                 .headers()
@@ -407,4 +449,53 @@ fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> 
     file.sync_data()?;
     drop(file);
     std::fs::rename(&tmp, dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarder(url: &str, compression: UpstreamCompression) -> Forwarder {
+        let settings = UpstreamSettings {
+            url: url.to_owned(),
+            compression,
+            ..UpstreamSettings::default()
+        };
+        Forwarder::new(&settings, UpstreamTarget::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn bodies_are_compressed_once_when_prepared() {
+        let raw =
+            bytes::Bytes::from(b"{\"event_id\":\"e\"}\n{\"type\":\"event\"}\n{}\n".repeat(20));
+        let gzip = forwarder("http://127.0.0.1:1", UpstreamCompression::Gzip)
+            .prepare(raw.clone())
+            .unwrap();
+        assert_eq!(gzip.encoding(), Some("gzip"));
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzip.wire()[..]),
+            &mut decoded,
+        )
+        .unwrap();
+        assert_eq!(decoded, raw);
+        // Every attempt sends these same bytes: a clone shares them, nothing is recompressed.
+        let again = gzip.clone();
+        assert_eq!(again.wire().as_ptr(), gzip.wire().as_ptr());
+
+        let zstd = forwarder("http://127.0.0.1:1", UpstreamCompression::Zstd)
+            .prepare(raw.clone())
+            .unwrap();
+        assert_eq!(zstd.encoding(), Some("zstd"));
+        assert_eq!(zstd::bulk::decompress(zstd.wire(), 1 << 20).unwrap(), raw);
+
+        for (url, compression) in [
+            ("http://127.0.0.1:1", UpstreamCompression::None),
+            ("file:///nonexistent", UpstreamCompression::Gzip),
+        ] {
+            let plain = forwarder(url, compression).prepare(raw.clone()).unwrap();
+            assert_eq!(plain.encoding(), None, "{url}");
+            assert_eq!(plain.wire().as_ptr(), raw.as_ptr(), "{url}: not copied");
+        }
+    }
 }

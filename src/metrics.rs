@@ -178,7 +178,7 @@ impl Metrics {
         let spool_bytes = Gauge::default();
         registry.register(
             "spool_bytes",
-            "Bytes waiting in the spool",
+            "Bytes of spool segment files on disk (what spool.max_bytes caps)",
             spool_bytes.clone(),
         );
         let stages = Family::<StageLabels, Histogram>::new_with_constructor(

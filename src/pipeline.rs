@@ -544,15 +544,14 @@ impl Pipeline {
         let forward_started = std::time::Instant::now();
         let delivery = match mode {
             DeliveryMode::Sync => {
-                let response = self
-                    .forwarder
-                    .send(
-                        &destination,
-                        Bytes::from(body),
-                        &client,
-                        event_id.as_deref(),
-                    )
-                    .await;
+                let response = match self.forwarder.prepare(Bytes::from(body)) {
+                    Ok(prepared) => {
+                        self.forwarder
+                            .send(&destination, &prepared, &client, event_id.as_deref())
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
                 self.metrics
                     .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
                 let response = response?;

@@ -72,6 +72,7 @@ fn invalid_configs_exit_non_zero_naming_the_key() {
             "projects[0].project_id",
         ),
         ("[upstream]\nurl = \"file://./x\"\n", "projects"),
+        ("[spool]\nsegment_bytes = 1000\n", "spool.segment_bytes"),
     ];
     for (text, key) in cases {
         let path = dir.path().join("bad.toml");

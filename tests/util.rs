@@ -92,6 +92,9 @@ pub enum Fault {
     None,
     /// Records the request, then waits this long before answering.
     Slow(Duration),
+    /// Like `Slow`, but the request counts as delivered (recorded with the reply's status):
+    /// a healthy upstream that takes its time.
+    Delay(Duration),
     /// Reads the request head, then resets the connection without answering.
     Reset,
     /// Reads the request head, then answers bytes that are not HTTP.
@@ -302,7 +305,7 @@ async fn record(state: Arc<UpstreamState>, request: Request<Incoming>) -> Respon
         },
     });
     state.notify.notify_waiters();
-    if let Fault::Slow(delay) = fault {
+    if let Fault::Slow(delay) | Fault::Delay(delay) = fault {
         tokio::time::sleep(delay).await;
     }
     let mut response = Response::new(Full::new(Bytes::from(reply.body)));
