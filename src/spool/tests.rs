@@ -43,6 +43,18 @@ fn seg(seq: u64) -> String {
     segment_name(seq)
 }
 
+/// Writes `body-0` … `body-{n-1}` into a spool in `dir`, closes it, returns their ids.
+fn write_bodies(dir: &Path, n: usize) -> Vec<RecordId> {
+    let spool = Spool::open(&settings(dir, 1 << 20)).unwrap();
+    (0..n)
+        .map(|i| {
+            spool
+                .write(&meta(), format!("body-{i}").as_bytes())
+                .unwrap()
+        })
+        .collect()
+}
+
 fn body(spool: &Spool, id: RecordId) -> Vec<u8> {
     spool.read(id).unwrap().body.to_vec()
 }
@@ -105,16 +117,7 @@ fn records_are_framed_with_length_and_crc() {
 #[test]
 fn a_bad_checksum_in_the_middle_is_skipped_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let ids: Vec<RecordId> = {
-        let spool = Spool::open(&settings(dir.path(), 1 << 20)).unwrap();
-        (0..3)
-            .map(|n| {
-                spool
-                    .write(&meta(), format!("body-{n}").as_bytes())
-                    .unwrap()
-            })
-            .collect()
-    };
+    let ids = write_bodies(dir.path(), 3);
     let path = dir.path().join(seg(0));
     let mut data = std::fs::read(&path).unwrap();
     let last_byte_of_second = (ids[2].offset - 1) as usize;
@@ -149,16 +152,7 @@ fn a_bad_checksum_in_the_middle_is_skipped_and_counted() {
 #[test]
 fn a_torn_tail_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
-    let ids: Vec<RecordId> = {
-        let spool = Spool::open(&settings(dir.path(), 1 << 20)).unwrap();
-        (0..2)
-            .map(|n| {
-                spool
-                    .write(&meta(), format!("body-{n}").as_bytes())
-                    .unwrap()
-            })
-            .collect()
-    };
+    let ids = write_bodies(dir.path(), 2);
     let path = dir.path().join(seg(0));
     let good = std::fs::read(&path).unwrap();
     // A crash in the middle of the third write: header and part of the payload.
