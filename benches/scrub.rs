@@ -33,6 +33,10 @@ fn scrubber() -> Scrubber {
 mod synthetic;
 use synthetic::synthetic_event;
 
+/// The allocator the scrubgate binary uses, so the figures are the proxy's own.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench_events(c: &mut Criterion) {
     let scrubber = scrubber();
     let mut group = c.benchmark_group("event");

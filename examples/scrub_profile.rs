@@ -22,6 +22,10 @@ use scrubgate::decide::{Policy, PolicySettings};
 use scrubgate::decode::{Envelope, EnvelopeLimits};
 use scrubgate::scrub::{HashKey, PayloadKind, ScrubSettings, Scrubber};
 
+/// The allocator the scrubgate binary uses, so the figures are the proxy's own.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../benches/support/synthetic.rs"]
 mod synthetic;
 
