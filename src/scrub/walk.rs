@@ -1275,10 +1275,17 @@ impl Engine {
             })
             .collect();
         cx.path.clear();
-        self.echo_walk(value, &ac, &labels, cx);
+        self.echo_walk(value, "", &ac, &labels, cx);
     }
 
-    fn echo_walk(&self, value: &mut Node<'_>, ac: &AhoCorasick, labels: &[String], cx: &mut Cx) {
+    fn echo_walk(
+        &self,
+        value: &mut Node<'_>,
+        key: &str,
+        ac: &AhoCorasick,
+        labels: &[String],
+        cx: &mut Cx,
+    ) {
         match value {
             Node::Str(s) => {
                 if self.is_label(s) {
@@ -1306,15 +1313,24 @@ impl Engine {
                 if count > 0 {
                     out.push_str(s.get(last..).unwrap_or(""));
                     if out != s.as_str() {
-                        s.set(out);
                         cx.record("echo", Method::Replace, count);
+                        // The labels may change how the string parses (a query value that
+                        // held an echo now ends elsewhere): scrub it again, as a second
+                        // pass would, until it is stable.
+                        for _ in 1..MAX_TEXT_PASSES {
+                            match self.scrub_string_in(&out, key, cx) {
+                                Some(next) if next != out => out = next,
+                                _ => break,
+                            }
+                        }
+                        s.set(out);
                     }
                 }
             }
             Node::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = cx.push_index(i);
-                    self.echo_walk(item, ac, labels, cx);
+                    self.echo_walk(item, key, ac, labels, cx);
                     cx.pop(len);
                 }
             }
@@ -1324,7 +1340,7 @@ impl Engine {
                         continue;
                     }
                     let len = cx.push(k);
-                    self.echo_walk(item, ac, labels, cx);
+                    self.echo_walk(item, k, ac, labels, cx);
                     cx.pop(len);
                 }
             }

@@ -111,8 +111,12 @@ pub(crate) fn strip_literals(sql: &str) -> (String, u32) {
                     _ => false,
                 };
                 if glued {
-                    out.push(d);
-                    i += 1;
+                    // Part of a name or placeholder (`t1`, `?1`, `:p2`): copy the whole run,
+                    // so a second pass reads it the same way (`?7$$` is not a `$$` quote).
+                    while i < n && is_ident(chars[i]) {
+                        out.push(chars[i]);
+                        i += 1;
+                    }
                     continue;
                 }
                 let mut j = i;
@@ -218,5 +222,19 @@ mod tests {
         assert_eq!(strip_literals(q), (q.to_owned(), 0));
         assert_eq!(s("SELECT 1 -- note 42\n"), "SELECT ? -- note 42\n");
         assert_eq!(s("x = 'unterminated"), "x = ?");
+    }
+
+    #[test]
+    fn stripping_twice_changes_nothing_more() {
+        // Fuzz finding: `'a'7$$$$` became `?7$$$$`, and a second pass read the `$$$$` after
+        // the placeholder as a dollar-quoted literal.
+        for q in [
+            "x = 7778'7+7777 8'7$$$$;",
+            "a = ?7$$b$$",
+            "WHERE id = 42 AND t1.c2 = 'x'",
+        ] {
+            let once = s(q);
+            assert_eq!(strip_literals(&once), (once.clone(), 0), "{q}");
+        }
     }
 }
