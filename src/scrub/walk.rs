@@ -932,20 +932,29 @@ impl Engine {
         }
     }
 
+    /// SQL: literals become `?`, then the value detectors run over what is left. A label
+    /// can change how the statement lexes (`…[email].789` makes `.789` a number), so both
+    /// steps repeat until neither changes anything, as a second scrub would.
     fn scrub_sql(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
-        let (stripped, count) = if self.disabled_rules.contains("sql_literal") {
-            (s.to_owned(), 0)
-        } else {
-            sql::strip_literals(s)
-        };
-        if count > 0 {
-            cx.record("sql_literal", Method::Replace, count);
+        let strip = !self.disabled_rules.contains("sql_literal");
+        let mut current: Option<String> = None;
+        for _ in 0..MAX_TEXT_PASSES {
+            let text = current.as_deref().unwrap_or(s);
+            let (stripped, count) = if strip {
+                sql::strip_literals(text)
+            } else {
+                (text.to_owned(), 0)
+            };
+            if count > 0 {
+                cx.record("sql_literal", Method::Replace, count);
+            }
+            match self.scrub_text(&stripped, key, cx) {
+                Some(new) => current = Some(new),
+                None if count > 0 => current = Some(stripped),
+                None => break,
+            }
         }
-        match self.scrub_text(&stripped, key, cx) {
-            Some(new) => Some(new),
-            None if count > 0 => Some(stripped),
-            None => None,
-        }
+        current
     }
 
     // === redaction primitives (used by structured/) ===
