@@ -23,6 +23,8 @@ const MAX_NESTING: u32 = 4;
 /// Passes of the detectors over one string before giving up on a fixed point (each pass
 /// only ever replaces text with labels, so two or three always suffice in practice).
 const MAX_TEXT_PASSES: usize = 4;
+/// Echo pass + re-walk rounds per item before giving up on a fixed point.
+const MAX_ECHO_ROUNDS: usize = 3;
 /// Deeper JSON than this is still scanned, one level at a time, but not re-entered
 /// recursively beyond it (parsing itself is limited to 127 levels, as in serde_json).
 const MAX_JSON_DEPTH: usize = 100;
@@ -140,6 +142,12 @@ impl Cx {
         self.path.truncate(len);
     }
 
+    /// A fingerprint of everything recorded so far: equal before and after a step means the
+    /// step changed nothing (a change is always recorded).
+    fn changes(&self) -> (usize, u64) {
+        (self.report.redactions.len(), self.report.total())
+    }
+
     pub(crate) fn record(&mut self, rule: &str, method: Method, count: u32) {
         if count == 0 {
             return;
@@ -197,6 +205,31 @@ impl Engine {
 
     pub(crate) fn scrub(&self, kind: PayloadKind, value: &mut Node<'_>) -> ScrubReport {
         let mut cx = Cx::default();
+        self.walk_kind(kind, value, &mut cx);
+        // Echo labels can change how a string parses (a query value, a SQL statement), so
+        // after an echo pass that changed something the item is walked again, as a second
+        // scrub would, until a round changes nothing.
+        for _ in 0..MAX_ECHO_ROUNDS {
+            if cx.echo.is_empty() {
+                break;
+            }
+            let before = cx.changes();
+            self.echo_pass(value, &mut cx);
+            if cx.changes() == before {
+                break;
+            }
+            let before = cx.changes();
+            self.walk_kind(kind, value, &mut cx);
+            if cx.changes() == before {
+                break;
+            }
+        }
+        cx.report
+    }
+
+    /// The walk for one payload kind, from its root.
+    fn walk_kind(&self, kind: PayloadKind, value: &mut Node<'_>, cx: &mut Cx) {
+        cx.path.clear();
         match (kind, value.as_object_mut()) {
             (
                 PayloadKind::Event
@@ -204,26 +237,20 @@ impl Engine {
                 | PayloadKind::Feedback
                 | PayloadKind::ReplayEvent,
                 Some(map),
-            ) => self.event_root(map, &mut cx),
-            (PayloadKind::Span, Some(map)) => self.span(map, &mut cx),
+            ) => self.event_root(map, cx),
+            (PayloadKind::Span, Some(map)) => self.span(map, cx),
             (
                 PayloadKind::SpanContainer
                 | PayloadKind::LogContainer
                 | PayloadKind::TraceMetricContainer,
                 Some(map),
-            ) => self.container(map, &mut cx),
-            (PayloadKind::Session, Some(map)) => self.session(map, &mut cx),
-            (PayloadKind::Sessions, Some(map)) => self.sessions(map, &mut cx),
-            (PayloadKind::UserReport, Some(map)) => {
-                self.walk_map(map, "user_report", true, &mut cx)
-            }
-            (PayloadKind::EnvelopeHeader, Some(map)) => self.envelope_header(map, &mut cx),
-            _ => self.walk_value(value, "", &mut cx),
+            ) => self.container(map, cx),
+            (PayloadKind::Session, Some(map)) => self.session(map, cx),
+            (PayloadKind::Sessions, Some(map)) => self.sessions(map, cx),
+            (PayloadKind::UserReport, Some(map)) => self.walk_map(map, "user_report", true, cx),
+            (PayloadKind::EnvelopeHeader, Some(map)) => self.envelope_header(map, cx),
+            _ => self.walk_value(value, "", cx),
         }
-        if !cx.echo.is_empty() {
-            self.echo_pass(value, &mut cx);
-        }
-        cx.report
     }
 
     // === payload kinds ===
@@ -1284,17 +1311,10 @@ impl Engine {
             })
             .collect();
         cx.path.clear();
-        self.echo_walk(value, "", &ac, &labels, cx);
+        self.echo_walk(value, &ac, &labels, cx);
     }
 
-    fn echo_walk(
-        &self,
-        value: &mut Node<'_>,
-        key: &str,
-        ac: &AhoCorasick,
-        labels: &[String],
-        cx: &mut Cx,
-    ) {
+    fn echo_walk(&self, value: &mut Node<'_>, ac: &AhoCorasick, labels: &[String], cx: &mut Cx) {
         match value {
             Node::Str(s) => {
                 if self.is_label(s) {
@@ -1322,24 +1342,15 @@ impl Engine {
                 if count > 0 {
                     out.push_str(s.get(last..).unwrap_or(""));
                     if out != s.as_str() {
-                        cx.record("echo", Method::Replace, count);
-                        // The labels may change how the string parses (a query value that
-                        // held an echo now ends elsewhere): scrub it again, as a second
-                        // pass would, until it is stable.
-                        for _ in 1..MAX_TEXT_PASSES {
-                            match self.scrub_string_in(&out, key, cx) {
-                                Some(next) if next != out => out = next,
-                                _ => break,
-                            }
-                        }
                         s.set(out);
+                        cx.record("echo", Method::Replace, count);
                     }
                 }
             }
             Node::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = cx.push_index(i);
-                    self.echo_walk(item, key, ac, labels, cx);
+                    self.echo_walk(item, ac, labels, cx);
                     cx.pop(len);
                 }
             }
@@ -1349,7 +1360,7 @@ impl Engine {
                         continue;
                     }
                     let len = cx.push(k);
-                    self.echo_walk(item, k, ac, labels, cx);
+                    self.echo_walk(item, ac, labels, cx);
                     cx.pop(len);
                 }
             }
