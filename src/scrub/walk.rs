@@ -721,7 +721,17 @@ impl Engine {
     pub(crate) fn walk_value(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
         match value {
             Node::Str(s) => {
-                if let Some(new) = self.scrub_string_in(s, key, cx) {
+                // Repeated until the result reads the same: scrubbing can turn a string
+                // into another kind (a URL into `k=v`), which a second scrub would treat
+                // differently.
+                let mut current: Option<String> = None;
+                for _ in 0..MAX_TEXT_PASSES {
+                    match self.scrub_string_in(current.as_deref().unwrap_or(s), key, cx) {
+                        Some(new) => current = Some(new),
+                        None => break,
+                    }
+                }
+                if let Some(new) = current {
                     s.set(new);
                 }
             }
@@ -935,12 +945,22 @@ impl Engine {
                 }
             }
             (Role::Body, Node::Str(s)) => {
-                let new = if query::looks_like_form(s) {
-                    query::scrub_query(self, s, key, cx)
-                } else {
-                    self.scrub_string_in(s, key, cx)
-                };
-                if let Some(new) = new {
+                // A scrubbed body can read differently (a URL whose password swallowed `&…`
+                // becomes `k=v`, i.e. a form): repeat until it reads the same.
+                let mut current: Option<String> = None;
+                for _ in 0..MAX_TEXT_PASSES {
+                    let text = current.as_deref().unwrap_or(s);
+                    let new = if query::looks_like_form(text) {
+                        query::scrub_query(self, text, key, cx)
+                    } else {
+                        self.scrub_string_in(text, key, cx)
+                    };
+                    match new {
+                        Some(new) => current = Some(new),
+                        None => break,
+                    }
+                }
+                if let Some(new) = current {
                     s.set(new);
                 }
             }
