@@ -721,17 +721,7 @@ impl Engine {
     pub(crate) fn walk_value(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
         match value {
             Node::Str(s) => {
-                // Repeated until the result reads the same: scrubbing can turn a string
-                // into another kind (a URL into `k=v`), which a second scrub would treat
-                // differently.
-                let mut current: Option<String> = None;
-                for _ in 0..MAX_TEXT_PASSES {
-                    match self.scrub_string_in(current.as_deref().unwrap_or(s), key, cx) {
-                        Some(new) => current = Some(new),
-                        None => break,
-                    }
-                }
-                if let Some(new) = current {
+                if let Some(new) = until_stable(s, cx, |t, cx| self.scrub_string_in(t, key, cx)) {
                     s.set(new);
                 }
             }
@@ -945,22 +935,14 @@ impl Engine {
                 }
             }
             (Role::Body, Node::Str(s)) => {
-                // A scrubbed body can read differently (a URL whose password swallowed `&…`
-                // becomes `k=v`, i.e. a form): repeat until it reads the same.
-                let mut current: Option<String> = None;
-                for _ in 0..MAX_TEXT_PASSES {
-                    let text = current.as_deref().unwrap_or(s);
-                    let new = if query::looks_like_form(text) {
+                let new = until_stable(s, cx, |text, cx| {
+                    if query::looks_like_form(text) {
                         query::scrub_query(self, text, key, cx)
                     } else {
                         self.scrub_string_in(text, key, cx)
-                    };
-                    match new {
-                        Some(new) => current = Some(new),
-                        None => break,
                     }
-                }
-                if let Some(new) = current {
+                });
+                if let Some(new) = new {
                     s.set(new);
                 }
             }
@@ -984,9 +966,7 @@ impl Engine {
     /// steps repeat until neither changes anything, as a second scrub would.
     fn scrub_sql(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
         let strip = !self.disabled_rules.contains("sql_literal");
-        let mut current: Option<String> = None;
-        for _ in 0..MAX_TEXT_PASSES {
-            let text = current.as_deref().unwrap_or(s);
+        until_stable(s, cx, |text, cx| {
             let (stripped, count) = if strip {
                 sql::strip_literals(text)
             } else {
@@ -996,12 +976,11 @@ impl Engine {
                 cx.record("sql_literal", Method::Replace, count);
             }
             match self.scrub_text(&stripped, key, cx) {
-                Some(new) => current = Some(new),
-                None if count > 0 => current = Some(stripped),
-                None => break,
+                Some(new) => Some(new),
+                None if count > 0 => Some(stripped),
+                None => None,
             }
-        }
-        current
+        })
     }
 
     // === redaction primitives (used by structured/) ===
@@ -1171,14 +1150,7 @@ impl Engine {
     /// like a phone number glued to an SSN, is found in the next), so scrubbing scrubbed
     /// text changes nothing.
     pub(crate) fn scrub_text(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
-        let mut out = self.scrub_text_once(text, key, cx)?;
-        for _ in 1..MAX_TEXT_PASSES {
-            match self.scrub_text_once(&out, key, cx) {
-                Some(next) => out = next,
-                None => break,
-            }
-        }
-        Some(out)
+        until_stable(text, cx, |t, cx| self.scrub_text_once(t, key, cx))
     }
 
     /// One pass of every detector over `text`.
@@ -1387,6 +1359,25 @@ impl Engine {
             _ => {}
         }
     }
+}
+
+/// Applies `step` to `text`, then to its own output, until it changes nothing (at most
+/// `MAX_TEXT_PASSES` times); `None` if the first step changed nothing. Scrubbing can turn a
+/// string into another kind (a URL whose password swallowed `&…` now reads as `k=v`), which
+/// a second scrub would treat differently: repeating keeps scrubbing idempotent.
+fn until_stable(
+    text: &str,
+    cx: &mut Cx,
+    mut step: impl FnMut(&str, &mut Cx) -> Option<String>,
+) -> Option<String> {
+    let mut current: Option<String> = None;
+    for _ in 0..MAX_TEXT_PASSES {
+        match step(current.as_deref().unwrap_or(text), cx) {
+            Some(next) => current = Some(next),
+            None => break,
+        }
+    }
+    current
 }
 
 /// Appends `n` in decimal. Array indices are pushed onto the path for every element, and
