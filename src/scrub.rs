@@ -166,6 +166,31 @@ pub enum PayloadKind {
     Generic,
 }
 
+impl PayloadKind {
+    /// Every kind, for tests and fuzz targets that must cover them all (a new kind added
+    /// here is picked up by both).
+    pub const ALL: [PayloadKind; 18] = [
+        PayloadKind::EnvelopeHeader,
+        PayloadKind::Event,
+        PayloadKind::Transaction,
+        PayloadKind::Feedback,
+        PayloadKind::UserReport,
+        PayloadKind::Session,
+        PayloadKind::Sessions,
+        PayloadKind::Span,
+        PayloadKind::SpanContainer,
+        PayloadKind::LogContainer,
+        PayloadKind::TraceMetricContainer,
+        PayloadKind::CheckIn,
+        PayloadKind::ReplayEvent,
+        PayloadKind::Profile,
+        PayloadKind::ProfileChunk,
+        PayloadKind::MetricBuckets,
+        PayloadKind::SecurityReport,
+        PayloadKind::Generic,
+    ];
+}
+
 /// How a value was redacted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

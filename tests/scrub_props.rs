@@ -122,26 +122,7 @@ fn json() -> impl Strategy<Value = Value> {
 }
 
 fn kind() -> impl Strategy<Value = PayloadKind> {
-    prop::sample::select(vec![
-        PayloadKind::Event,
-        PayloadKind::Transaction,
-        PayloadKind::Feedback,
-        PayloadKind::UserReport,
-        PayloadKind::Session,
-        PayloadKind::Sessions,
-        PayloadKind::Span,
-        PayloadKind::SpanContainer,
-        PayloadKind::LogContainer,
-        PayloadKind::TraceMetricContainer,
-        PayloadKind::CheckIn,
-        PayloadKind::ReplayEvent,
-        PayloadKind::Profile,
-        PayloadKind::ProfileChunk,
-        PayloadKind::MetricBuckets,
-        PayloadKind::SecurityReport,
-        PayloadKind::EnvelopeHeader,
-        PayloadKind::Generic,
-    ])
+    prop::sample::select(PayloadKind::ALL.to_vec())
 }
 
 /// Same shape: the same container types; objects keep a subset of their keys; arrays keep

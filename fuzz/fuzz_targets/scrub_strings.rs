@@ -3,29 +3,13 @@
 //! panics, valid JSON out, idempotent.
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
-use scrubgate::scrub::{HashKey, PayloadKind, ScrubSettings, Scrubber};
+use scrubgate::scrub::PayloadKind;
 use serde_json::{json, Value};
 
-fn scrubber() -> &'static Scrubber {
-    static SCRUBBER: OnceLock<Scrubber> = OnceLock::new();
-    SCRUBBER.get_or_init(|| {
-        let key = HashKey {
-            id: "fuzz".to_owned(),
-            secret: b"fuzzing-key-0123456789".to_vec(),
-        };
-        Scrubber::compile(&ScrubSettings::default(), key).expect("default settings compile")
-    })
-}
-
-/// `FUZZ_SKIP_IDEMPOTENCE=1` keeps fuzzing for panics and invalid JSON once an idempotence
-/// bug is known and reported (libFuzzer stops at the first failure).
-fn check_idempotence() -> bool {
-    static CHECK: OnceLock<bool> = OnceLock::new();
-    *CHECK.get_or_init(|| std::env::var_os("FUZZ_SKIP_IDEMPOTENCE").is_none())
-}
+#[path = "scrub_common.rs"]
+mod scrub_common;
+use scrub_common::{check_idempotence, scrubber};
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data).into_owned();
