@@ -499,24 +499,25 @@ impl Scrubber {
                 label_first[usize::from(b)] = true;
             }
         }
-        Ok(Self {
-            engine: walk::Engine {
-                scanner,
-                detector_actions,
-                rules,
-                disabled_rules,
-                class_actions,
-                deny,
-                safe,
-                cookie_names,
-                redactor,
-                labels,
-                label_max_len,
-                label_first,
-                structural,
-                echo_label,
-            },
-        })
+        let mut engine = walk::Engine {
+            scanner,
+            detector_actions,
+            rules,
+            disabled_rules,
+            class_actions,
+            deny,
+            safe,
+            cookie_names,
+            redactor,
+            labels,
+            label_max_len,
+            label_first,
+            structural,
+            echo_label,
+            known_keys: walk::KnownKeys::default(),
+        };
+        engine.seed_known_keys(profile::COMMON_KEYS);
+        Ok(Self { engine })
     }
 
     /// Scrubs `node` in place and reports every change. Never fails and never panics:

@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use super::walk::FxBuild;
+
 /// The class of data a sensitive key holds: chooses the rule name and the label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum KeyClass {
@@ -127,9 +129,9 @@ struct GlobEntry {
 /// tokens, spaced and glued), glob entries matched token by token.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyMatcher {
-    literal: HashMap<String, KeyClass>,
+    literal: HashMap<String, KeyClass, FxBuild>,
     /// Entries written `=word`: match only a key that is exactly that (after normalising).
-    exact: HashMap<String, KeyClass>,
+    exact: HashMap<String, KeyClass, FxBuild>,
     globs: Vec<GlobEntry>,
 }
 

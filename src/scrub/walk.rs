@@ -47,6 +47,47 @@ pub(crate) struct Engine {
     pub(crate) label_first: [bool; 256],
     pub(crate) structural: HashSet<&'static str, FxBuild>,
     pub(crate) echo_label: HashMap<KeyClass, String, FxBuild>,
+    /// What keys mean, shared by every call: seeded with the common keys at compile time
+    /// and extended with the keys calls meet (an application sends the same keys event
+    /// after event), so a small event rarely classifies a key itself.
+    pub(crate) known_keys: KnownKeys,
+}
+
+/// A memo of [`Engine::compute_key_info`], a pure function of the key. Readers take a
+/// snapshot once per call (no lock per key); a call that classified new keys publishes a
+/// copy with them added. The table stops growing at [`KnownKeys::MAX_LEARNED`] entries
+/// beyond the seed, so keys made up by a client cannot make it grow without bound (they
+/// are then classified per call, as before). Two calls publishing at once may lose one
+/// of their additions, which only means those keys are learned on a later call.
+#[derive(Debug, Default)]
+pub(crate) struct KnownKeys {
+    table: arc_swap::ArcSwap<KeyTable>,
+    seeded: usize,
+}
+
+type KeyTable = HashMap<Box<str>, KeyInfo, FxBuild>;
+
+impl KnownKeys {
+    const MAX_LEARNED: usize = 4096;
+
+    fn snapshot(&self) -> std::sync::Arc<KeyTable> {
+        self.table.load_full()
+    }
+
+    /// Publishes the keys one call classified, if there is room.
+    fn learn(&self, seen: &std::sync::Arc<KeyTable>, new: &HashMap<String, KeyInfo, FxBuild>) {
+        let room = (self.seeded + Self::MAX_LEARNED).saturating_sub(seen.len());
+        if new.is_empty() || room == 0 {
+            return;
+        }
+        let mut table = KeyTable::clone(seen);
+        table.extend(
+            new.iter()
+                .take(room)
+                .map(|(k, v)| (Box::<str>::from(k.as_str()), *v)),
+        );
+        self.table.store(std::sync::Arc::new(table));
+    }
 }
 
 /// Per-call state: the current path, the report, scratch buffers.
@@ -58,7 +99,9 @@ pub(crate) struct Cx {
     echo: Vec<(String, KeyClass)>,
     depth: u32,
     json_depth: usize,
-    /// What each distinct key means, computed once per call (keys repeat a lot).
+    /// The shared key table as it was when the call began.
+    known: std::sync::Arc<KeyTable>,
+    /// Keys not in `known`, classified by this call (keys repeat a lot within an event).
     keys: HashMap<String, KeyInfo, BuildHasherDefault<FxHasher>>,
     /// The detector hits of each distinct short string, computed once per call: context
     /// lines, breadcrumb messages and paths repeat within an event, and the regex set
@@ -204,7 +247,10 @@ impl Engine {
     // === entry ===
 
     pub(crate) fn scrub(&self, kind: PayloadKind, value: &mut Node<'_>) -> ScrubReport {
-        let mut cx = Cx::default();
+        let mut cx = Cx {
+            known: self.known_keys.snapshot(),
+            ..Cx::default()
+        };
         self.walk_kind(kind, value, &mut cx);
         // Echo labels can change how a string parses (a query value, a SQL statement), so
         // after an echo pass that changed something the item is walked again, as a second
@@ -224,6 +270,7 @@ impl Engine {
                 break;
             }
         }
+        self.known_keys.learn(&cx.known, &cx.keys);
         cx.report
     }
 
@@ -808,7 +855,23 @@ impl Engine {
         })
     }
 
+    /// Classifies the keys SDKs send in almost every payload once, at compile time.
+    pub(crate) fn seed_known_keys(&mut self, keys: &[&str]) {
+        let mut cx = Cx::default();
+        let mut table = KeyTable::with_capacity_and_hasher(keys.len(), FxBuild::default());
+        for key in keys {
+            table.insert(Box::<str>::from(*key), self.compute_key_info(key, &mut cx));
+        }
+        self.known_keys = KnownKeys {
+            seeded: table.len(),
+            table: arc_swap::ArcSwap::from_pointee(table),
+        };
+    }
+
     fn key_info(&self, key: &str, cx: &mut Cx) -> KeyInfo {
+        if let Some(info) = cx.known.get(key) {
+            return *info;
+        }
         if let Some(info) = cx.keys.get(key) {
             return *info;
         }
@@ -1510,5 +1573,66 @@ mod tests {
             super::push_decimal(&mut s, n);
             assert_eq!(s, format!("a.{n}"));
         }
+    }
+
+    fn engine() -> crate::scrub::Scrubber {
+        crate::scrub::Scrubber::compile(
+            &crate::scrub::ScrubSettings::default(),
+            crate::scrub::HashKey {
+                id: "k1".into(),
+                secret: b"walk-test-key-0123456789".to_vec(),
+            },
+        )
+        .expect("compiles")
+    }
+
+    fn known(s: &crate::scrub::Scrubber) -> usize {
+        s.engine.known_keys.snapshot().len()
+    }
+
+    #[test]
+    fn keys_met_by_one_call_are_known_to_the_next_with_the_same_meaning() {
+        use crate::scrub::PayloadKind;
+        let s = engine();
+        let seeded = known(&s);
+        assert!(seeded >= super::super::profile::COMMON_KEYS.len() / 2);
+        let event =
+            serde_json::json!({"extra": {"patientFullName": "Jane Roe", "shoe_size": "44"}});
+        let mut first = event.clone();
+        let r1 = s.scrub_value(PayloadKind::Event, &mut first);
+        assert_eq!(
+            known(&s),
+            seeded + 2,
+            "patientFullName and shoe_size learned"
+        );
+        let mut second = event.clone();
+        let r2 = s.scrub_value(PayloadKind::Event, &mut second);
+        assert_eq!(first, second);
+        assert_eq!(first["extra"]["patientFullName"], "[name]");
+        assert_eq!(first["extra"]["shoe_size"], "44");
+        assert_eq!(r1.redactions.len(), r2.redactions.len());
+        assert_eq!(known(&s), seeded + 2, "nothing new to learn");
+    }
+
+    #[test]
+    fn made_up_keys_stop_being_learned_at_the_cap() {
+        use crate::scrub::PayloadKind;
+        let s = engine();
+        let seeded = known(&s);
+        let cap = seeded + super::KnownKeys::MAX_LEARNED;
+        for batch in 0..6 {
+            let extra: serde_json::Map<String, serde_json::Value> = (0..1000)
+                .map(|i| (format!("k{batch}x{i}"), serde_json::Value::from(i)))
+                .collect();
+            let mut event = serde_json::json!({ "extra": extra });
+            s.scrub_value(PayloadKind::Event, &mut event);
+            assert!(known(&s) <= cap);
+        }
+        assert_eq!(known(&s), cap);
+        // A key met after the cap is still classified (per call): a secret stays hidden.
+        let mut event = serde_json::json!({"extra": {"late_api_key": "abc123"}});
+        s.scrub_value(PayloadKind::Event, &mut event);
+        assert_eq!(event["extra"]["late_api_key"], "[Filtered]");
+        assert_eq!(known(&s), cap);
     }
 }
