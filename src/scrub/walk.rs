@@ -1519,15 +1519,31 @@ fn trim_url_end(url: &str) -> &str {
         };
         let drop = match c {
             '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '"' => true,
-            ')' => !closes_open(s, '(', ')'),
-            ']' => !closes_open(s, '[', ']'),
-            '}' => !closes_open(s, '{', '}'),
+            ')' => !closes_open(bracket_scope(s), '(', ')'),
+            ']' => !closes_open(bracket_scope(s), '[', ']'),
+            '}' => !closes_open(bracket_scope(s), '{', '}'),
             _ => false,
         };
         if !drop {
             return s;
         }
         end -= c.len_utf8();
+    }
+}
+
+/// Where a closing bracket at the end of a URL must find its opener to belong to the URL:
+/// in a URL with a query or fragment, the last key or value (`?q=[Filtered]`), else the
+/// whole URL (`http://x/(a)`). Scoping it to the last value keeps the boundary where it
+/// was after that value is redacted: a value `]` that closed `card[` in `?card[=]]]` would
+/// otherwise become a balanced label, and every later pass would pull one more `]` into
+/// the URL.
+fn bracket_scope(url: &str) -> &str {
+    if !url.contains(['?', '#']) {
+        return url;
+    }
+    match url.rfind(['?', '&', '=', '#']) {
+        Some(at) => &url[at + 1..],
+        None => url,
     }
 }
 
@@ -1564,6 +1580,11 @@ mod tests {
             "http://1.2.3.4]:80/?q=[Filtered]"
         );
         assert_eq!(trim_url_end("http://x/]]"), "http://x/");
+        // Fuzz finding: only the last value's own brackets count once there is a query.
+        assert_eq!(trim_url_end("ps://?card[=]]]]"), "ps://?card[=");
+        assert_eq!(trim_url_end("http://x/?ids=[1,2]"), "http://x/?ids=[1,2]");
+        assert_eq!(trim_url_end("(see http://x/?a=1)"), "(see http://x/?a=1");
+        assert_eq!(trim_url_end("http://x/?a=[card]]"), "http://x/?a=[card]");
     }
 
     #[test]
