@@ -165,6 +165,15 @@ pub struct Recovered {
     pub imported: usize,
 }
 
+impl Recovered {
+    /// Counts and logs a record recovery could not use (`what` names the defect, never
+    /// the content).
+    fn skip_corrupt(&mut self, segment: u64, offset: usize, what: &'static str) {
+        self.corrupt += 1;
+        tracing::error!(segment, offset, defect = what, "spool record skipped");
+    }
+}
+
 const KIND_ENVELOPE: u8 = 1;
 const KIND_COMPLETION: u8 = 2;
 const HEADER: usize = 8;
@@ -470,12 +479,7 @@ impl Spool {
                 if newest {
                     torn_at = Some(offset);
                 } else {
-                    recovered.corrupt += 1;
-                    tracing::error!(
-                        segment = seq,
-                        offset,
-                        "spool segment has a bad record length; rest of the segment skipped"
-                    );
+                    recovered.skip_corrupt(seq, offset, "bad record length; rest of the segment");
                 }
                 break;
             }
@@ -484,12 +488,7 @@ impl Spool {
                 if newest && end == data.len() {
                     torn_at = Some(offset);
                 } else {
-                    recovered.corrupt += 1;
-                    tracing::error!(
-                        segment = seq,
-                        offset,
-                        "spool record with a bad checksum skipped"
-                    );
+                    recovered.skip_corrupt(seq, offset, "bad checksum");
                 }
                 offset = end;
                 continue;
@@ -520,12 +519,7 @@ impl Spool {
                     }
                 }
                 None => {
-                    recovered.corrupt += 1;
-                    tracing::error!(
-                        segment = seq,
-                        offset,
-                        "spool record of unknown shape skipped"
-                    );
+                    recovered.skip_corrupt(seq, offset, "unknown record shape");
                 }
             }
             offset = end;
