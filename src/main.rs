@@ -116,11 +116,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Scrub { input, explain } => scrub(&config, &input, explain),
-        Command::Test { .. } => ExitCode::from(64),
-        Command::Audit { .. } => {
-            eprintln!("scrubgate: this subcommand is not available in this build yet");
-            ExitCode::from(64)
-        }
+        // Both returned above: they run without a full configuration (no [[projects]]).
+        Command::Test { .. } | Command::Audit { .. } => ExitCode::SUCCESS,
     }
 }
 
