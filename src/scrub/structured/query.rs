@@ -21,6 +21,38 @@ const VALUE: &AsciiSet = &CONTROLS
     .add(b'<')
     .add(b'>');
 
+/// Percent-encodes a changed value: non-ASCII, [`VALUE`], and every ASCII character the
+/// original value had percent-encoded. A character the sender had to escape (`%3B` inside
+/// a cookie, `%29` in a URL in prose) is escaped again, or the rewritten value would split
+/// differently on the next read.
+fn push_encoded(out: &mut String, new_value: &str, raw: &str) {
+    let mut escaped = [false; 128];
+    let bytes = raw.as_bytes();
+    for (i, _) in raw.match_indices('%') {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(slot) = escaped.get_mut(usize::from(byte)) {
+                *slot = true;
+            }
+        }
+    }
+    for (i, c) in new_value.char_indices() {
+        let piece = &new_value[i..i + c.len_utf8()];
+        let extra = u8::try_from(c)
+            .ok()
+            .and_then(|b| escaped.get(usize::from(b)));
+        if extra == Some(&true) {
+            for b in piece.bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.extend(utf8_percent_encode(piece, VALUE));
+        }
+    }
+}
+
 fn decode(s: &str) -> Cow<'_, str> {
     if !s.contains(['%', '+']) {
         return Cow::Borrowed(s);
@@ -77,7 +109,7 @@ pub(crate) fn scrub_query(eng: &Engine, query: &str, key: &str, cx: &mut Cx) -> 
         match new_value {
             Some(nv) => {
                 changed = true;
-                out.extend(utf8_percent_encode(&nv, VALUE));
+                push_encoded(&mut out, &nv, v);
             }
             None => out.push_str(v),
         }
