@@ -239,3 +239,23 @@ fn a_rewritten_query_value_escapes_what_the_sender_escaped() {
     assert!(s.scrub_value(PayloadKind::Event, &mut v).is_empty());
     assert_eq!(v, again);
 }
+
+#[test]
+fn a_string_that_does_not_settle_in_four_passes_is_replaced_whole() {
+    // Fuzz finding: each pass of SQL stripping + `token=` peeled one more `--''` layer, so a
+    // second scrub still found something after the fourth pass.
+    let s = scrubber();
+    let mut v = json!({"spans": [{"op": "db.sql.query", "description": "token=--''--''--''--'"}]});
+    let report = s.scrub_value(PayloadKind::Transaction, &mut v);
+    assert_eq!(v["spans"][0]["description"], "[Filtered]");
+    assert!(report.redactions.iter().any(|r| r.rule == "unsettled"));
+    // Three layers still settle within the passes and keep the statement's shape.
+    let mut short = json!({"spans": [{"op": "db.sql.query", "description": "token=--''--'"}]});
+    s.scrub_value(PayloadKind::Transaction, &mut short);
+    assert_ne!(short["spans"][0]["description"], "[Filtered]");
+    for mut x in [v, short] {
+        let again = x.clone();
+        assert!(s.scrub_value(PayloadKind::Transaction, &mut x).is_empty());
+        assert_eq!(x, again);
+    }
+}

@@ -768,7 +768,9 @@ impl Engine {
     pub(crate) fn walk_value(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
         match value {
             Node::Str(s) => {
-                if let Some(new) = until_stable(s, cx, |t, cx| self.scrub_string_in(t, key, cx)) {
+                if let Some(new) =
+                    until_stable(self, s, cx, |t, cx| self.scrub_string_in(t, key, cx))
+                {
                     s.set(new);
                 }
             }
@@ -998,7 +1000,7 @@ impl Engine {
                 }
             }
             (Role::Body, Node::Str(s)) => {
-                let new = until_stable(s, cx, |text, cx| {
+                let new = until_stable(self, s, cx, |text, cx| {
                     if query::looks_like_form(text) {
                         query::scrub_query(self, text, key, cx)
                     } else {
@@ -1029,7 +1031,7 @@ impl Engine {
     /// steps repeat until neither changes anything, as a second scrub would.
     fn scrub_sql(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
         let strip = !self.disabled_rules.contains("sql_literal");
-        until_stable(s, cx, |text, cx| {
+        until_stable(self, s, cx, |text, cx| {
             let (stripped, count) = if strip {
                 sql::strip_literals(text)
             } else {
@@ -1213,7 +1215,7 @@ impl Engine {
     /// like a phone number glued to an SSN, is found in the next), so scrubbing scrubbed
     /// text changes nothing.
     pub(crate) fn scrub_text(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
-        until_stable(text, cx, |t, cx| self.scrub_text_once(t, key, cx))
+        until_stable(self, text, cx, |t, cx| self.scrub_text_once(t, key, cx))
     }
 
     /// One pass of every detector over `text`.
@@ -1428,7 +1430,12 @@ impl Engine {
 /// `MAX_TEXT_PASSES` times); `None` if the first step changed nothing. Scrubbing can turn a
 /// string into another kind (a URL whose password swallowed `&…` now reads as `k=v`), which
 /// a second scrub would treat differently: repeating keeps scrubbing idempotent.
+///
+/// A text that still changes after the last pass (each pass peeling one more layer, as in
+/// SQL `token=--''--''--''--'`) is replaced whole by the `unsettled` rule's label: over-
+/// redacting a pathological string is safe, and a label is what every later scrub keeps.
 fn until_stable(
+    eng: &Engine,
     text: &str,
     cx: &mut Cx,
     mut step: impl FnMut(&str, &mut Cx) -> Option<String>,
@@ -1437,7 +1444,13 @@ fn until_stable(
     for _ in 0..MAX_TEXT_PASSES {
         match step(current.as_deref().unwrap_or(text), cx) {
             Some(next) => current = Some(next),
-            None => break,
+            None => return current,
+        }
+    }
+    let last = current.as_deref().unwrap_or(text);
+    if step(last, cx).is_some() {
+        if let Some(whole) = eng.redact_rule("unsettled", text, cx) {
+            return Some(whole);
         }
     }
     current

@@ -345,4 +345,5 @@ pub(crate) const STRUCTURAL: &[StructuralRule] = &[
     rule("url_password", "password", Method::Replace),
     rule("cookie", "Filtered", Method::Replace),
     rule("name_echo", "name", Method::Replace),
+    rule("unsettled", "Filtered", Method::Replace),
 ];
