@@ -765,12 +765,17 @@ impl Engine {
 
     // === generic walk ===
 
+    /// [`Self::scrub_string_in`] repeated until the string reads the same (see
+    /// [`until_stable`]): a redaction can change what kind of string it is (`/?token=' l'`
+    /// loses its space and reads as a query).
+    pub(crate) fn scrub_string_settled(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        until_stable(self, s, cx, |t, cx| self.scrub_string_in(t, key, cx))
+    }
+
     pub(crate) fn walk_value(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
         match value {
             Node::Str(s) => {
-                if let Some(new) =
-                    until_stable(self, s, cx, |t, cx| self.scrub_string_in(t, key, cx))
-                {
+                if let Some(new) = self.scrub_string_settled(s, key, cx) {
                     s.set(new);
                 }
             }

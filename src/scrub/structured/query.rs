@@ -102,7 +102,7 @@ pub(crate) fn scrub_query(eng: &Engine, query: &str, key: &str, cx: &mut Cx) -> 
         let value = decode(v);
         let new_value = match eng.key_class(&name, cx) {
             Some(class) => eng.redact_class(class, &value, cx),
-            None => eng.scrub_string_in(&value, &name, cx),
+            None => eng.scrub_string_settled(&value, &name, cx),
         };
         out.push_str(k);
         out.push('=');
