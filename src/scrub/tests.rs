@@ -273,3 +273,50 @@ fn a_query_value_is_scrubbed_until_it_reads_the_same() {
     assert_eq!(v["request"]["query_string"], "=/?token%3D[Filtered]");
     assert_settled(&s, PayloadKind::Event, v);
 }
+
+#[test]
+fn keys_met_by_one_call_are_known_to_the_next_with_the_same_meaning() {
+    let s = scrubber();
+    let seeded = s.engine.known_keys.len();
+    assert!(seeded >= profile::COMMON_KEYS.len() / 2);
+    let event = serde_json::json!({"extra": {"patientFullName": "Jane Roe", "shoe_size": "44"}});
+    let mut first = event.clone();
+    let r1 = s.scrub_value(PayloadKind::Event, &mut first);
+    assert_eq!(
+        s.engine.known_keys.len(),
+        seeded + 2,
+        "patientFullName and shoe_size learned"
+    );
+    let mut second = event.clone();
+    let r2 = s.scrub_value(PayloadKind::Event, &mut second);
+    assert_eq!(first, second);
+    assert_eq!(first["extra"]["patientFullName"], "[name]");
+    assert_eq!(first["extra"]["shoe_size"], "44");
+    assert_eq!(r1.redactions.len(), r2.redactions.len());
+    assert_eq!(
+        s.engine.known_keys.len(),
+        seeded + 2,
+        "nothing new to learn"
+    );
+}
+
+#[test]
+fn made_up_keys_stop_being_learned_at_the_cap() {
+    let s = scrubber();
+    let seeded = s.engine.known_keys.len();
+    let cap = seeded + walk::KnownKeys::MAX_LEARNED;
+    for batch in 0..6 {
+        let extra: serde_json::Map<String, serde_json::Value> = (0..1000)
+            .map(|i| (format!("k{batch}x{i}"), serde_json::Value::from(i)))
+            .collect();
+        let mut event = serde_json::json!({ "extra": extra });
+        s.scrub_value(PayloadKind::Event, &mut event);
+        assert!(s.engine.known_keys.len() <= cap);
+    }
+    assert_eq!(s.engine.known_keys.len(), cap);
+    // A key met after the cap is still classified (per call): a secret stays hidden.
+    let mut event = serde_json::json!({"extra": {"late_api_key": "abc123"}});
+    s.scrub_value(PayloadKind::Event, &mut event);
+    assert_eq!(event["extra"]["late_api_key"], "[Filtered]");
+    assert_eq!(s.engine.known_keys.len(), cap);
+}
