@@ -320,3 +320,37 @@ fn made_up_keys_stop_being_learned_at_the_cap() {
     assert_eq!(event["extra"]["late_api_key"], "[Filtered]");
     assert_eq!(s.engine.known_keys.len(), cap);
 }
+
+#[test]
+fn meta_keeps_sdk_remarks_loses_original_values_and_scans_strings() {
+    let mut v = json!({
+        "extra": {"note": "x"},
+        "_meta": {
+            "extra": {"note": {"": {"len": 5120, "rem": [["!limit", "x", 512, 515]]}}},
+            "request": {"data": {"": {"val": "ssn 078-05-1120 for jane@x.org",
+                                      "err": ["invalid_data", {"reason": "mail jane@x.org"}]}}},
+            "password": {"": {"rem": [["!config", "s"]]}}
+        }
+    });
+    let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
+    assert_eq!(
+        v["_meta"],
+        json!({
+            "extra": {"note": {"": {"len": 5120, "rem": [["!limit", "x", 512, 515]]}}},
+            "request": {"data": {"": {"err": ["invalid_data", {"reason": "mail [email]"}]}}},
+            "password": {"": {"rem": [["!config", "s"]]}}
+        })
+    );
+    let rules: Vec<(&str, &str)> = report
+        .redactions
+        .iter()
+        .map(|r| (r.path.as_str(), r.rule.as_str()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("_meta.request.data..val", "meta_value"),
+            ("_meta.request.data..err.1.reason", "email"),
+        ]
+    );
+}

@@ -343,7 +343,11 @@ impl Engine {
                     }
                     Outcome::Keep
                 }
-                "sdk" | "_meta" => Outcome::Keep,
+                "sdk" => Outcome::Keep,
+                "_meta" => {
+                    self.meta(child, cx);
+                    Outcome::Keep
+                }
                 "urls" => {
                     self.walk_value(child, key, cx);
                     Outcome::Keep
@@ -357,6 +361,44 @@ impl Engine {
         }
         map.remove_indices(&remove);
         self.never_infer_ip(map, cx);
+    }
+
+    /// `_meta` is where SDKs annotate what they trimmed (sentry-python sends `len` and `rem`
+    /// remarks for cut strings) and where Relay keeps original values (`val`). Its keys
+    /// mirror the event's field names, so key rules would misfire on them; instead every
+    /// original value goes (`meta_value` rule) and every other string is scanned as text,
+    /// so nothing an SDK puts here reaches Sentry unscrubbed.
+    fn meta(&self, value: &mut Node<'_>, cx: &mut Cx) {
+        match value {
+            Node::Str(s) => {
+                if let Some(new) = self.scrub_text(s, "", cx) {
+                    s.set(new);
+                }
+            }
+            Node::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = cx.push_index(i);
+                    self.meta(item, cx);
+                    cx.pop(len);
+                }
+            }
+            Node::Object(map) => {
+                if cx.json_depth >= MAX_JSON_DEPTH {
+                    return;
+                }
+                cx.json_depth += 1;
+                visit_members(map, cx, |key, child, cx| {
+                    if key == "val" {
+                        self.rule_field("meta_value", child, cx)
+                    } else {
+                        self.meta(child, cx);
+                        Outcome::Keep
+                    }
+                });
+                cx.json_depth -= 1;
+            }
+            Node::Number(_) | Node::Null | Node::Bool(_) => {}
+        }
     }
 
     /// Asks Sentry not to infer the client IP from the connection (which is ours anyway).
@@ -1424,7 +1466,7 @@ impl Engine {
             }
             Node::Object(map) => {
                 for (k, item) in map.iter_mut() {
-                    if self.structural.contains(k.as_str()) || k == "_meta" {
+                    if self.structural.contains(k.as_str()) {
                         continue;
                     }
                     let len = cx.push(k);

@@ -346,4 +346,5 @@ pub(crate) const STRUCTURAL: &[StructuralRule] = &[
     rule("cookie", "Filtered", Method::Replace),
     rule("name_echo", "name", Method::Replace),
     rule("unsettled", "Filtered", Method::Replace),
+    rule("meta_value", "Filtered", Method::Remove),
 ];
