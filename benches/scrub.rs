@@ -33,6 +33,9 @@ fn scrubber() -> Scrubber {
 mod synthetic;
 use synthetic::synthetic_event;
 
+#[path = "support/dense.rs"]
+mod dense;
+
 /// The allocator the scrubgate binary uses, so the figures are the proxy's own.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -92,6 +95,30 @@ fn bench_events(c: &mut Criterion) {
     group.finish();
 }
 
+/// The load benchmark's PII-dense event (a redaction every ~60 bytes): the payload the
+/// synthetic events above flatter, and where per-redaction costs show.
+fn bench_dense_events(c: &mut Criterion) {
+    let scrubber = scrubber();
+    let mut group = c.benchmark_group("event_pii_dense");
+    for &(label, size) in &[("10KB", 10_000usize), ("200KB", 200_000)] {
+        let body = dense::pii_dense_event(size, 40);
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("parse_scrub_serialize", label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let mut node = json::parse_bytes(body).expect("valid JSON");
+                    let report = scrubber.scrub(PayloadKind::Event, &mut node);
+                    let out = json::to_vec(&node, body.len());
+                    black_box((report, out))
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 fn bench_sdk_envelopes(c: &mut Criterion) {
     let scrubber = scrubber();
     let policy = Policy::compile(&PolicySettings::default()).expect("default policy");
@@ -132,5 +159,10 @@ fn bench_sdk_envelopes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_sdk_envelopes, bench_events);
+criterion_group!(
+    benches,
+    bench_sdk_envelopes,
+    bench_events,
+    bench_dense_events
+);
 criterion_main!(benches);

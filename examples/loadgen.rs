@@ -39,46 +39,20 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap_or_default()
 }
 
-/// An event of about `size` bytes with PII where SDKs put it: exception message, locals,
-/// request data, user, breadcrumbs, extra.
+#[path = "../benches/support/dense.rs"]
+mod dense;
+
+/// The PII-dense event (see `benches/support/dense.rs`) as a one-item envelope.
 fn generated_event(size: usize, seed: usize) -> Vec<u8> {
-    let id = format!("{seed:032x}");
-    let mut breadcrumbs = Vec::new();
-    let mut total = 0;
-    let mut n = 0;
-    while total < size.saturating_sub(1500) {
-        let crumb = serde_json::json!({
-            "category": "query",
-            "message": format!("SELECT * FROM patients WHERE ssn = '123-45-{:04}' AND email = 'p{n}@example.org'", n % 10000),
-            "data": {"duration_ms": n % 97, "rows": n % 13, "url": format!("https://api.example.com/v1/patients/{n}?token=abc{n}&page=2")},
-            "timestamp": 1732000000.0 + n as f64,
-        });
-        total += crumb.to_string().len();
-        breadcrumbs.push(crumb);
-        n += 1;
-    }
-    let event = serde_json::json!({
-        "event_id": id,
-        "level": "error",
-        "platform": "python",
-        "release": "loadgen@1.0.0",
-        "environment": "bench",
-        "exception": {"values": [{"type": "ValueError", "value": format!("card 4111 1111 1111 1111 declined for jane.doe{seed}@example.com"),
-            "stacktrace": {"frames": [{"filename": "app.py", "function": "checkout", "lineno": 42,
-                "vars": {"password": "hunter2", "patient_name": "Jane Doe", "phone": "(555) 123-4567", "amount": "1999"}}]}}]},
-        "user": {"id": format!("{seed}"), "email": "jane@example.com", "ip_address": "{{auto}}"},
-        "request": {"url": "https://shop.example.com/checkout?email=jane%40example.com&ref=x", "method": "POST",
-            "headers": {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc", "Cookie": "session=abc123; theme=dark"},
-            "data": {"dob": "04/12/1961", "address": "12 Main Street", "note": "call back"}},
-        "breadcrumbs": {"values": breadcrumbs},
-        "extra": {"order_id": seed, "mrn": "MRN 00123456"},
-    });
-    let payload = event.to_string();
-    format!(
-        "{{\"event_id\":\"{id}\",\"sent_at\":\"2026-11-23T10:00:00Z\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{payload}\n",
+    let payload = dense::pii_dense_event(size, seed);
+    let mut envelope = format!(
+        "{{\"event_id\":\"{seed:032x}\",\"sent_at\":\"2026-11-23T10:00:00Z\"}}\n{{\"type\":\"event\",\"length\":{}}}\n",
         payload.len()
     )
-    .into_bytes()
+    .into_bytes();
+    envelope.extend_from_slice(&payload);
+    envelope.push(b'\n');
+    envelope
 }
 
 fn load_mix(root: &std::path::Path) -> Vec<Body> {

@@ -8,7 +8,8 @@
 //!     target/release/examples/scrub_profile 100KB
 //! ```
 //!
-//! Argument: `1KB`, `10KB`, `100KB`, `1MB`, `10MB` or `sdk` (the Python/JS SDK captures,
+//! Argument: `1KB`, `10KB`, `100KB`, `1MB`, `10MB`, `dense-10KB`, `dense-200KB` (the
+//! load benchmark's PII-dense event, `benches/support/dense.rs`) or `sdk` (the Python/JS SDK captures,
 //! through `pipeline::scrub_envelope`); a size with `-floor` appended (`1MB-floor`) only
 //! parses and serializes, `-serde-floor` does the same with `serde_json::Value` (the
 //! previous engine's floor). An optional second argument repeats the run (for
@@ -28,6 +29,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "../benches/support/synthetic.rs"]
 mod synthetic;
+
+#[path = "../benches/support/dense.rs"]
+mod dense;
 
 /// One parse → scrub → serialize; not inlined so callgrind can collect just this.
 #[inline(never)]
@@ -114,6 +118,19 @@ fn main() {
         let envelopes = sdk_envelopes();
         for _ in 0..repeat {
             total += run_once_sdk(&scrubber, &policy, &envelopes);
+        }
+    } else if let Some(size) = what.strip_prefix("dense-") {
+        let size = match size {
+            "10KB" => 10_000,
+            "200KB" => 200_000,
+            other => {
+                eprintln!("unknown size {other}");
+                std::process::exit(2);
+            }
+        };
+        let body = dense::pii_dense_event(size, 40);
+        for _ in 0..repeat {
+            total += run_once(Some(&scrubber), &body);
         }
     } else {
         let (size, floor, serde) = if let Some(size) = what.strip_suffix("-serde-floor") {
