@@ -94,30 +94,34 @@ enum ExportFormatArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Test { dir, update } = &cli.command {
-        // Fixtures need no [[projects]]: only the raw settings are loaded.
-        return test_fixtures(cli.config.as_deref(), dir, *update);
-    }
-    if let Command::Audit { command } = &cli.command {
-        return audit(command, cli.config.as_deref());
-    }
-    let config = match Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("scrubgate: invalid configuration: {error}");
-            return ExitCode::from(2);
-        }
-    };
+    let path = cli.config.as_deref();
     match cli.command {
-        Command::Serve => serve(config, cli.config.clone()),
-        Command::CheckConfig => {
+        // Fixtures and audit files need no [[projects]]: they load only the settings they use.
+        Command::Test { dir, update } => test_fixtures(path, &dir, update),
+        Command::Audit { command } => audit(&command, path),
+        Command::Serve => with_config(path, |config| serve(config, cli.config.clone())),
+        Command::CheckConfig => with_config(path, |config| {
             print!("{}", config.to_masked_toml());
             eprintln!("configuration OK ({} project(s))", config.projects.len());
             ExitCode::SUCCESS
+        }),
+        Command::Scrub { input, explain } => {
+            with_config(path, |config| scrub(&config, &input, explain))
         }
-        Command::Scrub { input, explain } => scrub(&config, &input, explain),
-        // Both returned above: they run without a full configuration (no [[projects]]).
-        Command::Test { .. } | Command::Audit { .. } => ExitCode::SUCCESS,
+    }
+}
+
+/// Runs `command` on the full configuration, or exits 2 naming what is wrong with it.
+fn with_config(
+    path: Option<&std::path::Path>,
+    command: impl FnOnce(Config) -> ExitCode,
+) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => command(config),
+        Err(error) => {
+            eprintln!("scrubgate: invalid configuration: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 
