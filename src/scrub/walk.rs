@@ -817,7 +817,31 @@ impl Engine {
     /// [`until_stable`]): a redaction can change what kind of string it is (`/?token=' l'`
     /// loses its space and reads as a query).
     pub(crate) fn scrub_string_settled(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        if self.reads_as_plain_text(s) {
+            // `scrub_string_in` would hand `s` to `scrub_text`, which already repeats until
+            // its output scans clean. When that output is still plain text, another round
+            // here would only scan it a third time to learn nothing changes.
+            let (out, settled) =
+                until_stable_settled(self, s, cx, |t, cx| self.scrub_text_once(t, key, cx));
+            let out = out?;
+            if settled && self.reads_as_plain_text(&out) {
+                return Some(out);
+            }
+            let again = until_stable(self, &out, cx, |t, cx| self.scrub_string_in(t, key, cx));
+            return Some(again.unwrap_or(out));
+        }
         until_stable(self, s, cx, |t, cx| self.scrub_string_in(t, key, cx))
+    }
+
+    /// Whether [`Self::scrub_string_in`] would treat `s` as free text (not JSON, not a
+    /// relative URL, not a form body, not too short, not a label). Errs towards `false`:
+    /// a JSON-looking string counts as structured even if it would not parse.
+    fn reads_as_plain_text(&self, s: &str) -> bool {
+        s.len() >= 4
+            && !self.is_label(s)
+            && !json_like(s.trim())
+            && !is_relative_url(s)
+            && !(s.contains('&') && query::looks_like_form(s))
     }
 
     pub(crate) fn walk_value(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
@@ -1234,9 +1258,7 @@ impl Engine {
             return None;
         }
         let trimmed = s.trim();
-        let json_like = (trimmed.starts_with('{') && trimmed.ends_with('}'))
-            || (trimmed.starts_with('[') && trimmed.ends_with(']') && trimmed.len() > 2);
-        if json_like && cx.depth < MAX_NESTING {
+        if json_like(trimmed) && cx.depth < MAX_NESTING {
             if let Ok(mut parsed) = json::parse(trimmed) {
                 if parsed.is_object() || parsed.is_array() {
                     let before = cx.report.redactions.len();
@@ -1251,7 +1273,7 @@ impl Engine {
                 }
             }
         }
-        if s.starts_with('/') && s.contains('?') && !s.contains(char::is_whitespace) {
+        if is_relative_url(s) {
             return url::scrub_relative(self, s, key, cx);
         }
         if s.contains('&') && query::looks_like_form(s) && cx.depth < MAX_NESTING {
@@ -1491,22 +1513,46 @@ fn until_stable(
     eng: &Engine,
     text: &str,
     cx: &mut Cx,
-    mut step: impl FnMut(&str, &mut Cx) -> Option<String>,
+    step: impl FnMut(&str, &mut Cx) -> Option<String>,
 ) -> Option<String> {
+    until_stable_settled(eng, text, cx, step).0
+}
+
+/// [`until_stable`], also saying whether the result settled by itself: `step` changes
+/// nothing more on it. `false` when the pass limit replaced it whole, or left it as it was
+/// because the `unsettled` rule is disabled.
+fn until_stable_settled(
+    eng: &Engine,
+    text: &str,
+    cx: &mut Cx,
+    mut step: impl FnMut(&str, &mut Cx) -> Option<String>,
+) -> (Option<String>, bool) {
     let mut current: Option<String> = None;
     for _ in 0..MAX_TEXT_PASSES {
         match step(current.as_deref().unwrap_or(text), cx) {
             Some(next) => current = Some(next),
-            None => return current,
+            None => return (current, true),
         }
     }
     let last = current.as_deref().unwrap_or(text);
     if step(last, cx).is_some() {
         if let Some(whole) = eng.redact_rule("unsettled", text, cx) {
-            return Some(whole);
+            return (Some(whole), false);
         }
+        return (current, false);
     }
-    current
+    (current, true)
+}
+
+/// A JSON object or non-empty array held in a string (already trimmed).
+fn json_like(trimmed: &str) -> bool {
+    (trimmed.starts_with('{') && trimmed.ends_with('}'))
+        || (trimmed.starts_with('[') && trimmed.ends_with(']') && trimmed.len() > 2)
+}
+
+/// A path with a query and no whitespace: `/search?q=…`.
+fn is_relative_url(s: &str) -> bool {
+    s.starts_with('/') && s.contains('?') && !s.contains(char::is_whitespace)
 }
 
 /// Appends `n` in decimal. Array indices are pushed onto the path for every element, and
