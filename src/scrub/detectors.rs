@@ -98,6 +98,8 @@ pub(crate) struct Detector {
     shrink: bool,
     /// Reject matches glued to other digits (`555-12-3456-7`).
     isolated: bool,
+    /// Redact only the match's last path segment (see `Builtin::last_segment`).
+    last_segment: bool,
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
     custom: bool,
@@ -177,6 +179,7 @@ pub(crate) struct DetectorSpec {
     pub(crate) context: Option<(&'static [&'static str], usize)>,
     pub(crate) shrink: bool,
     pub(crate) isolated: bool,
+    pub(crate) last_segment: bool,
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
     pub(crate) size_limit: usize,
@@ -215,6 +218,7 @@ impl Scanner {
                 context: spec.context,
                 shrink: spec.shrink,
                 isolated: spec.isolated,
+                last_segment: spec.last_segment,
                 kind: spec.kind,
                 scope: spec.scope,
                 custom: spec.custom,
@@ -317,7 +321,17 @@ impl Scanner {
                 }
                 None => {
                     for m in det.regex.find_iter(text) {
-                        if let Some((s, e)) = det.accept(text, m.start(), m.end(), &inert) {
+                        let start = if det.last_segment {
+                            m.as_str()
+                                .rfind(['/', '\\'])
+                                .map_or(m.start(), |i| m.start() + i + 1)
+                        } else {
+                            m.start()
+                        };
+                        if start == m.end() {
+                            continue;
+                        }
+                        if let Some((s, e)) = det.accept(text, start, m.end(), &inert) {
                             hits.push(Hit {
                                 start: s,
                                 end: e,

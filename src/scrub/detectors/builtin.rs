@@ -28,6 +28,9 @@ pub(crate) struct Builtin {
     pub(crate) context: Option<(&'static [&'static str], usize)>,
     pub(crate) shrink: bool,
     pub(crate) isolated: bool,
+    /// Only the match's last path segment (after its last `/` or `\`) is the value: what a
+    /// capture group would say, found without the capture engine.
+    pub(crate) last_segment: bool,
     pub(crate) kind: HitKind,
     pub(crate) tier: Tier,
 }
@@ -48,6 +51,7 @@ const fn det(
         context: None,
         shrink: false,
         isolated: false,
+        last_segment: false,
         kind: HitKind::Redact,
         tier,
     }
@@ -60,6 +64,11 @@ const fn with_context(mut b: Builtin, words: &'static [&'static str], window: us
 
 const fn shrinking(mut b: Builtin) -> Builtin {
     b.shrink = true;
+    b
+}
+
+const fn last_segment(mut b: Builtin) -> Builtin {
+    b.last_segment = true;
     b
 }
 
@@ -297,20 +306,20 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::None,
         Tier::Phi,
     ),
-    det(
+    last_segment(det(
         "home_path",
         "user",
-        r#"(?i)(?:/Users/|/home/|\b[a-z]:[\\/]Users[\\/]|\b[a-z]:[\\/]Documents and Settings[\\/])([^/\\\s"'\[\]<>:]+)"#,
+        r#"(?i)(?:/Users/|/home/|\b[a-z]:[\\/]Users[\\/]|\b[a-z]:[\\/]Documents and Settings[\\/])[^/\\\s"'\[\]<>:]+"#,
         Check::HomeUser,
         Tier::Phi,
-    ),
-    det(
+    )),
+    last_segment(det(
         "path_id",
         "id",
-        r#"(?i)/(?:patients?|members?|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?)/([^/?#\s"'<>]+)"#,
+        r#"(?i)/(?:patients?|members?|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
         Check::PathId,
         Tier::Phi,
-    ),
+    )),
 ];
 
 /// Rules that are not text detectors but can be configured the same way.

@@ -176,6 +176,14 @@ fn urls() {
         "(https://h.example/patients/[id]/chart)."
     );
     same("https://h.example/patients/:id/chart?page=2");
+    // The id is the segment after the keyword, found without a capture group.
+    assert_eq!(
+        scrub("GET /api/v2/Members/m-7781/claims/123"),
+        "GET /api/v2/Members/[id]/claims/123"
+    );
+    assert_eq!(scrub("/people/a@b.co"), "/people/[email]");
+    same("/patients/[id]/chart");
+    same("/accounts/[id]?page=2");
 }
 
 #[test]
@@ -195,6 +203,10 @@ fn home_paths() {
         "C:\\Users\\[user]\\run.py"
     );
     same("/Users/Shared/app.py");
+    assert_eq!(
+        scrub("C:/Documents and Settings/rkumar/x.py and /home/li/y.py"),
+        "C:/Documents and Settings/[user]/x.py and /home/[user]/y.py"
+    );
 }
 
 #[test]
