@@ -837,11 +837,10 @@ impl Engine {
     /// relative URL, not a form body, not too short, not a label). Errs towards `false`:
     /// a JSON-looking string counts as structured even if it would not parse.
     fn reads_as_plain_text(&self, s: &str) -> bool {
-        s.len() >= 4
-            && !self.is_label(s)
-            && !json_like(s.trim())
-            && !is_relative_url(s)
-            && !(s.contains('&') && query::looks_like_form(s))
+        let structured = json_like(s.trim())
+            || is_relative_url(s)
+            || (s.contains('&') && query::looks_like_form(s));
+        s.len() >= 4 && !self.is_label(s) && !structured
     }
 
     pub(crate) fn walk_value(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
