@@ -817,20 +817,15 @@ impl Engine {
     /// [`until_stable`]): a redaction can change what kind of string it is (`/?token=' l'`
     /// loses its space and reads as a query).
     pub(crate) fn scrub_string_settled(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
-        if self.reads_as_plain_text(s) {
-            // `scrub_string_in` would hand `s` to `scrub_text`, which already repeats until
-            // its output scans clean. When that output is still plain text, another round
-            // here would only scan it a third time to learn nothing changes.
-            let (out, settled) =
-                until_stable_settled(self, s, cx, |t, cx| self.scrub_text_once(t, key, cx));
-            let out = out?;
-            if settled && self.reads_as_plain_text(&out) {
-                return Some(out);
-            }
-            let again = until_stable(self, &out, cx, |t, cx| self.scrub_string_in(t, key, cx));
-            return Some(again.unwrap_or(out));
+        let (out, settled_text) = self.scrub_string_step(s, key, cx);
+        let out = out?;
+        // Free text already repeats until its output scans clean; when that output still
+        // reads as free text, another round would only scan it again to learn nothing.
+        if settled_text && self.reads_as_plain_text(&out) {
+            return Some(out);
         }
-        until_stable(self, s, cx, |t, cx| self.scrub_string_in(t, key, cx))
+        let again = until_stable(self, &out, cx, |t, cx| self.scrub_string_in(t, key, cx));
+        Some(again.unwrap_or(out))
     }
 
     /// Whether [`Self::scrub_string_in`] would treat `s` as free text (not JSON, not a
@@ -1253,8 +1248,14 @@ impl Engine {
     /// A string that may hold JSON: parsed, walked and re-encoded if anything changed;
     /// otherwise scanned as text.
     pub(crate) fn scrub_string_in(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        self.scrub_string_step(s, key, cx).0
+    }
+
+    /// [`Self::scrub_string_in`], also saying whether `s` went the free-text way and its
+    /// result settled there (scanning it again finds nothing).
+    fn scrub_string_step(&self, s: &str, key: &str, cx: &mut Cx) -> (Option<String>, bool) {
         if s.len() < 4 || self.is_label(s) {
-            return None;
+            return (None, false);
         }
         let trimmed = s.trim();
         if json_like(trimmed) && cx.depth < MAX_NESTING {
@@ -1266,22 +1267,22 @@ impl Engine {
                     self.walk_value(&mut parsed, key, cx);
                     cx.depth -= 1;
                     if cx.report.redactions.len() != before || cx.report.total() != before_total {
-                        return Some(json::to_string(&parsed));
+                        return (Some(json::to_string(&parsed)), false);
                     }
-                    return None;
+                    return (None, false);
                 }
             }
         }
         if is_relative_url(s) {
-            return url::scrub_relative(self, s, key, cx);
+            return (url::scrub_relative(self, s, key, cx), false);
         }
         if s.contains('&') && query::looks_like_form(s) && cx.depth < MAX_NESTING {
             cx.depth += 1;
             let r = query::scrub_query(self, s, key, cx);
             cx.depth -= 1;
-            return r;
+            return (r, false);
         }
-        self.scrub_text(s, key, cx)
+        until_stable_settled(self, s, cx, |t, cx| self.scrub_text_once(t, key, cx))
     }
 
     /// Free text: every detector, redacted in place, token by token. Repeated on its own
