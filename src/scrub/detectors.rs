@@ -485,22 +485,23 @@ impl Detector {
 
 /// A number not glued to more digits by `-` or `.` and not inside a word.
 fn isolated(text: &str, start: usize, end: usize) -> bool {
-    let before: Vec<char> = text
-        .get(..start)
-        .unwrap_or("")
-        .chars()
-        .rev()
-        .take(2)
-        .collect();
-    let after: Vec<char> = text.get(end..).unwrap_or("").chars().take(2).collect();
-    let glued = |near: &[char]| -> bool {
-        match near {
-            [c, ..] if c.is_alphanumeric() || *c == '_' => true,
-            [c, d, ..] if (*c == '-' || *c == '.' || *c == '/') && d.is_ascii_digit() => true,
+    let glued = |near: &mut std::str::Chars<'_>, reversed: bool| -> bool {
+        let mut next = || {
+            if reversed {
+                near.next_back()
+            } else {
+                near.next()
+            }
+        };
+        match (next(), next()) {
+            (Some(c), _) if c.is_alphanumeric() || c == '_' => true,
+            (Some(c), Some(d)) => (c == '-' || c == '.' || c == '/') && d.is_ascii_digit(),
             _ => false,
         }
     };
-    !glued(&before) && !glued(&after)
+    let mut before = text.get(..start).unwrap_or("").chars();
+    let mut after = text.get(end..).unwrap_or("").chars();
+    !glued(&mut before, true) && !glued(&mut after, false)
 }
 
 fn secret_value(s: &str) -> bool {
