@@ -7,17 +7,25 @@
 //! matching linear in the text length.
 
 pub(crate) mod builtin;
+mod prescan;
 pub(crate) mod validate;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use super::keys::{KeyMatcher, Tokens};
+use prescan::Prescan;
 use validate::Validator;
 
 /// Size limit for one custom pattern (the regex crate's compiled program size).
 pub(crate) const CUSTOM_PATTERN_SIZE_LIMIT: usize = 1 << 20;
 const BUILTIN_SIZE_LIMIT: usize = 32 << 20;
+/// Lazy-DFA cache of the combined detector search, per thread.
+const SET_CACHE_CAPACITY: usize = 16 << 20;
+/// Lazy-DFA cache of the one-pass prescan, per thread. Everyday text needs a few hundred
+/// states; a small cache makes the prescan give up early on text built to need a new state
+/// at every byte, which the `RegexSet` then searches as it always did.
+const PRESCAN_CACHE_CAPACITY: usize = 4 << 20;
 
 /// What the detector checks beyond its regex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +124,10 @@ pub(crate) struct Hit {
 /// All detectors and their combined prefilter set.
 #[derive(Debug)]
 pub(crate) struct Scanner {
+    /// Which detectors match a string, in one pass; `None` if the lazy DFA could not take
+    /// the patterns, and then `set` answers alone.
+    prescan: Option<Prescan>,
+    /// The same question asked of the regex crate: the fallback when the prescan gives up.
     set: RegexSet,
     /// Custom patterns may match anything, so the cheap byte prefilter is off.
     has_custom: bool,
@@ -226,12 +238,14 @@ impl Scanner {
         }
         let set = RegexSetBuilder::new(&patterns)
             .size_limit(BUILTIN_SIZE_LIMIT)
-            .dfa_size_limit(16 << 20)
+            .dfa_size_limit(SET_CACHE_CAPACITY)
             .build()
             .map_err(|e| (usize::MAX, e.to_string()))?;
+        let prescan = Prescan::build(&patterns, BUILTIN_SIZE_LIMIT, PRESCAN_CACHE_CAPACITY);
         let has_custom = detectors.iter().any(|d| d.custom);
         let text_only = detectors.iter().all(|d| d.scope.is_none());
         Ok(Self {
+            prescan,
             set,
             has_custom,
             text_only,
@@ -275,15 +289,13 @@ impl Scanner {
         if !self.has_custom && !may_hold_data(text) {
             return;
         }
-        if !self.set.is_match(text) {
-            return;
-        }
-        let matched = self.set.matches(text);
-        if !matched.matched_any() {
+        let mut matched = Vec::new();
+        self.matching_detectors(text, &mut matched);
+        if matched.is_empty() {
             return;
         }
         let inert = self.inert.spans(text);
-        for index in matched.iter() {
+        for &index in &matched {
             let Some(det) = self.detectors.get(index) else {
                 continue;
             };
@@ -372,6 +384,45 @@ impl Scanner {
             });
         }
         resolve_overlaps(hits);
+    }
+}
+
+impl Scanner {
+    /// The indices of the detectors whose regex matches somewhere in `text`, ascending.
+    fn matching_detectors(&self, text: &str, matched: &mut Vec<usize>) {
+        // Most strings hold no candidate at all; the regex crate's own search loop says so
+        // fastest, and stops at the first candidate of those that do.
+        matched.clear();
+        if !self.set.is_match(text) {
+            return;
+        }
+        if let Some(prescan) = &self.prescan {
+            if prescan.matches(text, matched) {
+                return;
+            }
+        }
+        matched.clear();
+        matched.extend(self.set.matches(text).iter());
+    }
+
+    /// The prescan's answer (`None` if it gave up) and the regex crate's, for the tests
+    /// that hold the two together.
+    #[cfg(test)]
+    pub(crate) fn set_matches(&self, text: &str) -> (Option<Vec<usize>>, Vec<usize>) {
+        let mut fast = Vec::new();
+        let complete = self
+            .prescan
+            .as_ref()
+            .is_some_and(|p| p.matches(text, &mut fast));
+        (
+            complete.then_some(fast),
+            self.set.matches(text).iter().collect(),
+        )
+    }
+
+    #[cfg(test)]
+    pub(crate) fn has_prescan(&self) -> bool {
+        self.prescan.is_some()
     }
 }
 

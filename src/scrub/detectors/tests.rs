@@ -285,3 +285,140 @@ fn linear_on_adversarial_input() {
     scrubber_with(&ScrubSettings::default()).scrub_value(PayloadKind::Generic, &mut v);
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
 }
+
+// === the one-pass prescan agrees with `RegexSet::matches` ===
+
+/// Where the prescan answers, its answer is the `RegexSet`'s. It may give up (its lazy DFA
+/// making states faster than it uses them, as on random text) and the scanner then asks
+/// the set: returns whether it answered.
+fn prescan_agrees(scrubber: &Scrubber, text: &str) -> bool {
+    let (fast, set) = scrubber.engine.scanner.set_matches(text);
+    if let Some(fast) = &fast {
+        assert_eq!(fast, &set, "detectors matching {text:?}");
+    }
+    fast.is_some()
+}
+
+#[test]
+fn prescan_is_built_for_the_default_and_custom_patterns() {
+    let settings: ScrubSettings = toml::from_str(
+        "[[patterns]]\nname = \"ticket\"\nregex = \"TKT-\\\\d{6}\"\nmethod = \"replace\"\n",
+    )
+    .expect("parses");
+    // url and email; the custom ticket pattern as well where it is configured.
+    for (scrubber, detectors) in [
+        (scrubber_with(&ScrubSettings::default()), 2),
+        (scrubber_with(&settings), 3),
+    ] {
+        assert!(scrubber.engine.scanner.has_prescan());
+        let (fast, set) = scrubber
+            .engine
+            .scanner
+            .set_matches("mail jane@x.org about TKT-123456 at https://x.example/?a=1");
+        assert_eq!(set.len(), detectors, "{set:?}");
+        assert_eq!(fast, Some(set));
+    }
+}
+
+#[test]
+fn prescan_agrees_on_every_string_of_the_fixtures() {
+    let scrubber = scrubber_with(&ScrubSettings::default());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let mut pieces = 0usize;
+    for entry in std::fs::read_dir(dir).expect("fixtures") {
+        let path = entry.expect("entry").path().join("input.envelope");
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        for line in text.lines() {
+            assert!(prescan_agrees(&scrubber, line), "gave up on {line:?}");
+            for piece in line.split('"') {
+                assert!(prescan_agrees(&scrubber, piece), "gave up on {piece:?}");
+                pieces += 1;
+            }
+        }
+    }
+    assert!(pieces > 5_000, "only {pieces} strings");
+}
+
+const PRESCAN_PARTS: &[&str] = &[
+    "4111 1111 1111 1111",
+    "123-45-6789",
+    "ssn ",
+    "DE89 3704 0044 0532 0130 00",
+    "jane@x.org",
+    "%40",
+    "https://",
+    "://u:p@h/",
+    "?token=",
+    "password=",
+    "Bearer ",
+    "eyJhbGciOi.eyJzdWIi.sig",
+    "AKIAABCDEFGHIJKLMNOP",
+    "ghp_",
+    "xoxb-",
+    "sk_live_",
+    "-----BEGIN PRIVATE KEY-----",
+    "-----END PRIVATE KEY-----",
+    "(555) 123-4567",
+    "+44 20 7946 0958",
+    "born 03/14/1962",
+    "2026-11-22T10:35:58Z",
+    "fe80::1%eth0",
+    "::ffff:10.0.0.1",
+    "192.168.1.20",
+    "00:1a:2b:3c:4d:5e",
+    "MRN: A-12345",
+    "member id 99887766",
+    "NPI 1234567893",
+    "AB1234563",
+    "1600 Pennsylvania Avenue NW",
+    "94103-1234",
+    "patient John Smith",
+    "Dr. ",
+    "name: ",
+    "/home/alice/",
+    "C:\\Users\\bob\\",
+    "/patients/12345",
+    "[email]",
+    "user:t:0123456789abcdef",
+    " ",
+    "\t",
+    "\n",
+    "-",
+    ".",
+    ":",
+    "/",
+    "=",
+    "é",
+    "ß",
+    "\u{212A}",
+    "日本",
+    "a",
+    "Z",
+    "7",
+    "_",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1500))]
+
+    #[test]
+    fn prescan_agrees_on_detector_fragments(
+        parts in proptest::collection::vec(proptest::sample::select(PRESCAN_PARTS), 0..12),
+    ) {
+        prescan_agrees(prescan_scrubber(), &parts.concat());
+    }
+
+    #[test]
+    fn prescan_agrees_on_arbitrary_text(text in "\\PC{0,80}|[0-9a-fA-F:. /@%=-]{0,60}") {
+        prescan_agrees(prescan_scrubber(), &text);
+    }
+}
+
+/// One scrubber for all proptest cases (compiling the detectors per case is slow).
+fn prescan_scrubber() -> &'static Scrubber {
+    static SCRUBBER: std::sync::OnceLock<Scrubber> = std::sync::OnceLock::new();
+    SCRUBBER.get_or_init(|| scrubber_with(&ScrubSettings::default()))
+}
