@@ -9,6 +9,7 @@
 //! is non-empty. Untouched items are then forwarded byte-identical.
 
 mod detectors;
+mod echo;
 mod keys;
 mod profile;
 mod redact;

@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::json::{self, Node, Object, Text};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use super::detectors::{Hit, HitKind, Scanner};
+use super::echo::EchoMatcher;
 use super::keys::{KeyClass, KeyMatcher, Tokens};
 use super::profile::{IP_HEADERS, PERSON_CONTEXT_WORDS};
 use super::redact::{Action, Redactor};
@@ -1423,30 +1423,27 @@ impl Engine {
     }
 
     fn echo_pass(&self, value: &mut Node<'_>, cx: &mut Cx) {
-        let patterns: Vec<&str> = cx.echo.iter().map(|(v, _)| v.as_str()).collect();
-        let Ok(ac) = AhoCorasickBuilder::new()
-            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&patterns)
-        else {
-            return;
-        };
-        let labels: Vec<String> = cx
+        let mut matcher = EchoMatcher::new(cx.echo.iter().map(|(v, _)| v.as_str()));
+        let labels: Vec<&str> = cx
             .echo
             .iter()
             .map(|(_, class)| {
                 self.echo_label
                     .get(class)
-                    .cloned()
-                    .unwrap_or_else(|| "[Filtered]".to_owned())
+                    .map_or("[Filtered]", String::as_str)
             })
             .collect();
         cx.path.clear();
-        self.echo_walk(value, &ac, &labels, cx);
+        self.echo_walk(value, &mut matcher, &labels, cx);
     }
 
-    fn echo_walk(&self, value: &mut Node<'_>, ac: &AhoCorasick, labels: &[String], cx: &mut Cx) {
+    fn echo_walk(
+        &self,
+        value: &mut Node<'_>,
+        matcher: &mut EchoMatcher,
+        labels: &[&str],
+        cx: &mut Cx,
+    ) {
         match value {
             Node::Str(s) => {
                 if self.is_label(s) {
@@ -1455,20 +1452,20 @@ impl Engine {
                 let mut out = String::new();
                 let mut last = 0usize;
                 let mut count = 0u32;
-                for m in ac.find_iter(s.as_str()) {
-                    let before = s.get(..m.start()).and_then(|t| t.chars().next_back());
-                    let after = s.get(m.end()..).and_then(|t| t.chars().next());
+                for m in matcher.find_iter(s.as_str()) {
+                    let before = s.get(..m.start).and_then(|t| t.chars().next_back());
+                    let after = s.get(m.end..).and_then(|t| t.chars().next());
                     if before.is_some_and(char::is_alphanumeric)
                         || after.is_some_and(char::is_alphanumeric)
                     {
                         continue;
                     }
-                    let Some(label) = labels.get(m.pattern().as_usize()) else {
+                    let Some(label) = labels.get(m.pattern) else {
                         continue;
                     };
-                    out.push_str(s.get(last..m.start()).unwrap_or(""));
+                    out.push_str(s.get(last..m.start).unwrap_or(""));
                     out.push_str(label);
-                    last = m.end();
+                    last = m.end;
                     count += 1;
                 }
                 if count > 0 {
@@ -1482,7 +1479,7 @@ impl Engine {
             Node::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = cx.push_index(i);
-                    self.echo_walk(item, ac, labels, cx);
+                    self.echo_walk(item, matcher, labels, cx);
                     cx.pop(len);
                 }
             }
@@ -1492,7 +1489,7 @@ impl Engine {
                         continue;
                     }
                     let len = cx.push(k);
-                    self.echo_walk(item, ac, labels, cx);
+                    self.echo_walk(item, matcher, labels, cx);
                     cx.pop(len);
                 }
             }
