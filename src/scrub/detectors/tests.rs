@@ -277,13 +277,17 @@ fn unknown_override_is_an_error() {
     assert_eq!(key, "detectors.nope");
 }
 
+/// A guard against super-linear blow-ups, not a speed measurement: 800 KB of candidates
+/// take ~10 s in a debug build on a busy 2-core box (~0.6 s in release); anything quadratic
+/// in the text would take hours. The bound leaves room for a debug build sharing the box
+/// with the rest of the suite.
 #[test]
 fn linear_on_adversarial_input() {
     let long = "1 ".repeat(200_000) + &"a@".repeat(100_000) + &":".repeat(100_000);
     let start = std::time::Instant::now();
     let mut v: Value = json!({ "note": long });
     scrubber_with(&ScrubSettings::default()).scrub_value(PayloadKind::Generic, &mut v);
-    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    assert!(start.elapsed() < std::time::Duration::from_secs(90));
 }
 
 // === the one-pass prescan agrees with `RegexSet::matches` ===
@@ -402,7 +406,7 @@ const PRESCAN_PARTS: &[&str] = &[
 ];
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1500))]
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(600))]
 
     #[test]
     fn prescan_agrees_on_detector_fragments(
