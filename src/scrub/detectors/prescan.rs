@@ -25,7 +25,7 @@ type StateFn =
 
 /// Patterns a match state stands for are read from the lazy DFA (tens of instructions) only
 /// the first time that state is met; this many states are remembered per thread.
-const MEMO_SLOTS: usize = 64;
+const MEMO_SLOTS: usize = 1024;
 
 /// With up to this many patterns, a state's patterns fit one `u128` in the memo.
 const MEMO_MAX_PATTERNS: usize = 128;
@@ -228,5 +228,5 @@ fn memo_slot(sid: LazyStateID) -> usize {
     let mut h = Spread::default();
     sid.hash(&mut h);
     // The top bits of the product are the well-mixed ones.
-    (h.finish() >> 58) as usize % MEMO_SLOTS
+    (h.finish() >> 54) as usize % MEMO_SLOTS
 }
