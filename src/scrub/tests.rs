@@ -102,6 +102,42 @@ keys = ["note*"]
     assert_eq!(again.detectors["card"].keep_last, Some(4));
 }
 
+/// The echo pass writes a value's path out only when it labels something: the report must
+/// still name each copy where the eager walkers would, through arrays, nested arrays, keys
+/// holding a dot and empty keys, and keep skipping structural keys.
+#[test]
+fn echo_report_names_each_copy_at_its_path() {
+    let mut v = json!({
+        "exception": {"values": [{"type": "ValueError", "value": "Charge declined for Jane Doe",
+            "stacktrace": {"frames": [{"function": "charge", "module": "billing",
+                "vars": {"payment": {"name": "Jane Doe", "amount": 1999}}}]}}]},
+        "breadcrumbs": {"values": [{"message": "start"}, {"message": "login ok"},
+                                   {"message": "card of Jane Doe declined"}]},
+        "extra": {"notes": [["x"], ["for Jane Doe, again Jane Doe"]],
+                  "a.b": "Jane Doe", "": {"k": "Jane Doe"}},
+        "contexts": {"trace": {"op": "Jane Doe"}}
+    });
+    let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
+    let lines: Vec<String> = report
+        .redactions
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.path, r.rule, r.method.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "exception.values.0.stacktrace.frames.0.vars.payment.name key_name replace 1",
+            "exception.values.0.value echo replace 1",
+            "breadcrumbs.values.2.message echo replace 1",
+            "extra.notes.1.0 echo replace 2",
+            "extra.a.b echo replace 1",
+            "extra..k echo replace 1",
+        ]
+    );
+    assert_eq!(v["extra"]["notes"][1][0], "for [name], again [name]");
+    assert_eq!(v["contexts"]["trace"]["op"], "Jane Doe");
+}
+
 /// The per-call scan cache must give every repeat of a string the same treatment as the
 /// first: each copy redacted, each counted at its own path (the cache only starts after
 /// the first few dozen scans, so the payload repeats well past that).
