@@ -282,6 +282,19 @@ impl Scanner {
 
     /// Finds every validated, non-overlapping hit in `text`, in order.
     pub(crate) fn scan(&self, text: &str, key: &str, path: &str, hits: &mut Vec<Hit>) {
+        self.scan_with(text, key, path, hits, true);
+    }
+
+    /// [`Self::scan`], optionally without skipping the detectors after a hit over the whole
+    /// text (for the test that holds the two together).
+    fn scan_with(
+        &self,
+        text: &str,
+        key: &str,
+        path: &str,
+        hits: &mut Vec<Hit>,
+        skip_after_whole: bool,
+    ) {
         hits.clear();
         if text.len() < 4 || self.detectors.is_empty() {
             return;
@@ -295,7 +308,14 @@ impl Scanner {
             return;
         }
         let inert = self.inert.spans(text);
+        // A hit over the whole text that survives the inert filter (a string that is one
+        // URL) is the only hit `resolve_overlaps` can keep: it starts first and ends last,
+        // and wins a tie against every later detector. The detectors after it are skipped.
+        let mut whole = false;
         for &index in &matched {
+            if whole {
+                break;
+            }
             let Some(det) = self.detectors.get(index) else {
                 continue;
             };
@@ -321,6 +341,10 @@ impl Scanner {
                                 end: e,
                                 detector: index,
                             });
+                            if skip_after_whole && det.covers_whole(text, s, e, &inert) {
+                                whole = true;
+                                break;
+                            }
                             pos = e.max(m.start() + 1);
                         } else {
                             pos = m.start()
@@ -349,6 +373,10 @@ impl Scanner {
                                 end: e,
                                 detector: index,
                             });
+                            if skip_after_whole && det.covers_whole(text, s, e, &inert) {
+                                whole = true;
+                                break;
+                            }
                         }
                     }
                 }
@@ -369,6 +397,10 @@ impl Scanner {
                                 end: e,
                                 detector: index,
                             });
+                            if skip_after_whole && det.covers_whole(text, s, e, &inert) {
+                                whole = true;
+                                break;
+                            }
                         }
                     }
                 }
@@ -420,6 +452,15 @@ impl Scanner {
         )
     }
 
+    /// The hits of `text` with and without skipping after a whole-text hit.
+    #[cfg(test)]
+    pub(crate) fn hits_with_and_without_skip(&self, text: &str) -> (Vec<Hit>, Vec<Hit>) {
+        let (mut fast, mut full) = (Vec::new(), Vec::new());
+        self.scan_with(text, "note", "note", &mut fast, true);
+        self.scan_with(text, "note", "note", &mut full, false);
+        (fast, full)
+    }
+
     #[cfg(test)]
     pub(crate) fn has_prescan(&self) -> bool {
         self.prescan.is_some()
@@ -459,6 +500,12 @@ fn resolve_overlaps(hits: &mut Vec<Hit>) {
 }
 
 impl Detector {
+    /// Whether the accepted hit `start..end` spans all of `text` and is not dropped later
+    /// as text scrubgate wrote (URL hits never are).
+    fn covers_whole(&self, text: &str, start: usize, end: usize, inert: &[(usize, usize)]) -> bool {
+        start == 0 && end == text.len() && (self.kind == HitKind::Url || !inside(inert, start, end))
+    }
+
     /// Validates a candidate span; may shrink it. Returns the accepted span.
     fn accept(
         &self,

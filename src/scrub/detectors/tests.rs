@@ -421,6 +421,52 @@ proptest::proptest! {
     }
 }
 
+// === skipping the detectors after a hit over the whole text changes no hit ===
+
+fn assert_skip_changes_nothing(scrubber: &Scrubber, text: &str) {
+    let (fast, full) = scrubber.engine.scanner.hits_with_and_without_skip(text);
+    assert_eq!(fast, full, "hits in {text:?}");
+}
+
+#[test]
+fn whole_text_skip_changes_no_hit_in_the_fixtures() {
+    let scrubber = prescan_scrubber();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let mut whole_urls = 0usize;
+    for entry in std::fs::read_dir(dir).expect("fixtures") {
+        let path = entry.expect("entry").path().join("input.envelope");
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        for piece in String::from_utf8_lossy(&bytes).split('"') {
+            assert_skip_changes_nothing(scrubber, piece);
+            if piece.starts_with("http") && !piece.contains(' ') {
+                whole_urls += 1;
+            }
+        }
+    }
+    assert!(whole_urls > 50, "only {whole_urls} URL strings");
+    assert_skip_changes_nothing(scrubber, "4111 1111 1111 1111 declined for jane@x.org");
+    // A URL that holds other candidates: the URL hit alone is kept.
+    let url = "https://api.example.com/v1/patients/7?token=abc7&email=jane@x.org";
+    let (fast, _) = scrubber.engine.scanner.hits_with_and_without_skip(url);
+    assert_eq!(fast.len(), 1);
+    assert_eq!((fast[0].start, fast[0].end), (0, url.len()));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(600))]
+
+    #[test]
+    fn whole_text_skip_changes_no_hit(
+        parts in proptest::collection::vec(proptest::sample::select(PRESCAN_PARTS), 0..8),
+        scheme in proptest::sample::select(&["", "https://h.example/", "ftp://u:p@h/", "x://"][..]),
+    ) {
+        let text = format!("{scheme}{}", parts.concat());
+        assert_skip_changes_nothing(prescan_scrubber(), &text);
+    }
+}
+
 /// One scrubber for all proptest cases (compiling the detectors per case is slow).
 fn prescan_scrubber() -> &'static Scrubber {
     static SCRUBBER: std::sync::OnceLock<Scrubber> = std::sync::OnceLock::new();
