@@ -15,16 +15,21 @@ fn scrubber() -> Scrubber {
     .expect("compiles")
 }
 
+/// A report as `path rule method count` lines, the form the report tests compare.
+fn report_lines(report: &crate::scrub::ScrubReport) -> Vec<String> {
+    report
+        .redactions
+        .iter()
+        .map(|r| format!("{} {} {} {}", r.path, r.rule, r.method.as_str(), r.count))
+        .collect()
+}
+
 #[test]
 fn report_has_path_rule_method_count_and_no_values() {
     let mut v = json!({"exception": {"values": [{"type": "E", "value": "a@b.co and c@d.co"}]},
                        "user": {"id": "8812", "ip_address": "{{auto}}"}});
     let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
-    let lines: Vec<String> = report
-        .redactions
-        .iter()
-        .map(|r| format!("{} {} {} {}", r.path, r.rule, r.method.as_str(), r.count))
-        .collect();
+    let lines = report_lines(&report);
     assert_eq!(
         lines,
         [
@@ -118,11 +123,7 @@ fn echo_report_names_each_copy_at_its_path() {
         "contexts": {"trace": {"op": "Jane Doe"}}
     });
     let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
-    let lines: Vec<String> = report
-        .redactions
-        .iter()
-        .map(|r| format!("{} {} {} {}", r.path, r.rule, r.method.as_str(), r.count))
-        .collect();
+    let lines = report_lines(&report);
     assert_eq!(
         lines,
         [

@@ -292,6 +292,22 @@ fn linear_on_adversarial_input() {
 
 // === the one-pass prescan agrees with `RegexSet::matches` ===
 
+/// The text of every fixture's input (an envelope or a JSON payload).
+fn fixture_inputs() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let mut inputs = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("fixtures") {
+        let folder = entry.expect("entry").path();
+        for name in ["input.envelope", "input.json"] {
+            if let Ok(bytes) = std::fs::read(folder.join(name)) {
+                inputs.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+    }
+    assert!(inputs.len() > 100, "only {} fixture inputs", inputs.len());
+    inputs
+}
+
 /// Where the prescan answers, its answer is the `RegexSet`'s. It may give up (its lazy DFA
 /// making states faster than it uses them, as on random text) and the scanner then asks
 /// the set: returns whether it answered.
@@ -327,14 +343,8 @@ fn prescan_is_built_for_the_default_and_custom_patterns() {
 #[test]
 fn prescan_agrees_on_every_string_of_the_fixtures() {
     let scrubber = scrubber_with(&ScrubSettings::default());
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
     let mut pieces = 0usize;
-    for entry in std::fs::read_dir(dir).expect("fixtures") {
-        let path = entry.expect("entry").path().join("input.envelope");
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&bytes);
+    for text in fixture_inputs() {
         for line in text.lines() {
             assert!(prescan_agrees(&scrubber, line), "gave up on {line:?}");
             for piece in line.split('"') {
@@ -431,14 +441,9 @@ fn assert_skip_changes_nothing(scrubber: &Scrubber, text: &str) {
 #[test]
 fn whole_text_skip_changes_no_hit_in_the_fixtures() {
     let scrubber = prescan_scrubber();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
     let mut whole_urls = 0usize;
-    for entry in std::fs::read_dir(dir).expect("fixtures") {
-        let path = entry.expect("entry").path().join("input.envelope");
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        for piece in String::from_utf8_lossy(&bytes).split('"') {
+    for text in fixture_inputs() {
+        for piece in text.split('"') {
             assert_skip_changes_nothing(scrubber, piece);
             if piece.starts_with("http") && !piece.contains(' ') {
                 whole_urls += 1;
