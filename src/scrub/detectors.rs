@@ -7,6 +7,7 @@
 //! matching linear in the text length.
 
 pub(crate) mod builtin;
+mod names;
 mod prescan;
 pub(crate) mod validate;
 
@@ -42,6 +43,8 @@ pub(crate) enum Check {
     PathId,
     /// Not a shared/system home folder.
     HomeUser,
+    /// A known given name followed by known surnames ([`names`]).
+    FullName,
 }
 
 /// What a hit means to the caller.
@@ -573,6 +576,7 @@ impl Detector {
                 !s.starts_with([':', '{', '[', '<', '*', '$', '%'])
                     && s.bytes().any(|b| b.is_ascii_digit() || b == b'@')
             }
+            Check::FullName => names::is_full_name(s),
             Check::HomeUser => !matches!(
                 s.to_ascii_lowercase().as_str(),
                 "shared" | "public" | "default" | "all users"

@@ -306,6 +306,14 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::None,
         Tier::Phi,
     ),
+    // After `person_name`, which wins on the same span: a name with no context word.
+    isolated(shrinking(det(
+        "full_name",
+        "name",
+        r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:[ \t]+[A-Z]\.?)?(?:[ \t]+[A-Z][A-Za-z']*[a-z](?:-[A-Z][A-Za-z']*[a-z])?){1,2}\b",
+        Check::FullName,
+        Tier::Phi,
+    ))),
     last_segment(det(
         "home_path",
         "user",
