@@ -45,6 +45,8 @@ pub(crate) enum Check {
     HomeUser,
     /// A known given name followed by known surnames ([`names`]).
     FullName,
+    /// Starts with a known given name ([`names::starts_with_given_name`]).
+    GivenNameFirst,
 }
 
 /// What a hit means to the caller.
@@ -577,6 +579,7 @@ impl Detector {
                     && s.bytes().any(|b| b.is_ascii_digit() || b == b'@')
             }
             Check::FullName => names::is_full_name(s),
+            Check::GivenNameFirst => names::starts_with_given_name(s),
             Check::HomeUser => !matches!(
                 s.to_ascii_lowercase().as_str(),
                 "shared" | "public" | "default" | "all users"

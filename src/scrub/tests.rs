@@ -392,3 +392,22 @@ fn meta_keeps_sdk_remarks_loses_original_values_and_scans_strings() {
         ]
     );
 }
+
+/// Source lines in frames say `name: "Optional[str]" = None`. A `person_name` hit is echoed
+/// through the whole event, so taking `None` for a name turned every `None` (and, since echo
+/// ignores case, every `none`) into `[name]`.
+#[test]
+fn source_lines_do_not_seed_name_echoes() {
+    let mut v = json!({
+        "exception": {"values": [{"type": "TypeError", "value": "expected str, got None",
+            "stacktrace": {"frames": [{"function": "start_span", "module": "app.tracing",
+                "pre_context": ["def start_span(", "    name: \"Optional[str]\" = None,"],
+                "context_line": "    span = Span(name=\"My Span\")",
+                "post_context": ["    # look for MS Office files"]}]}}]},
+        "breadcrumbs": {"values": [{"message": "span My Span done; Office none"}]}
+    });
+    let before = v.clone();
+    let report = scrubber().scrub_value(PayloadKind::Event, &mut v);
+    assert_eq!(report_lines(&report), Vec::<String>::new());
+    assert_eq!(v, before);
+}

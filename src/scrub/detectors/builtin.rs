@@ -299,11 +299,21 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::None,
         Tier::Phi,
     )),
+    // `MS` (all capitals) is Microsoft more often than an honorific: `MS Office`.
     det(
         "person_name",
         "name",
-        r#"(?:\b(?i:patient|pt|mr|mrs|ms|miss|mx|dr)\.?[ \t]+|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+|\b(?i:name)[ \t]*[:=][ \t]*["']?)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})"#,
+        r#"(?:\b(?:(?i:patient|pt|mr|mrs|miss|mx|dr)|Ms|ms)\.?[ \t]+|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})"#,
         Check::None,
+        Tier::Phi,
+    ),
+    // `name:` is a weak context (source lines: `name: "Optional[str]" = None`): the name
+    // must start with a known given name.
+    det(
+        "person_name",
+        "name",
+        r#"\b(?i:name)[ \t]*[:=][ \t]*["']?([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})"#,
+        Check::GivenNameFirst,
         Tier::Phi,
     ),
     // After `person_name`, which wins on the same span: a name with no context word.

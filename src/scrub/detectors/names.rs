@@ -10,7 +10,8 @@
 //! that are also everyday words, months, places or brands (`Will`, `May`, `Grant`, `Virginia`,
 //! `Mercedes`) are left out, since `Grant Access` or `Virginia Beach` are more often text
 //! than people. A name behind a context word (`patient Grant Hill`) is still found by
-//! `person_name`.
+//! `person_name`, which also uses the given names to tell `name: Maria` from
+//! `name: Optional` ([`starts_with_given_name`]).
 //!
 //! The lists are binary-searched where they lie in the binary: nothing is built at start-up
 //! (a vector of the 93,962 entries took 5 ms to build) and nothing is kept on the heap.
@@ -18,8 +19,16 @@
 const GIVEN_NAMES: &str = include_str!("names/first.txt");
 const SURNAMES: &str = include_str!("names/last.txt");
 
-/// Given names that are more often something else in software text.
-const NOT_A_NAME: &[&str] = &[
+/// Given names that are function words (`In Progress`, `My Account`, `So Long`): never taken
+/// for a name, not even after `name:`.
+const NEVER_A_NAME: &[&str] = &[
+    "AN", "BEE", "DOT", "ERA", "HA", "IN", "LE", "MA", "MAN", "MY", "OK", "PA", "SEE", "SO", "SUN",
+    "TU", "UN",
+];
+
+/// Given names that are more often an everyday word, month, place or brand in software text:
+/// a name only after a context word (`name: Grant Hill`).
+const OFTEN_NOT_A_NAME: &[&str] = &[
     "ADA",
     "ALEXA",
     "ALPHA",
@@ -105,7 +114,6 @@ const NOT_A_NAME: &[&str] = &[
     "MISTY",
     "NOBLE",
     "NOVA",
-    "OK",
     "OLIVE",
     "OMEGA",
     "ORLANDO",
@@ -189,16 +197,27 @@ fn listed(list: &str, word: &str) -> bool {
     contains_line(list, &buf[..len])
 }
 
-fn is_given_name(word: &str) -> bool {
+fn is_given_name(word: &str, after_context: bool) -> bool {
     let mut buf = [0u8; MAX_WORD];
     let Some(len) = folded(word, &mut buf) else {
         return false;
     };
     let key = &buf[..len];
+    let excluded = |list: &[&str]| list.binary_search_by(|n| n.as_bytes().cmp(key)).is_ok();
     contains_line(GIVEN_NAMES, key)
-        && NOT_A_NAME
-            .binary_search_by(|n| n.as_bytes().cmp(key))
-            .is_err()
+        && !excluded(NEVER_A_NAME)
+        && (after_context || !excluded(OFTEN_NOT_A_NAME))
+}
+
+/// Whether `candidate`, found after the weak context `name:` / `name=`, starts with a known
+/// given name. Source lines and docs say `name: "Optional[str]" = None` and
+/// `name="My Span"`, and a `person_name` hit is echoed through the whole event, so without
+/// this check `None` and `Optional` became `[name]` everywhere.
+pub(crate) fn starts_with_given_name(candidate: &str) -> bool {
+    candidate
+        .split([' ', '\t'])
+        .next()
+        .is_some_and(|first| is_given_name(first, true))
 }
 
 fn is_surname(word: &str) -> bool {
@@ -213,7 +232,7 @@ pub(crate) fn is_full_name(candidate: &str) -> bool {
     let Some(given) = words.next() else {
         return false;
     };
-    if !is_given_name(given) {
+    if !is_given_name(given, false) {
         return false;
     }
     let mut surnames = 0;
@@ -245,10 +264,13 @@ mod tests {
         }
         assert_eq!(GIVEN_NAMES.lines().count(), 5163);
         assert_eq!(SURNAMES.lines().count(), 88799);
-        assert!(NOT_A_NAME.windows(2).all(|w| w[0] < w[1]));
-        assert!(NOT_A_NAME
-            .iter()
-            .all(|n| GIVEN_NAMES.lines().any(|l| l == *n)));
+        for excluded in [NEVER_A_NAME, OFTEN_NOT_A_NAME] {
+            assert!(excluded.windows(2).all(|w| w[0] < w[1]));
+            assert!(excluded
+                .iter()
+                .all(|n| GIVEN_NAMES.lines().any(|l| l == *n)));
+        }
+        assert!(!NEVER_A_NAME.iter().any(|n| OFTEN_NOT_A_NAME.contains(n)));
     }
 
     #[test]
@@ -302,8 +324,29 @@ mod tests {
             "Hello World",
             "Maria Gonzalez Requested",
             "Averyveryveryverylongname Smith",
+            "In Progress",
+            "My Account",
+            "So Long",
         ] {
             assert!(!is_full_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn given_name_after_a_name_label() {
+        for yes in ["Pat Smith", "Grant", "Maria", "Will Turner"] {
+            assert!(starts_with_given_name(yes), "{yes}");
+        }
+        for no in [
+            "None",
+            "Optional",
+            "The name",
+            "My Span",
+            "Get user data",
+            "Any",
+            "",
+        ] {
+            assert!(!starts_with_given_name(no), "{no}");
         }
     }
 }

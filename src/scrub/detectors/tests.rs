@@ -193,6 +193,40 @@ fn person_names_after_context_words() {
     assert_eq!(scrub("name: Pat Smith"), "name: [name]");
     same("patient record not found");
     same("filename: App");
+    assert_eq!(scrub("Ms Jane Doe"), "Ms [name]");
+    // `MS` is Microsoft; after `name:` only a known given name starts a name.
+    same("look for MS Office files");
+    same("name: \"Optional[str]\" = None,");
+    same("name=\"My Span\"");
+    same(":param name: The name of the span.");
+    assert_eq!(scrub("name: Grant Hill"), "name: [name]");
+}
+
+#[test]
+fn full_names_without_context_words() {
+    assert_eq!(
+        scrub("Could not bill Maria Gonzalez for visit 4411"),
+        "Could not bill [name] for visit 4411"
+    );
+    assert_eq!(
+        scrub("Error John Smith not found"),
+        "Error [name] not found"
+    );
+    assert_eq!(
+        scrub("Maria Gonzalez Requested refill"),
+        "[name] Requested refill"
+    );
+    assert_eq!(scrub("by John Q. Smith, 1998"), "by [name], 1998");
+    for text in [
+        "Internal Server Error",
+        "Grant Access denied",
+        "Hello World from New York",
+        "In Progress",
+        "maria gonzalez",
+        "MARIA GONZALEZ",
+    ] {
+        same(text);
+    }
 }
 
 #[test]
