@@ -572,7 +572,10 @@ impl Detector {
                 seps.windows(2).all(|w| w[0] == w[1])
                     && s.bytes().any(|b| b.is_ascii_alphanumeric() && b != b'0')
             }
-            Check::SecretValue => secret_value(s),
+            Check::SecretValue => {
+                let quote = before.filter(|c| *c == '"' || *c == '\'');
+                secret_value(s, quote.is_some_and(|q| after.starts_with(q)))
+            }
             Check::HasDigit => s.bytes().any(|b| b.is_ascii_digit()),
             Check::PathId => {
                 !s.starts_with([':', '{', '[', '<', '*', '$', '%'])
@@ -609,7 +612,7 @@ fn isolated(text: &str, start: usize, end: usize) -> bool {
     !glued(&mut before, true) && !glued(&mut after, false)
 }
 
-fn secret_value(s: &str) -> bool {
+fn secret_value(s: &str, quoted: bool) -> bool {
     let v = s.trim();
     if v.is_empty() || v.starts_with('[') && v.ends_with(']') {
         return false;
@@ -618,8 +621,68 @@ fn secret_value(s: &str) -> bool {
     !matches!(
         lower.as_str(),
         "%s" | "?" | "null" | "none" | "nil" | "undefined" | "true" | "false" | "{}" | "''"
-    ) && !v.starts_with(['$', '{', ':', '%', '*', '<'])
+    ) && !v.starts_with(['$', '{', ':', '%', '*', '<', '='])
         && !v.chars().all(|c| c == '*' || c == 'x' || c == 'X')
+        && !is_type_name(&lower)
+        && (quoted || !is_code_reference(v))
+}
+
+/// A type in an annotation or a signature (`password: str`, `token: "Optional[str]"`).
+fn is_type_name(lower: &str) -> bool {
+    matches!(
+        lower,
+        "str" | "string" | "bytes" | "int" | "bool" | "any" | "number" | "object"
+    ) || ["optional[", "union[", "list[", "dict[", "str |"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
+/// Source lines in frames assign expressions, not secrets: `token = _scope.set(new)`,
+/// `self.secret_key = parts.password`, `password = os.environ[`. An unquoted value is code
+/// when it is a call, an index into a named value (`auth[2]`), or a dotted path of
+/// identifiers that starts at a well-known object
+/// (`self.`, `os.`, `settings.`, …) or ends at a secret-named attribute (`parts.password`).
+/// Anything else (`password=correct.horse` in a log line) and every quoted literal stays a
+/// secret.
+fn is_code_reference(v: &str) -> bool {
+    if v.contains('(') {
+        return true;
+    }
+    let (path, indexed) = match v.split_once('[') {
+        Some((path, _)) => (path, true),
+        None => (v, false),
+    };
+    let identifier = |seg: &str| {
+        seg.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    if !path.split('.').all(identifier) {
+        return false;
+    }
+    if indexed {
+        return true;
+    }
+    if !path.contains('.') {
+        return false;
+    }
+    let first = path.split('.').next().unwrap_or("");
+    let last = path.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    matches!(
+        first,
+        "self" | "cls" | "this" | "os" | "process" | "settings" | "config" | "env" | "app"
+    ) || [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "credential",
+        "auth",
+    ]
+    .iter()
+    .any(|w| last.contains(w))
 }
 
 /// Whether one of `words` (lowercase) occurs in the `window` bytes before `start`, outside

@@ -165,6 +165,41 @@ fn secrets() {
     same("token=[Filtered] password=%s token_count: 5");
 }
 
+/// Frames carry source lines: an assignment of an expression is code, a quoted literal (or
+/// a bare word or token in a log line) is a secret.
+#[test]
+fn secret_pairs_in_source_lines() {
+    for code in [
+        "token = _current_scope.set(new_scope)",
+        "self.secret_key = parts.password",
+        "secret_key=self.secret_key,",
+        "token = str(random.getrandbits(64))",
+        "password = os.environ[\"DB_PASSWORD\"]",
+        "def login(user, password: str) -> None:",
+        "secret_key: \"Optional[str]\" = None,",
+        "if token == 0x00:",
+        "password = auth[2]",
+        "token = line[start:pos]",
+    ] {
+        same(code);
+    }
+    assert_eq!(
+        scrub("    API_KEY = \"sk_test_fake.value\""),
+        "    API_KEY = \"[secret]\""
+    );
+    assert_eq!(
+        scrub("password = 'parts.password'"),
+        "password = '[secret]'"
+    );
+    assert_eq!(
+        scrub("login password=hunter two"),
+        "login password=[secret] two"
+    );
+    assert_eq!(scrub("token: abc.def7.ghi"), "token: [secret]");
+    assert_eq!(scrub("password=correct.horse"), "password=[secret]");
+    assert_eq!(scrub("token=abc.def"), "token=[secret]");
+}
+
 #[test]
 fn urls() {
     assert_eq!(
