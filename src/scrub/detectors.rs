@@ -620,8 +620,18 @@ fn secret_value(s: &str, quoted: bool) -> bool {
     let lower = v.to_ascii_lowercase();
     !matches!(
         lower.as_str(),
-        "%s" | "?" | "null" | "none" | "nil" | "undefined" | "true" | "false" | "{}" | "''"
-    ) && !v.starts_with(['$', '{', ':', '%', '*', '<', '='])
+        "%s" | "?"
+            | "null"
+            | "none"
+            | "nil"
+            | "undefined"
+            | "true"
+            | "false"
+            | "{}"
+            | "''"
+            | "new"
+            | "await"
+    ) && !v.starts_with(['$', '{', ':', '%', '*', '<', '=', '>', '`'])
         && !v.chars().all(|c| c == '*' || c == 'x' || c == 'X')
         && !is_type_name(&lower)
         && (quoted || !is_code_reference(v))

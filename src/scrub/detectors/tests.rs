@@ -180,6 +180,9 @@ fn secret_pairs_in_source_lines() {
         "if token == 0x00:",
         "password = auth[2]",
         "token = line[start:pos]",
+        "headers.authorization = `Bearer ${auth.token}`",
+        "const append = token => {",
+        "password: new Definition('password', {",
     ] {
         same(code);
     }
