@@ -299,20 +299,22 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::None,
         Tier::Phi,
     )),
-    // `MS` (all capitals) is Microsoft more often than an honorific: `MS Office`.
+    // Honorifics are written `Dr`/`DR`, not `dr`: lower case they are units and words
+    // (`15.6 ms. Use 50 ms`, `12 pt Arial`), and `MS` in capitals is Microsoft (`MS Office`).
     det(
         "person_name",
         "name",
-        r#"(?:\b(?:(?i:patient|pt|mr|mrs|miss|mx|dr)|Ms|ms)\.?[ \t]+|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})"#,
+        r#"(?:\b(?i:patient)|\b(?:Pt|PT|Mr|MR|Mrs|MRS|Ms|Miss|MISS|Mx|MX|Dr|DR))\.?[ \t]+([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
         Check::None,
         Tier::Phi,
     ),
-    // `name:` is a weak context (source lines: `name: "Optional[str]" = None`): the name
-    // must start with a known given name.
+    // Weak contexts: `name:` (source lines say `name: "Optional[str]" = None`) and `results
+    // of` / `record for` (`the results of Python objects`). The name must start with a known
+    // given name.
     det(
         "person_name",
         "name",
-        r#"\b(?i:name)[ \t]*[:=][ \t]*["']?([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})"#,
+        r#"(?:\b(?i:name)[ \t]*[:=][ \t]*["']?|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
         Check::GivenNameFirst,
         Tier::Phi,
     ),

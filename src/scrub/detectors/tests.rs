@@ -237,6 +237,15 @@ fn person_names_after_context_words() {
     same("name: \"Optional[str]\" = None,");
     same("name=\"My Span\"");
     same(":param name: The name of the span.");
+    same("resolution of 15.6 ms. Use 50 ms to tolerate rounding");
+    same("set in 12 pt Arial");
+    same("the results of Python objects");
+    same("name = \"EdDSA\"");
+    assert_eq!(
+        scrub("results for Maria are in"),
+        "results for [name] are in"
+    );
+    assert_eq!(scrub("PATIENT Jane Doe"), "PATIENT [name]");
     assert_eq!(scrub("name: Grant Hill"), "name: [name]");
 }
 
