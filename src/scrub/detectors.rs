@@ -574,7 +574,9 @@ impl Detector {
             }
             Check::SecretValue => {
                 let quote = before.filter(|c| *c == '"' || *c == '\'');
-                secret_value(s, quote.is_some_and(|q| after.starts_with(q)))
+                let quoted = quote.is_some_and(|q| after.starts_with(q));
+                secret_value(s, quoted)
+                    && (quoted || !passes_itself(text.get(..start).unwrap_or(""), s))
             }
             Check::HasDigit => s.bytes().any(|b| b.is_ascii_digit()),
             Check::PathId => {
@@ -693,6 +695,22 @@ fn is_code_reference(v: &str) -> bool {
     ]
     .iter()
     .any(|w| last.contains(w))
+}
+
+/// `next_token=next_token`, `self.password = password`, `"password": password`: a variable
+/// handed on under its own name is code, not a secret. `before` is the text up to the value.
+fn passes_itself(before: &str, value: &str) -> bool {
+    let key_end = before
+        .trim_end_matches([' ', '\t'])
+        .strip_suffix(['=', ':'])
+        .unwrap_or("")
+        .trim_end_matches([' ', '\t'])
+        .trim_end_matches(['"', '\'']);
+    let key_start = key_end
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let key = &key_end[key_start..];
+    !key.is_empty() && key.eq_ignore_ascii_case(value.trim().trim_end_matches(['}', ']']))
 }
 
 /// Whether one of `words` (lowercase) occurs in the `window` bytes before `start`, outside

@@ -183,6 +183,9 @@ fn secret_pairs_in_source_lines() {
         "headers.authorization = `Bearer ${auth.token}`",
         "const append = token => {",
         "password: new Definition('password', {",
+        "next_token=next_token,",
+        "self.client_token = client_token",
+        "return cls(scheme, {\"username\": username, \"password\": password})",
     ] {
         same(code);
     }
@@ -201,6 +204,8 @@ fn secret_pairs_in_source_lines() {
     assert_eq!(scrub("token: abc.def7.ghi"), "token: [secret]");
     assert_eq!(scrub("password=correct.horse"), "password=[secret]");
     assert_eq!(scrub("token=abc.def"), "token=[secret]");
+    assert_eq!(scrub("password=password1"), "password=[secret]");
+    assert_eq!(scrub("password = \"password\""), "password = \"[secret]\"");
 }
 
 #[test]
