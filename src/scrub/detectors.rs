@@ -706,10 +706,8 @@ fn passes_itself(before: &str, value: &str) -> bool {
         .unwrap_or("")
         .trim_end_matches([' ', '\t'])
         .trim_end_matches(['"', '\'']);
-    let key_start = key_end
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
-    let key = &key_end[key_start..];
+    let before_key = key_end.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    let key = key_end.get(before_key.len()..).unwrap_or("");
     !key.is_empty() && key.eq_ignore_ascii_case(value.trim().trim_end_matches(['}', ']']))
 }
 

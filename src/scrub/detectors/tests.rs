@@ -205,6 +205,9 @@ fn secret_pairs_in_source_lines() {
     assert_eq!(scrub("password=correct.horse"), "password=[secret]");
     assert_eq!(scrub("token=abc.def"), "token=[secret]");
     assert_eq!(scrub("password=password1"), "password=[secret]");
+    // Fuzzing (scrub_strings, 2026-12-01): a multi-byte character right before the key.
+    assert_eq!(scrub("rf\u{fffd}token=+"), "rf\u{fffd}token=[secret]");
+    same("\u{e9}token=token");
     assert_eq!(scrub("password = \"password\""), "password = \"[secret]\"");
 }
 
