@@ -566,3 +566,56 @@ fn prescan_scrubber() -> &'static Scrubber {
     static SCRUBBER: std::sync::OnceLock<Scrubber> = std::sync::OnceLock::new();
     SCRUBBER.get_or_init(|| scrubber_with(&ScrubSettings::default()))
 }
+
+// === the name and code checks on glued-together fragments ===
+
+/// Pieces of what the name dictionary and the code checks look at, with multi-byte
+/// characters next to them (the `x=x` check once sliced inside one: found by fuzzing).
+const CHECK_PARTS: &[&str] = &[
+    "token=",
+    "password: ",
+    "secret_key = ",
+    "self.",
+    "os.environ[",
+    "(",
+    ")",
+    "'",
+    "\"",
+    "`",
+    "=>",
+    "==",
+    " ",
+    "é",
+    "\u{fffd}",
+    "日本",
+    "name: ",
+    "Maria",
+    " Gonzalez",
+    " Q.",
+    "O'Brien",
+    "-Jones",
+    "Dr. ",
+    "ms. ",
+    "results of ",
+    "token",
+    "x",
+    "7",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(800))]
+
+    #[test]
+    fn name_and_code_checks_never_panic_and_settle(
+        parts in proptest::collection::vec(proptest::sample::select(CHECK_PARTS), 0..14),
+    ) {
+        let text = parts.concat();
+        let scrub_shared = |t: &str| {
+            let mut v = json!({ "note": t });
+            prescan_scrubber().scrub_value(PayloadKind::Generic, &mut v);
+            v["note"].as_str().unwrap_or_default().to_owned()
+        };
+        let once = scrub_shared(&text);
+        proptest::prop_assert_eq!(scrub_shared(&once), once.clone(), "from {:?}", text);
+    }
+}
