@@ -189,24 +189,23 @@ fn contains_line(list: &str, key: &[u8]) -> bool {
     false
 }
 
-fn listed(list: &str, word: &str) -> bool {
+/// Looks `word` up, folded (see [`folded`]), with `found`; false if it is too long.
+fn with_folded(word: &str, found: impl FnOnce(&[u8]) -> bool) -> bool {
     let mut buf = [0u8; MAX_WORD];
-    let Some(len) = folded(word, &mut buf) else {
-        return false;
-    };
-    contains_line(list, &buf[..len])
+    folded(word, &mut buf).is_some_and(|len| found(&buf[..len]))
+}
+
+fn listed(list: &str, word: &str) -> bool {
+    with_folded(word, |key| contains_line(list, key))
 }
 
 fn is_given_name(word: &str, after_context: bool) -> bool {
-    let mut buf = [0u8; MAX_WORD];
-    let Some(len) = folded(word, &mut buf) else {
-        return false;
-    };
-    let key = &buf[..len];
-    let excluded = |list: &[&str]| list.binary_search_by(|n| n.as_bytes().cmp(key)).is_ok();
-    contains_line(GIVEN_NAMES, key)
-        && !excluded(NEVER_A_NAME)
-        && (after_context || !excluded(OFTEN_NOT_A_NAME))
+    with_folded(word, |key| {
+        let excluded = |list: &[&str]| list.binary_search_by(|n| n.as_bytes().cmp(key)).is_ok();
+        contains_line(GIVEN_NAMES, key)
+            && !excluded(NEVER_A_NAME)
+            && (after_context || !excluded(OFTEN_NOT_A_NAME))
+    })
 }
 
 /// Whether `candidate`, found after the weak context `name:` / `name=`, starts with a known
