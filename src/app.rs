@@ -102,11 +102,17 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
     );
     let audit = crate::audit::AuditLog::open(&config.file.audit)?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    let budget = crate::ingest::budget::InflightBudget::new(
+        config.file.limits.max_inflight_bytes,
+        std::time::Duration::from_millis(config.file.limits.inflight_wait_ms),
+    );
     let state = Arc::new(AppState {
         config: ArcSwap::from_pointee(config),
         pipeline: Pipeline::new(forwarder, delivery, rate_limits)
             .with_metrics(Arc::clone(&metrics)),
         audit,
+        storage: crate::ingest::StorageHealth::default(),
+        budget,
         metrics,
         draining: std::sync::atomic::AtomicBool::new(false),
         rate: crate::ingest::rate::RateLimiter::new(),

@@ -90,18 +90,42 @@ pub enum FsyncPolicy {
     Never,
 }
 
-/// The audit sink failed. Carries only the I/O error kind: no paths from requests, no data.
+/// The audit sink failed. Carries the I/O error kind (for metrics) and the operating
+/// system's message with the trail's configured path (for the log, so an operator reads
+/// `no space left on device` instead of guessing). Never anything from a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuditError {
-    #[error("audit sink unavailable: {0}")]
-    Io(std::io::ErrorKind),
+    #[error("audit sink unavailable: {detail}")]
+    Io {
+        kind: std::io::ErrorKind,
+        detail: String,
+    },
     #[error("audit writer stopped")]
     WriterGone,
 }
 
 impl AuditError {
     fn io(error: std::io::Error) -> Self {
-        Self::Io(error.kind())
+        Self::Io {
+            kind: error.kind(),
+            detail: error.to_string(),
+        }
+    }
+
+    /// The error with the file it happened on.
+    fn at(path: &std::path::Path, error: &std::io::Error) -> Self {
+        Self::Io {
+            kind: error.kind(),
+            detail: format!("{}: {error}", path.display()),
+        }
+    }
+
+    /// The I/O error kind, when there is one (metrics).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            Self::Io { kind, .. } => Some(*kind),
+            Self::WriterGone => None,
+        }
     }
 }
 
@@ -138,6 +162,7 @@ impl AuditSettings {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     sender: mpsc::Sender<Message>,
+    faults: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Message {
@@ -145,6 +170,7 @@ impl std::fmt::Debug for Message {
         f.write_str(match self {
             Message::Write(..) => "Write",
             Message::Probe(_) => "Probe",
+            Message::ProbeWrite(_) => "ProbeWrite",
         })
     }
 }
@@ -158,7 +184,8 @@ impl AuditLog {
     /// # Errors
     /// The file cannot be created or read, or the thread cannot be started.
     pub fn open(settings: &AuditSettings) -> Result<Self, AuditError> {
-        let writer = Writer::open(settings)?;
+        let faults = std::sync::Arc::default();
+        let writer = Writer::open(settings, std::sync::Arc::clone(&faults))?;
         if settings.sink != SinkKind::Stdout {
             writer::apply_retention(
                 &settings.path,
@@ -171,7 +198,26 @@ impl AuditLog {
             .name("scrubgate-audit".to_owned())
             .spawn(move || writer.run(receiver))
             .map_err(AuditError::io)?;
-        Ok(Self { sender })
+        Ok(Self { sender, faults })
+    }
+
+    /// Fault injection for tests without a real full disk (no root for a tmpfs): while
+    /// `on`, every append and readiness probe fails with "no space left on device".
+    #[doc(hidden)]
+    pub fn inject_write_faults(&self, on: bool) {
+        self.faults.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a record could be written now, proven by writing (for `/readyz`).
+    ///
+    /// # Errors
+    /// The trail's file system refuses a page-sized write, or the file cannot be reopened.
+    pub async fn probe_write(&self) -> Result<(), AuditError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Message::ProbeWrite(reply))
+            .map_err(|_| AuditError::WriterGone)?;
+        answer.await.map_err(|_| AuditError::WriterGone)?
     }
 
     /// Opens a guard for one request.

@@ -153,6 +153,11 @@ pub struct LimitSettings {
     pub project_rate_limit_per_sec: f64,
     /// Requests a project key may send in a burst before the rate applies.
     pub project_rate_limit_burst: u32,
+    /// Bytes all requests together may hold at once (received and inflated bodies, scrub
+    /// buffers); 0 disables. A request that finds it used up waits `inflight_wait_ms`, then
+    /// gets 503 with `Retry-After`. Read at start (a reload does not resize it).
+    pub max_inflight_bytes: u64,
+    pub inflight_wait_ms: u64,
 }
 
 impl Default for LimitSettings {
@@ -178,6 +183,8 @@ impl Default for LimitSettings {
             max_metric_buckets_bytes: MIB,
             project_rate_limit_per_sec: 0.0,
             project_rate_limit_burst: 10,
+            max_inflight_bytes: 64 * MIB as u64,
+            inflight_wait_ms: 2000,
         }
     }
 }
@@ -416,6 +423,12 @@ fn validate_limits(server: &ServerSettings, limits: &LimitSettings) -> Result<()
         if secs == 0 {
             return Err(ConfigError::invalid(key, "must be at least 1"));
         }
+    }
+    if limits.max_inflight_bytes != 0 && limits.max_inflight_bytes < MIB as u64 {
+        return Err(ConfigError::invalid(
+            "limits.max_inflight_bytes",
+            "must be 0 (off) or at least 1048576",
+        ));
     }
     if !(1..=128).contains(&limits.max_json_depth) {
         return Err(ConfigError::invalid(

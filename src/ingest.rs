@@ -3,10 +3,14 @@
 //! rules or the upstream; it hands an [`Incoming`] envelope to the [`Pipeline`].
 
 pub mod auth;
+pub mod budget;
 pub mod cors;
 pub mod error;
 pub mod limits;
 pub mod rate;
+mod readiness;
+
+pub use readiness::StorageHealth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,9 +30,10 @@ use crate::config::{Config, Project};
 use crate::decode::compression::{decompress, ContentEncoding};
 use crate::decode::store::decode_store_body;
 use crate::decode::{AuthPairs, Dsn, Envelope, EnvelopeLimits, Item, ItemType};
-use crate::forward::{ClientMeta, UpstreamTarget};
+use crate::forward::ClientMeta;
 use crate::metrics::{Metrics, Stage};
 use crate::pipeline::{Delivery, Incoming, ItemDecision, Pipeline, Processed};
+use budget::Lease;
 
 /// Shared state of the running server: the current config (swapped atomically on reload)
 /// and the pipeline.
@@ -42,6 +47,10 @@ pub struct AppState {
     pub draining: std::sync::atomic::AtomicBool,
     /// The audit trail: one record per ingest request.
     pub audit: AuditLog,
+    /// Bytes held by requests in flight (`limits.max_inflight_bytes`).
+    pub budget: budget::InflightBudget,
+    /// Failed spool writes, remembered so `/readyz` proves recovery by writing as much.
+    pub storage: readiness::StorageHealth,
     pub metrics: Arc<Metrics>,
 }
 
@@ -142,7 +151,9 @@ where
         (Route::Healthz, &Method::GET | &Method::HEAD, _) => {
             Ok(json_response(StatusCode::OK, &json!({"status":"ok"})))
         }
-        (Route::Readyz, &Method::GET | &Method::HEAD, _) => Ok(readiness(&state, &config).await),
+        (Route::Readyz, &Method::GET | &Method::HEAD, _) => {
+            Ok(readiness::readiness(&state, &config).await)
+        }
         (Route::Metrics, &Method::GET, _) if config.file.metrics.enabled => {
             Ok(metrics_response(&state))
         }
@@ -165,7 +176,25 @@ where
         Ok(response) => response,
         Err(error) => {
             let status = error.status();
-            if status.is_server_error() {
+            if let Some((part, cause, io_kind)) = error.storage_cause() {
+                state
+                    .metrics
+                    .storage_error(part, crate::metrics::storage_error_kind(io_kind));
+                let path = match part {
+                    "spool" => config.file.spool.dir.display().to_string(),
+                    _ => config.file.audit.path.display().to_string(),
+                };
+                tracing::error!(
+                    route = route.label(),
+                    status = status.as_u16(),
+                    kind = error.kind(),
+                    part,
+                    path,
+                    cause,
+                    elapsed_ms,
+                    "request failed: storage cannot be written"
+                );
+            } else if status.is_server_error() {
                 tracing::error!(
                     route = route.label(),
                     status = status.as_u16(),
@@ -227,7 +256,8 @@ where
         check_rate(state, config, project)?;
     }
     let encoding = content_encoding(&parts.headers)?;
-    let body = read_body(config, body, &parts.headers).await?;
+    let mut lease = lease_for_body(state, &parts.headers).await?;
+    let body = read_body(state, config, body, &parts.headers, &mut lease).await?;
     let decode_started = Instant::now();
     let limits = &config.file.limits;
     let received_bytes = body.len();
@@ -237,6 +267,8 @@ where
         limits::decompression_cap(received_bytes, limits),
     )
     .map_err(IngestError::Decompress)?;
+    let compressed = encoding != ContentEncoding::Identity;
+    lease_for_scrub(state, &mut lease, received_bytes, body.len(), compressed).await?;
     tracing::debug!(
         encoding = encoding.as_str(),
         received_bytes,
@@ -282,7 +314,9 @@ where
     guard.set_project(project.project_id, &project.public_key);
     check_rate(state, config, &project)?;
     let encoding = content_encoding(&parts.headers)?;
-    let body = read_body(config, body, &parts.headers).await?;
+    let mut lease = lease_for_body(state, &parts.headers).await?;
+    let body = read_body(state, config, body, &parts.headers, &mut lease).await?;
+    let received_bytes = body.len();
     let decode_started = Instant::now();
     let limits = &config.file.limits;
     let is_envelope = parts
@@ -292,6 +326,8 @@ where
     let envelope = if is_envelope {
         let cap = limits::decompression_cap(body.len(), limits);
         let body = decompress(body, encoding, cap).map_err(IngestError::Decompress)?;
+        let compressed = encoding != ContentEncoding::Identity;
+        lease_for_scrub(state, &mut lease, received_bytes, body.len(), compressed).await?;
         let envelope = Envelope::parse(
             body,
             &EnvelopeLimits {
@@ -306,6 +342,7 @@ where
             decompress(body, encoding, limits.max_event_bytes).map_err(IngestError::Decompress)?;
         let event =
             decode_store_body(body, limits.max_event_bytes).map_err(IngestError::StoreBody)?;
+        lease_for_scrub(state, &mut lease, received_bytes, event.len(), true).await?;
         if limits::json_too_deep(&event, limits.max_json_depth) {
             return Err(IngestError::Limit(limits::LimitError::TooDeep));
         }
@@ -326,6 +363,11 @@ async fn process(
 ) -> Result<Response<Full<Bytes>>, IngestError> {
     let project_id = project.project_id;
     let items_received = envelope.items().len();
+    let envelope_bytes: u64 = envelope
+        .items()
+        .iter()
+        .map(|i| i.payload().len() as u64)
+        .sum();
     guard.set_project(project_id, &project.public_key);
     note_sdk(guard, &envelope, &client);
     if let Some(event_id) = envelope.event_id() {
@@ -343,8 +385,18 @@ async fn process(
         client,
     };
     let processed = match state.pipeline.process(Arc::clone(config), incoming).await {
-        Ok(processed) => processed,
+        Ok(processed) => {
+            if matches!(processed.delivery, Delivery::Queued) {
+                state.storage.spool_ok();
+            }
+            processed
+        }
         Err(error) => {
+            if let crate::pipeline::PipelineError::Accept(crate::delivery::AcceptError::Spool(_)) =
+                &error
+            {
+                state.storage.spool_failed(envelope_bytes);
+            }
             let error = IngestError::from(error);
             guard.set_upstream(UpstreamRecord::Error(error.kind().to_owned()));
             if let Some(kind) = upstream_error_kind(&error) {
@@ -596,7 +648,13 @@ async fn finish_audit(
         Ok(()) => response,
         Err(error) => {
             state.metrics.audit_failure();
-            tracing::error!(error = %error, status, "audit record not written; answering 503");
+            state.metrics.storage_error(
+                "audit",
+                crate::metrics::storage_error_kind(
+                    error.io_kind().unwrap_or(std::io::ErrorKind::Other),
+                ),
+            );
+            tracing::error!(cause = %error, status, kind = "audit_unavailable", "audit record not written; answering 503");
             error_response(&IngestError::AuditUnavailable(error))
         }
     }
@@ -704,7 +762,53 @@ fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, IngestError>
         .map_err(|_| IngestError::UnsupportedEncoding)
 }
 
-async fn read_body<B>(config: &Config, body: B, headers: &HeaderMap) -> Result<Bytes, IngestError>
+/// Bytes leased for a body of unknown length before its first bytes arrive.
+const UNKNOWN_LENGTH_LEASE: u64 = 64 * 1024;
+/// Bytes held per inflated byte while scrubbing: the inflated body, the JSON tree over it
+/// and the serialised output.
+const SCRUB_BYTES_PER_BYTE: u64 = 3;
+
+/// Leases the bytes a request is about to receive (`Content-Length`, or a first slice when
+/// the length is not declared).
+async fn lease_for_body(state: &AppState, headers: &HeaderMap) -> Result<Lease, IngestError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(UNKNOWN_LENGTH_LEASE);
+    let lease = state.budget.lease(declared).await;
+    state.metrics.inflight_bytes(state.budget.in_use_bytes());
+    lease.map_err(|_| overloaded(state))
+}
+
+/// Grows `lease` to what scrubbing `decoded` bytes holds (plus the compressed body, when
+/// it was compressed and is still held).
+async fn lease_for_scrub(
+    state: &AppState,
+    lease: &mut Lease,
+    received: usize,
+    decoded: usize,
+    compressed: bool,
+) -> Result<(), IngestError> {
+    let held = if compressed { received as u64 } else { 0 };
+    let want = held.saturating_add((decoded as u64).saturating_mul(SCRUB_BYTES_PER_BYTE));
+    let grown = state.budget.grow(lease, want).await;
+    state.metrics.inflight_bytes(state.budget.in_use_bytes());
+    grown.map_err(|_| overloaded(state))
+}
+
+fn overloaded(state: &AppState) -> IngestError {
+    state.metrics.inflight_rejected();
+    IngestError::Overloaded
+}
+
+async fn read_body<B>(
+    state: &AppState,
+    config: &Config,
+    body: B,
+    headers: &HeaderMap,
+    lease: &mut Lease,
+) -> Result<Bytes, IngestError>
 where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -718,20 +822,37 @@ where
         return Err(IngestError::BodyTooLarge);
     }
     let timeout = Duration::from_secs(config.file.server.body_read_timeout_secs.max(1));
-    let collected = tokio::time::timeout(timeout, Limited::new(body, max).collect())
-        .await
-        .map_err(|_| IngestError::BodyTimeout)?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error)
-            if error
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(IngestError::BodyTooLarge)
+    let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0).min(max));
+    let collect = async {
+        let mut body = std::pin::pin!(Limited::new(body, max));
+        let mut buffer = bytes::BytesMut::with_capacity(capacity);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|error| {
+                if error
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    IngestError::BodyTooLarge
+                } else {
+                    IngestError::BodyRead
+                }
+            })?;
+            if let Ok(data) = frame.into_data() {
+                let total = (buffer.len() + data.len()) as u64;
+                if total > lease.bytes() {
+                    // Undeclared (or understated) length: lease ahead in doubling steps.
+                    let grown = state.budget.grow(lease, total.max(lease.bytes() * 2)).await;
+                    state.metrics.inflight_bytes(state.budget.in_use_bytes());
+                    grown.map_err(|_| overloaded(state))?;
+                }
+                buffer.extend_from_slice(&data);
+            }
         }
-        Err(_) => Err(IngestError::BodyRead),
-    }
+        Ok(buffer.freeze())
+    };
+    tokio::time::timeout(timeout, collect)
+        .await
+        .map_err(|_| IngestError::BodyTimeout)?
 }
 
 /// Wraps a legacy store event into an envelope with one `event` or `transaction` item. The
@@ -829,80 +950,6 @@ fn normalize_path(path: &str) -> String {
     out
 }
 
-/// Ready when not draining and data can go somewhere: to the upstream, or into the spool
-/// until the upstream is back.
-async fn readiness(state: &AppState, config: &Config) -> Response<Full<Bytes>> {
-    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({ "ready": false, "draining": true }),
-        );
-    }
-    let upstream_ok = match &config.upstream {
-        UpstreamTarget::File(dir) => {
-            std::fs::create_dir_all(dir).is_ok()
-                && std::fs::metadata(dir)
-                    .map(|m| !m.permissions().readonly())
-                    .unwrap_or(false)
-        }
-        UpstreamTarget::Http(base) => {
-            let mut targets = vec![base.clone()];
-            targets.extend(
-                config
-                    .projects
-                    .values()
-                    .filter_map(|p| p.upstream_dsn.as_ref())
-                    .map(Dsn::origin_with_path),
-            );
-            targets.sort();
-            targets.dedup();
-            let mut all = true;
-            for target in targets {
-                all &= reachable(&target).await;
-            }
-            all
-        }
-    };
-    let spool_ok = {
-        let delivery = state.pipeline.delivery().clone();
-        tokio::task::spawn_blocking(move || delivery.spool().is_writable())
-            .await
-            .unwrap_or(false)
-    };
-    let ready = upstream_ok || spool_ok;
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    json_response(
-        status,
-        &json!({
-            "ready": ready,
-            "upstream": if upstream_ok { "reachable" } else { "unreachable" },
-            "spool": if spool_ok { "ok" } else { "unavailable" },
-        }),
-    )
-}
-
-async fn reachable(base: &str) -> bool {
-    let Ok(url) = url::Url::parse(base) else {
-        return false;
-    };
-    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-        return false;
-    };
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let connect = tokio::net::TcpStream::connect((host, port));
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), connect).await,
-        Ok(Ok(_))
-    )
-}
-
 fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
@@ -934,10 +981,16 @@ fn error_response(error: &IngestError) -> Response<Full<Bytes>> {
             rate::add_headers(response.headers_mut(), *retry_after_secs);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            // The SDK keeps the envelope and retries after this.
+            // The SDK keeps the envelope and retries after this; an overload passes sooner
+            // than a broken disk.
+            let after = if matches!(error, IngestError::Overloaded) {
+                "5"
+            } else {
+                "60"
+            };
             response
                 .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("60"));
+                .insert("retry-after", HeaderValue::from_static(after));
         }
         response
     }

@@ -83,6 +83,25 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StorageLabels {
+    part: &'static str,
+    kind: &'static str,
+}
+
+/// A closed, metric-safe name for an I/O error kind (a label never carries an OS message).
+pub fn storage_error_kind(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind as K;
+    match kind {
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => "no_space",
+        K::PermissionDenied => "permission_denied",
+        K::ReadOnlyFilesystem => "read_only",
+        K::NotFound => "not_found",
+        K::Other => "other",
+        _ => "io",
+    }
+}
+
 /// Every metric. Cheap to share (`Arc`); recording is lock-free except for the first use of
 /// a label set.
 #[derive(Debug)]
@@ -97,6 +116,9 @@ pub struct Metrics {
     upstream_errors: Family<ResultLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
     audit_failures: Counter,
+    storage_errors: Family<StorageLabels, Counter>,
+    inflight_bytes: Gauge,
+    inflight_rejected: Counter,
     spool_depth: Gauge,
     spool_bytes: Gauge,
     stages: Family<StageLabels, Histogram>,
@@ -169,6 +191,26 @@ impl Metrics {
             "Audit records that could not be written (each answered 503)",
             audit_failures.clone(),
         );
+        let storage_errors = Family::<StorageLabels, Counter>::default();
+        registry.register(
+            "storage_errors",
+            "Failed writes to the spool or the audit trail, by part and error kind (no_space, \
+             permission_denied, read_only, io, other)",
+            storage_errors.clone(),
+        );
+        let inflight_bytes = Gauge::default();
+        registry.register(
+            "inflight_bytes",
+            "Bytes of request bodies, inflated bodies and scrub buffers held now \
+             (capped by limits.max_inflight_bytes)",
+            inflight_bytes.clone(),
+        );
+        let inflight_rejected = Counter::default();
+        registry.register(
+            "inflight_rejected",
+            "Requests answered 503 because the in-flight byte budget stayed exhausted",
+            inflight_rejected.clone(),
+        );
         let spool_depth = Gauge::default();
         registry.register(
             "spool_envelopes",
@@ -200,6 +242,9 @@ impl Metrics {
             upstream_errors,
             config_reloads,
             audit_failures,
+            storage_errors,
+            inflight_bytes,
+            inflight_rejected,
             spool_depth,
             spool_bytes,
             stages,
@@ -274,6 +319,23 @@ impl Metrics {
 
     pub fn audit_failure(&self) {
         self.audit_failures.inc();
+    }
+
+    /// A failed spool or audit write; `kind` comes from [`storage_error_kind`].
+    pub fn storage_error(&self, part: &'static str, kind: &'static str) {
+        self.storage_errors
+            .get_or_create(&StorageLabels { part, kind })
+            .inc();
+    }
+
+    /// The in-flight byte budget now in use.
+    pub fn inflight_bytes(&self, bytes: u64) {
+        self.inflight_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn inflight_rejected(&self) {
+        self.inflight_rejected.inc();
     }
 
     pub fn spool(&self, envelopes: i64, bytes: i64) {

@@ -127,7 +127,7 @@ async fn readyz_needs_the_upstream_or_the_spool_and_sync_mode_reports_502() {
     assert_eq!(response.status(), 200, "the spool can take data");
     assert_eq!(
         response.text().await.unwrap(),
-        "{\"ready\":true,\"upstream\":\"unreachable\",\"spool\":\"ok\"}"
+        "{\"ready\":true,\"upstream\":\"unreachable\",\"spool\":\"ok\",\"audit\":\"ok\"}"
     );
     let response = client.get(proxy.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -153,7 +153,7 @@ async fn readyz_needs_the_upstream_or_the_spool_and_sync_mode_reports_502() {
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.text().await.unwrap(),
-        "{\"ready\":false,\"upstream\":\"unreachable\",\"spool\":\"unavailable\"}"
+        "{\"ready\":false,\"upstream\":\"unreachable\",\"spool\":\"unavailable\",\"audit\":\"ok\",\"failing\":[\"spool\",\"upstream\"]}"
     );
     full.stop().await;
 }

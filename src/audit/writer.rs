@@ -23,7 +23,13 @@ pub(super) enum Message {
         Option<tokio::sync::oneshot::Sender<Result<(), AuditError>>>,
     ),
     Probe(tokio::sync::oneshot::Sender<Result<(), AuditError>>),
+    /// For `/readyz`: prove that bytes can be written next to the trail right now.
+    ProbeWrite(tokio::sync::oneshot::Sender<Result<(), AuditError>>),
 }
+
+/// Bytes written (and removed again) by a readiness probe: a page, so a file system with
+/// no free block fails it.
+const PROBE_BYTES: usize = 4096;
 
 /// The writer's state.
 pub(super) struct Writer {
@@ -34,6 +40,8 @@ pub(super) struct Writer {
     last_fsync: Instant,
     /// Set by a failed write; the next write or probe reopens the file first.
     broken: bool,
+    /// Test hook: while set, every append fails as on a full disk.
+    faults: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct FileSink {
@@ -48,7 +56,10 @@ struct FileSink {
 
 impl Writer {
     /// Opens the sinks and resumes the chain from the last line on disk.
-    pub(super) fn open(settings: &AuditSettings) -> Result<Self, AuditError> {
+    pub(super) fn open(
+        settings: &AuditSettings,
+        faults: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Self, AuditError> {
         let mut head = GENESIS.to_owned();
         let file = match settings.sink {
             SinkKind::Stdout => None,
@@ -82,6 +93,7 @@ impl Writer {
             head,
             last_fsync: Instant::now(),
             broken: false,
+            faults,
         })
     }
 
@@ -112,6 +124,10 @@ impl Writer {
                         answers.push((reply, result));
                     }
                     Message::Probe(reply) => answers.push((Some(reply), self.check())),
+                    Message::ProbeWrite(reply) => {
+                        let result = self.check().and_then(|()| self.probe_write());
+                        answers.push((Some(reply), result));
+                    }
                 }
             }
             if appended {
@@ -153,14 +169,36 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes and removes a page-sized file beside the trail: reopening the trail (what
+    /// [`Writer::check`] does) succeeds on a full disk, a write does not.
+    fn probe_write(&mut self) -> Result<(), AuditError> {
+        let Some(sink) = &self.file else {
+            return Ok(());
+        };
+        let name = sink
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let probe = sink.path.with_file_name(format!(".{name}.probe.tmp"));
+        let result = if self.faults.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(io::Error::from(io::ErrorKind::StorageFull))
+        } else {
+            std::fs::write(&probe, [0u8; PROBE_BYTES])
+        };
+        let _ = std::fs::remove_file(&probe);
+        result.map_err(|error| AuditError::at(&probe, &error))
+    }
+
     /// Appends one record (chained to the previous line); durability comes from
     /// [`Writer::sync_if_due`] after the batch.
     fn append(&mut self, mut record: AuditRecord) -> Result<(), AuditError> {
         self.check()?;
         record.prev = self.head.clone();
-        let mut line = record
-            .to_line()
-            .map_err(|_| AuditError::Io(io::ErrorKind::InvalidData))?;
+        let mut line = record.to_line().map_err(|_| AuditError::Io {
+            kind: io::ErrorKind::InvalidData,
+            detail: "record could not be serialised".to_owned(),
+        })?;
         let hash = line_hash(&line);
         line.push(b'\n');
         let now = OffsetDateTime::now_utc();
@@ -174,7 +212,15 @@ impl Writer {
                     return Err(error);
                 }
             }
-            if let Err(error) = sink.append(&line) {
+            let appended = if self.faults.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(AuditError::at(
+                    &sink.path,
+                    &io::Error::from(io::ErrorKind::StorageFull),
+                ))
+            } else {
+                sink.append(&line)
+            };
+            if let Err(error) = appended {
                 self.broken = true;
                 return Err(error);
             }
@@ -211,7 +257,7 @@ impl Writer {
         self.last_fsync = Instant::now();
         sink.file.sync_data().map_err(|error| {
             self.broken = true;
-            AuditError::io(error)
+            AuditError::at(&sink.path, &error)
         })
     }
 }
@@ -224,8 +270,10 @@ impl FileSink {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(AuditError::io)?;
-        let metadata = file.metadata().map_err(AuditError::io)?;
+            .map_err(|error| AuditError::at(path, &error))?;
+        let metadata = file
+            .metadata()
+            .map_err(|error| AuditError::at(path, &error))?;
         let day = if metadata.len() > 0 {
             files::modified_day(&file).unwrap_or_else(|| OffsetDateTime::now_utc().date())
         } else {
@@ -245,7 +293,7 @@ impl FileSink {
     fn append(&mut self, bytes: &[u8]) -> Result<(), AuditError> {
         if let Err(error) = self.file.write_all(bytes) {
             let _ = self.file.set_len(self.len);
-            return Err(AuditError::io(error));
+            return Err(AuditError::at(&self.path, &error));
         }
         self.len += bytes.len() as u64;
         Ok(())

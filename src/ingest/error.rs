@@ -58,8 +58,12 @@ pub enum IngestError {
     UpstreamUnavailable(#[source] ForwardError),
     #[error("upstream timed out")]
     UpstreamTimeout(#[source] ForwardError),
-    #[error("audit trail unavailable")]
+    #[error("audit_unavailable: the audit trail cannot be written; retry later")]
     AuditUnavailable(#[source] crate::audit::AuditError),
+    #[error("spool_unavailable: the spool cannot be written; retry later")]
+    SpoolUnavailable(#[source] crate::spool::SpoolError),
+    #[error("overloaded: too many bytes in flight; retry later")]
+    Overloaded,
     #[error("upload kind not accepted by scrubgate policy")]
     UploadNotAccepted,
     #[error("cannot store the envelope")]
@@ -101,9 +105,12 @@ impl IngestError {
             E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             E::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             E::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            E::SinkFailed(_) | E::SpoolFull | E::Internal | E::AuditUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            E::SinkFailed(_)
+            | E::SpoolFull
+            | E::Internal
+            | E::AuditUnavailable(_)
+            | E::SpoolUnavailable(_)
+            | E::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             E::UploadNotAccepted => StatusCode::FORBIDDEN,
         }
     }
@@ -140,6 +147,8 @@ impl IngestError {
             E::UpstreamTimeout(_) => "upstream_timeout",
             E::SinkFailed(_) => "sink_failed",
             E::AuditUnavailable(_) => "audit_unavailable",
+            E::SpoolUnavailable(_) => "spool_unavailable",
+            E::Overloaded => "overloaded",
             E::UploadNotAccepted => "upload_not_accepted",
             E::SpoolFull => "spool_full",
             E::Internal => "internal",
@@ -164,8 +173,32 @@ impl From<crate::pipeline::PipelineError> for IngestError {
             crate::pipeline::PipelineError::Accept(crate::delivery::AcceptError::SpoolFull) => {
                 Self::SpoolFull
             }
-            crate::pipeline::PipelineError::Accept(crate::delivery::AcceptError::Spool(_))
-            | crate::pipeline::PipelineError::ScrubTask => Self::Internal,
+            crate::pipeline::PipelineError::Accept(crate::delivery::AcceptError::Spool(error)) => {
+                Self::SpoolUnavailable(error)
+            }
+            crate::pipeline::PipelineError::ScrubTask => Self::Internal,
+        }
+    }
+}
+
+impl IngestError {
+    /// The operating system's account of a storage failure (`/spool/seg-…: No space left on
+    /// device`), for the log line; `None` for every other error. Never holds request data:
+    /// only our own paths and OS messages.
+    pub fn storage_cause(&self) -> Option<(&'static str, String, std::io::ErrorKind)> {
+        match self {
+            Self::AuditUnavailable(error) => Some((
+                "audit",
+                error.to_string(),
+                error.io_kind().unwrap_or(std::io::ErrorKind::Other),
+            )),
+            Self::SpoolUnavailable(crate::spool::SpoolError::Io(error)) => {
+                Some(("spool", error.to_string(), error.kind()))
+            }
+            Self::SpoolUnavailable(error) => {
+                Some(("spool", error.to_string(), std::io::ErrorKind::InvalidData))
+            }
+            _ => None,
         }
     }
 }
