@@ -32,7 +32,7 @@ use crate::decode::store::decode_store_body;
 use crate::decode::{AuthPairs, Dsn, Envelope, EnvelopeLimits, Item, ItemType};
 use crate::forward::ClientMeta;
 use crate::metrics::{Metrics, Stage};
-use crate::pipeline::{Delivery, Incoming, ItemDecision, Pipeline, Processed};
+use crate::pipeline::{Delivery, Incoming, ItemDecision, Pipeline, Processed, Scrubbed};
 use budget::Lease;
 
 /// Shared state of the running server: the current config (swapped atomically on reload)
@@ -384,25 +384,52 @@ async fn process(
         envelope,
         client,
     };
-    let processed = match state.pipeline.process(Arc::clone(config), incoming).await {
-        Ok(processed) => {
+    let failed = |error: crate::pipeline::PipelineError, guard: &mut AuditGuard| {
+        if let crate::pipeline::PipelineError::Accept(crate::delivery::AcceptError::Spool(_)) =
+            &error
+        {
+            state.storage.spool_failed(envelope_bytes);
+        }
+        let error = IngestError::from(error);
+        guard.set_upstream(UpstreamRecord::Error(error.kind().to_owned()));
+        if let Some(kind) = upstream_error_kind(&error) {
+            state.metrics.upstream_error(kind);
+        }
+        error
+    };
+    let scrubbed = state
+        .pipeline
+        .scrub(Arc::clone(config), incoming)
+        .await
+        .map_err(|error| failed(error, guard))?;
+    let processed = match scrubbed {
+        Scrubbed::Finished(processed) => processed,
+        Scrubbed::Outbound(outbound) => {
+            if outbound.mode == crate::delivery::DeliveryMode::Sync {
+                // Nothing may reach the upstream without its record: in sync mode the
+                // record is made durable before the envelope is sent, so it cannot carry
+                // the upstream's answer (that goes to the log and metrics).
+                record_items(state, guard, &outbound.report);
+                guard.set_outcome(if outbound.report.forwarded_items() == 0 {
+                    Outcome::Dropped
+                } else {
+                    Outcome::Forwarded
+                });
+                guard.set_upstream(UpstreamRecord::Sending);
+                guard
+                    .finish_before_send(0)
+                    .await
+                    .map_err(IngestError::AuditUnavailable)?;
+            }
+            let processed = state
+                .pipeline
+                .send(outbound)
+                .await
+                .map_err(|error| failed(error, guard))?;
             if matches!(processed.delivery, Delivery::Queued) {
                 state.storage.spool_ok();
             }
             processed
-        }
-        Err(error) => {
-            if let crate::pipeline::PipelineError::Accept(crate::delivery::AcceptError::Spool(_)) =
-                &error
-            {
-                state.storage.spool_failed(envelope_bytes);
-            }
-            let error = IngestError::from(error);
-            guard.set_upstream(UpstreamRecord::Error(error.kind().to_owned()));
-            if let Some(kind) = upstream_error_kind(&error) {
-                state.metrics.upstream_error(kind);
-            }
-            return Err(error);
         }
     };
     let Processed {
@@ -517,33 +544,13 @@ fn record_report(
     report: &crate::pipeline::EnvelopeReport,
     delivery: &Delivery,
 ) {
-    let metrics = &state.metrics;
-    metrics.stage(Stage::Scrub, report.scrub_time);
-    metrics.stage(Stage::Decide, report.decide_time);
-    for (_, redaction) in report.all_redactions() {
-        metrics.redactions(&redaction.rule, u64::from(redaction.count));
-    }
-    for item in &report.items {
-        match item.decision {
-            ItemDecision::Forward => metrics.item(item.item_type, "forward", "none"),
-            ItemDecision::Drop(reason) => metrics.item(item.item_type, "drop", reason.as_str()),
-        }
-        if let Some(rule) = &item.rule {
-            metrics.drop_rule(rule);
+    if let Delivery::Upstream(_) = delivery {
+        if guard.is_finished() {
+            // Sync mode: the record (and these metrics) went out before the send.
+            return;
         }
     }
-    guard.set_items(
-        &report.header,
-        crate::pipeline::audit_items(report),
-        report
-            .client_report
-            .iter()
-            .map(|d| crate::audit::DiscardedRecord {
-                category: d.category.to_owned(),
-                quantity: d.quantity,
-            })
-            .collect(),
-    );
+    record_items(state, guard, report);
     let nothing_forwarded = report.forwarded_items() == 0;
     let (outcome, upstream) = match delivery {
         Delivery::NothingToSend => (Outcome::Dropped, None),
@@ -571,6 +578,41 @@ fn record_report(
     if let Some(upstream) = upstream {
         guard.set_upstream(upstream);
     }
+}
+
+/// Metrics for every redaction and item decision, and the items part of the audit record.
+fn record_items(
+    state: &AppState,
+    guard: &mut AuditGuard,
+    report: &crate::pipeline::EnvelopeReport,
+) {
+    let metrics = &state.metrics;
+    metrics.stage(Stage::Scrub, report.scrub_time);
+    metrics.stage(Stage::Decide, report.decide_time);
+    for (_, redaction) in report.all_redactions() {
+        metrics.redactions(&redaction.rule, u64::from(redaction.count));
+    }
+    for item in &report.items {
+        match item.decision {
+            ItemDecision::Forward => metrics.item(item.item_type, "forward", "none"),
+            ItemDecision::Drop(reason) => metrics.item(item.item_type, "drop", reason.as_str()),
+        }
+        if let Some(rule) = &item.rule {
+            metrics.drop_rule(rule);
+        }
+    }
+    guard.set_items(
+        &report.header,
+        crate::pipeline::audit_items(report),
+        report
+            .client_report
+            .iter()
+            .map(|d| crate::audit::DiscardedRecord {
+                category: d.category.to_owned(),
+                quantity: d.quantity,
+            })
+            .collect(),
+    );
 }
 
 /// `reason:count` pairs of dropped items, e.g. `attachment_policy:1,drop_rule:2`: closed

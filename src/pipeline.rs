@@ -432,6 +432,28 @@ pub struct Processed {
     pub delivery: Delivery,
 }
 
+/// Where [`Pipeline::scrub`] leaves an envelope.
+#[derive(Debug)]
+pub enum Scrubbed {
+    /// Nothing will leave (every item dropped or rate limited).
+    Finished(Processed),
+    /// Scrubbed bytes ready for [`Pipeline::send`].
+    Outbound(Outbound),
+}
+
+/// A scrubbed envelope that has not left yet.
+#[derive(Debug)]
+pub struct Outbound {
+    pub event_id: Option<String>,
+    pub report: EnvelopeReport,
+    pub rate_limited_items: usize,
+    pub mode: DeliveryMode,
+    destination: forward::Destination,
+    body: Bytes,
+    categories: Vec<String>,
+    client: ClientMeta,
+}
+
 /// What happened after scrubbing.
 #[derive(Debug)]
 pub enum Delivery {
@@ -499,16 +521,18 @@ impl Pipeline {
         &self.delivery
     }
 
-    /// Rate limits → scrub → decide → spool and queue (async) or forward (sync). Scrubbing
+    /// Rate limits → scrub → decide, up to the point where something would leave: what is
+    /// left to send comes back as an [`Outbound`], so the caller can make the request's audit
+    /// record durable before [`Pipeline::send`] lets anything go (fail closed). Scrubbing
     /// runs on a blocking thread for large envelopes so it never stalls the accept loop.
     ///
     /// # Errors
-    /// Only delivery failures; bad items are dropped, not errors.
-    pub async fn process(
+    /// Only a failed scrubbing task; bad items are dropped, not errors.
+    pub async fn scrub(
         &self,
         config: Arc<Config>,
         incoming: Incoming,
-    ) -> Result<Processed, PipelineError> {
+    ) -> Result<Scrubbed, PipelineError> {
         let Incoming {
             project,
             mut envelope,
@@ -520,31 +544,60 @@ impl Pipeline {
         let (rate_limited_items, limits) =
             self.apply_rate_limits(&mut envelope, &destination.public_key);
         if envelope.items().is_empty() && rate_limited_items > 0 {
-            return Ok(Processed {
+            return Ok(Scrubbed::Finished(Processed {
                 event_id,
                 report: EnvelopeReport::default(),
                 rate_limited_items,
                 delivery: Delivery::RateLimited(limits),
-            });
+            }));
         }
 
         let report = scrub_off_thread_if_large(&config, &mut envelope).await?;
         if envelope.items().is_empty() {
-            return Ok(Processed {
+            return Ok(Scrubbed::Finished(Processed {
                 event_id,
                 report,
                 rate_limited_items,
                 delivery: Delivery::NothingToSend,
-            });
+            }));
         }
         forward::rewrite_envelope_for(&mut envelope, &destination);
         let categories = categories_of(&envelope);
-        let body = envelope.to_bytes();
+        let body = Bytes::from(envelope.to_bytes());
         let mode = project.delivery.unwrap_or(config.file.delivery.mode);
+        Ok(Scrubbed::Outbound(Outbound {
+            event_id,
+            report,
+            rate_limited_items,
+            mode,
+            destination,
+            body,
+            categories,
+            client,
+        }))
+    }
+
+    /// Lets a scrubbed envelope go: spools and reserves it (async mode: it is delivered
+    /// once the caller commits the reservation) or forwards it and waits for the upstream
+    /// (sync mode).
+    ///
+    /// # Errors
+    /// Only delivery failures.
+    pub async fn send(&self, outbound: Outbound) -> Result<Processed, PipelineError> {
+        let Outbound {
+            event_id,
+            report,
+            rate_limited_items,
+            mode,
+            destination,
+            body,
+            categories,
+            client,
+        } = outbound;
         let forward_started = std::time::Instant::now();
         let delivery = match mode {
             DeliveryMode::Sync => {
-                let response = match self.forwarder.prepare(Bytes::from(body)) {
+                let response = match self.forwarder.prepare(body) {
                     Ok(prepared) => {
                         self.forwarder
                             .send(&destination, &prepared, &client, event_id.as_deref())
@@ -575,7 +628,7 @@ impl Pipeline {
                     event_id: event_id.clone(),
                     categories,
                 };
-                self.delivery.accept(meta, Bytes::from(body)).await?;
+                self.delivery.accept(meta, body).await?;
                 self.metrics
                     .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
                 Delivery::Queued

@@ -142,6 +142,7 @@ fn write_csv_rows(out: &mut dyn Write, record: &AuditRecord) -> io::Result<()> {
         None => String::new(),
         Some(super::UpstreamRecord::Status(status)) => status.to_string(),
         Some(super::UpstreamRecord::Spooled) => "spooled".to_owned(),
+        Some(super::UpstreamRecord::Sending) => "sending".to_owned(),
         Some(super::UpstreamRecord::Error(kind)) => kind.clone(),
     };
     let outcome = serde_json::to_value(record.outcome)

@@ -165,6 +165,28 @@ impl AuditGuard {
     }
 }
 
+impl AuditGuard {
+    /// Writes the record now, before the envelope is handed to the upstream (sync mode),
+    /// with `status` 0: the answer is not known yet (it is the upstream's). Later calls to
+    /// [`AuditGuard::finish`] and setters do nothing: one record per request.
+    ///
+    /// # Errors
+    /// The record could not be written: nothing may be sent, the caller answers 503.
+    pub async fn finish_before_send(&mut self, status: u16) -> Result<(), AuditError> {
+        let Some(mut record) = self.record.take() else {
+            return Ok(());
+        };
+        record.status = status;
+        record.outcome = self.outcome.unwrap_or(Outcome::Forwarded);
+        self.log.write(record).await
+    }
+
+    /// Whether the record has been written already.
+    pub fn is_finished(&self) -> bool {
+        self.record.is_none()
+    }
+}
+
 impl Drop for AuditGuard {
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {

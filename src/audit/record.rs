@@ -38,7 +38,9 @@ pub struct AuditRecord {
     pub event_id: Option<String>,
     /// sha256 of the effective config, so a reviewer can tell which rules applied.
     pub policy_hash: String,
-    /// The HTTP status answered; 0 when the request was aborted before an answer.
+    /// The HTTP status answered; 0 when it was not known when the record was written: the
+    /// request was aborted before an answer, or (sync mode) the record was made durable
+    /// before the envelope was sent, so the answer is the upstream's.
     pub status: u16,
     pub outcome: Outcome,
     /// A stable error kind (e.g. `unknown_key`) when the request failed.
@@ -120,6 +122,9 @@ pub enum UpstreamRecord {
     Status(u16),
     /// Written to the spool for later delivery.
     Spooled,
+    /// Sync mode: the record was made durable before the envelope was handed to the
+    /// upstream, so the upstream's answer is in the log and metrics, not here.
+    Sending,
     /// No answer: a stable error kind such as `upstream_timeout`.
     Error(String),
 }
