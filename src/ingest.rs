@@ -710,6 +710,7 @@ fn metrics_response(state: &AppState) -> Response<Full<Bytes>> {
         i64::try_from(files).unwrap_or(i64::MAX),
         i64::try_from(bytes).unwrap_or(i64::MAX),
     );
+    metrics.inflight_bytes(state.budget.in_use_bytes());
     let text = crate::metrics::with_delivery_counters(metrics.render(), delivery.stats());
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response.headers_mut().insert(

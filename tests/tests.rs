@@ -10,6 +10,7 @@ mod closed;
 mod decoding;
 mod delivery;
 mod endpoints;
+mod faults;
 mod fuzz_regressions;
 mod hostile;
 mod leak;
