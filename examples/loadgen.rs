@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --target http://127.0.0.1:3000 \
-//!     --concurrency 64 --duration 20 [--proxy-pid PID] [--label scrubgate]
+//!     --concurrency 64 --duration 20 [--proxy-pid PID] [--label scrubgate] \
+//!     [--rate REQ_PER_SEC] [--body-bytes N]
 //! ```
 //! Prints one JSON line: requests/s, MB/s of decoded payload, latency percentiles, errors,
 //! and (with `--proxy-pid`) the proxy's CPU seconds and peak RSS.
@@ -149,8 +150,24 @@ async fn main() {
     // Optional fixed total request rate (open-loop pacing per worker), for latency at a
     // given load rather than at saturation.
     let rate: Option<f64> = arg(&args, "--rate").map(|s| s.parse().expect("--rate REQ_PER_SEC"));
+    // Optional: every request a generated event of this many bytes, uncompressed (the
+    // memory-ceiling load of scripts/memory-load) instead of the realistic mix.
+    let body_bytes: Option<usize> =
+        arg(&args, "--body-bytes").map(|s| s.parse().expect("--body-bytes N"));
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mix = Arc::new(load_mix(&root));
+    let mix = Arc::new(match body_bytes {
+        Some(size) => (0..4)
+            .map(|seed| {
+                let data = generated_event(size, 1000 + seed);
+                Body {
+                    decoded_len: data.len(),
+                    wire: Bytes::from(data),
+                    gzip: false,
+                }
+            })
+            .collect(),
+        None => load_mix(&root),
+    });
     let url = format!("{target}/api/{PID}/envelope/");
     let auth = format!("Sentry sentry_key={KEY}, sentry_version=7, sentry_client=loadgen/1.0");
     let client = reqwest::Client::builder()

@@ -27,7 +27,7 @@ pub use error::IngestError;
 
 use crate::audit::{AuditGuard, AuditLog, Outcome, RequestStart, UpstreamRecord};
 use crate::config::{Config, Project};
-use crate::decode::compression::{decompress, ContentEncoding};
+use crate::decode::compression::{decompress, decompress_within, ContentEncoding, DecompressError};
 use crate::decode::store::decode_store_body;
 use crate::decode::{AuthPairs, Dsn, Envelope, EnvelopeLimits, Item, ItemType};
 use crate::forward::ClientMeta;
@@ -261,12 +261,13 @@ where
     let decode_started = Instant::now();
     let limits = &config.file.limits;
     let received_bytes = body.len();
-    let body = decompress(
+    let body = decompress_leased(
+        state,
+        &mut lease,
         body,
         encoding,
         limits::decompression_cap(received_bytes, limits),
-    )
-    .map_err(IngestError::Decompress)?;
+    )?;
     let compressed = encoding != ContentEncoding::Identity;
     lease_for_scrub(state, &mut lease, received_bytes, body.len(), compressed).await?;
     tracing::debug!(
@@ -325,7 +326,7 @@ where
         .is_some_and(|v| v.as_bytes() == b"application/x-sentry-envelope");
     let envelope = if is_envelope {
         let cap = limits::decompression_cap(body.len(), limits);
-        let body = decompress(body, encoding, cap).map_err(IngestError::Decompress)?;
+        let body = decompress_leased(state, &mut lease, body, encoding, cap)?;
         let compressed = encoding != ContentEncoding::Identity;
         lease_for_scrub(state, &mut lease, received_bytes, body.len(), compressed).await?;
         let envelope = Envelope::parse(
@@ -838,6 +839,33 @@ async fn lease_for_scrub(
     let grown = state.budget.grow(lease, want).await;
     state.metrics.inflight_bytes(state.budget.in_use_bytes());
     grown.map_err(|_| overloaded(state))
+}
+
+/// Inflates `body` while the inflated bytes fit beside what `lease` already holds: each
+/// doubling of the output takes budget first (without waiting: the decoder is synchronous),
+/// so a bomb under load is refused with 503 instead of growing memory.
+fn decompress_leased(
+    state: &AppState,
+    lease: &mut Lease,
+    body: Bytes,
+    encoding: ContentEncoding,
+    cap: usize,
+) -> Result<Bytes, IngestError> {
+    if encoding == ContentEncoding::Identity {
+        return decompress(body, encoding, cap).map_err(IngestError::Decompress);
+    }
+    let received = body.len() as u64;
+    let result = decompress_within(body, encoding, cap, &mut |inflated| {
+        state
+            .budget
+            .try_grow(lease, received.saturating_add(inflated as u64))
+            .is_ok()
+    });
+    state.metrics.inflight_bytes(state.budget.in_use_bytes());
+    match result {
+        Err(DecompressError::OverBudget) => Err(overloaded(state)),
+        other => other.map_err(IngestError::Decompress),
+    }
 }
 
 fn overloaded(state: &AppState) -> IngestError {

@@ -29,6 +29,9 @@ pub enum DecompressError {
     TooLarge { limit: usize },
     #[error("invalid {encoding} data")]
     Corrupt { encoding: &'static str },
+    /// The caller's memory budget refused more output (see [`decompress_within`]).
+    #[error("decompressed body does not fit the in-flight budget")]
+    OverBudget,
 }
 
 impl ContentEncoding {
@@ -78,6 +81,21 @@ pub fn decompress(
     encoding: ContentEncoding,
     max_bytes: usize,
 ) -> Result<Bytes, DecompressError> {
+    decompress_within(body, encoding, max_bytes, &mut |_| true)
+}
+
+/// [`decompress`], asking `may_grow(bytes)` before the output buffer grows past each
+/// doubling step (from 64 KiB), so a caller with a memory budget can stop a body that
+/// would inflate beyond what it may hold, before it is inflated.
+///
+/// # Errors
+/// As [`decompress`], and [`DecompressError::OverBudget`] when `may_grow` says no.
+pub fn decompress_within(
+    body: Bytes,
+    encoding: ContentEncoding,
+    max_bytes: usize,
+    may_grow: &mut dyn FnMut(usize) -> bool,
+) -> Result<Bytes, DecompressError> {
     match encoding {
         ContentEncoding::Identity => {
             if body.len() > max_bytes {
@@ -90,15 +108,24 @@ pub fn decompress(
             flate2::read::MultiGzDecoder::new(&body[..]),
             max_bytes,
             "gzip",
+            may_grow,
         ),
-        ContentEncoding::Deflate => inflate_zlib(&body, max_bytes),
-        ContentEncoding::Brotli => {
-            read_capped(brotli::Decompressor::new(&body[..], 8192), max_bytes, "br")
-        }
+        ContentEncoding::Deflate => read_capped(
+            flate2::read::ZlibDecoder::new(&body[..]),
+            max_bytes,
+            "deflate",
+            may_grow,
+        ),
+        ContentEncoding::Brotli => read_capped(
+            brotli::Decompressor::new(&body[..], 8192),
+            max_bytes,
+            "br",
+            may_grow,
+        ),
         ContentEncoding::Zstd => {
             let decoder = zstd::stream::read::Decoder::new(&body[..])
                 .map_err(|_| DecompressError::Corrupt { encoding: "zstd" })?;
-            read_capped(decoder, max_bytes, "zstd")
+            read_capped(decoder, max_bytes, "zstd", may_grow)
         }
     }
 }
@@ -109,8 +136,16 @@ pub fn decompress(
 /// # Errors
 /// As [`decompress`].
 pub fn inflate_zlib(data: &[u8], max_bytes: usize) -> Result<Bytes, DecompressError> {
-    read_capped(flate2::read::ZlibDecoder::new(data), max_bytes, "deflate")
+    read_capped(
+        flate2::read::ZlibDecoder::new(data),
+        max_bytes,
+        "deflate",
+        &mut |_| true,
+    )
 }
+
+/// First output size checked with the caller's `may_grow`; then every doubling.
+const GROWTH_STEP: usize = 64 * 1024;
 
 /// Reads at most `max_bytes + 1` bytes from `reader`: one byte past the cap proves the
 /// output is too large without inflating the rest.
@@ -118,15 +153,32 @@ fn read_capped(
     reader: impl Read,
     max_bytes: usize,
     encoding: &'static str,
+    may_grow: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Bytes, DecompressError> {
     let cap = u64::try_from(max_bytes)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
+    let mut reader = reader.take(cap);
     let mut out = Vec::new();
-    reader
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(|_| DecompressError::Corrupt { encoding })?;
+    let mut allowed = 0usize;
+    loop {
+        if out.len() >= allowed {
+            let next = (allowed.max(GROWTH_STEP / 2) * 2).min(max_bytes.saturating_add(1));
+            if !may_grow(next) {
+                return Err(DecompressError::OverBudget);
+            }
+            allowed = next.max(out.len() + 1);
+        }
+        let want = allowed - out.len();
+        let before = out.len();
+        (&mut reader)
+            .take(u64::try_from(want).unwrap_or(u64::MAX))
+            .read_to_end(&mut out)
+            .map_err(|_| DecompressError::Corrupt { encoding })?;
+        if out.len() == before {
+            break;
+        }
+    }
     if out.len() > max_bytes {
         return Err(DecompressError::TooLarge { limit: max_bytes });
     }
@@ -143,6 +195,27 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_budget_that_says_no_stops_inflation_before_the_output_grows() {
+        let data = vec![b'a'; 1024 * 1024];
+        let body = Bytes::from(gzip(&data));
+        let mut asked = Vec::new();
+        let result = decompress_within(body.clone(), ContentEncoding::Gzip, 10 << 20, &mut |n| {
+            asked.push(n);
+            n <= 256 * 1024
+        });
+        assert_eq!(result, Err(DecompressError::OverBudget));
+        assert_eq!(asked, [64 * 1024, 128 * 1024, 256 * 1024, 512 * 1024]);
+        let mut asked = Vec::new();
+        let inflated = decompress_within(body, ContentEncoding::Gzip, 10 << 20, &mut |n| {
+            asked.push(n);
+            true
+        })
+        .unwrap();
+        assert_eq!(inflated, data);
+        assert_eq!(asked.last(), Some(&(2048 * 1024)), "{asked:?}");
     }
 
     #[test]

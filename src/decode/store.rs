@@ -45,7 +45,9 @@ pub fn decode_store_body(body: Bytes, max_bytes: usize) -> Result<Bytes, StoreBo
     match super::compression::inflate_zlib(&decoded, max_bytes) {
         Ok(json) => Ok(json),
         Err(super::DecompressError::TooLarge { limit }) => Err(StoreBodyError::TooLarge { limit }),
-        Err(super::DecompressError::Corrupt { .. }) => Err(StoreBodyError::Zlib),
+        Err(super::DecompressError::Corrupt { .. } | super::DecompressError::OverBudget) => {
+            Err(StoreBodyError::Zlib)
+        }
     }
 }
 

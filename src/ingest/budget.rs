@@ -104,6 +104,30 @@ impl InflightBudget {
         Ok(())
     }
 
+    /// [`InflightBudget::grow`] without waiting, for synchronous code (the decompressor
+    /// asks before each doubling of its output).
+    ///
+    /// # Errors
+    /// [`Exhausted`] when the extra bytes are not free right now.
+    pub fn try_grow(&self, lease: &mut Lease, bytes: u64) -> Result<(), Exhausted> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let want = self.units_for(bytes);
+        if want <= lease.units {
+            return Ok(());
+        }
+        let extra = Arc::clone(&self.semaphore)
+            .try_acquire_many_owned(want - lease.units)
+            .map_err(|_| Exhausted)?;
+        match &mut lease.permit {
+            Some(permit) => permit.merge(extra),
+            None => lease.permit = Some(extra),
+        }
+        lease.units = want;
+        Ok(())
+    }
+
     async fn acquire(&self, units: u32) -> Result<OwnedSemaphorePermit, Exhausted> {
         let semaphore = Arc::clone(&self.semaphore);
         if let Ok(permit) = Arc::clone(&semaphore).try_acquire_many_owned(units) {
@@ -171,6 +195,23 @@ mod tests {
         assert_eq!(budget.grow(&mut lease, 2 * MIB).await, Err(Exhausted));
         assert_eq!(lease.bytes(), MIB);
         assert_eq!(budget.in_use_bytes(), 2 * MIB);
+    }
+
+    #[tokio::test]
+    async fn try_grow_never_waits() {
+        let budget = InflightBudget::new(2 * MIB, Duration::from_secs(60));
+        let mut lease = budget.lease(MIB).await.unwrap();
+        budget.try_grow(&mut lease, MIB + MIB / 2).unwrap();
+        assert_eq!(lease.bytes(), MIB + MIB / 2);
+        assert_eq!(
+            budget.try_grow(&mut lease, 3 * MIB),
+            Ok(()),
+            "capped at the budget"
+        );
+        let mut other = budget.lease(0).await.unwrap_or_else(|_| unreachable!());
+        drop(lease);
+        budget.try_grow(&mut other, MIB).unwrap();
+        assert_eq!(budget.in_use_bytes(), MIB);
     }
 
     #[tokio::test]

@@ -100,6 +100,7 @@ impl IngestError {
             | E::Decompress(DecompressError::TooLarge { .. })
             | E::StoreBody(StoreBodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             E::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            E::Decompress(DecompressError::OverBudget) => StatusCode::SERVICE_UNAVAILABLE,
             E::Limit(LimitError::TooDeep) => StatusCode::BAD_REQUEST,
             E::Limit(_) => StatusCode::PAYLOAD_TOO_LARGE,
             E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
