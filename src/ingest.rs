@@ -256,7 +256,7 @@ where
         check_rate(state, config, project)?;
     }
     let encoding = content_encoding(&parts.headers)?;
-    let mut lease = lease_for_body(state, &parts.headers).await?;
+    let mut lease = lease_for_body(state, &parts.headers, encoding).await?;
     let body = read_body(state, config, body, &parts.headers, &mut lease).await?;
     let decode_started = Instant::now();
     let limits = &config.file.limits;
@@ -269,7 +269,7 @@ where
         limits::decompression_cap(received_bytes, limits),
     )?;
     let compressed = encoding != ContentEncoding::Identity;
-    lease_for_scrub(state, &mut lease, received_bytes, body.len(), compressed).await?;
+    lease_for_scrub(state, &mut lease, received_bytes, body.len(), compressed)?;
     tracing::debug!(
         encoding = encoding.as_str(),
         received_bytes,
@@ -315,7 +315,7 @@ where
     guard.set_project(project.project_id, &project.public_key);
     check_rate(state, config, &project)?;
     let encoding = content_encoding(&parts.headers)?;
-    let mut lease = lease_for_body(state, &parts.headers).await?;
+    let mut lease = lease_for_body(state, &parts.headers, encoding).await?;
     let body = read_body(state, config, body, &parts.headers, &mut lease).await?;
     let received_bytes = body.len();
     let decode_started = Instant::now();
@@ -328,7 +328,7 @@ where
         let cap = limits::decompression_cap(body.len(), limits);
         let body = decompress_leased(state, &mut lease, body, encoding, cap)?;
         let compressed = encoding != ContentEncoding::Identity;
-        lease_for_scrub(state, &mut lease, received_bytes, body.len(), compressed).await?;
+        lease_for_scrub(state, &mut lease, received_bytes, body.len(), compressed)?;
         let envelope = Envelope::parse(
             body,
             &EnvelopeLimits {
@@ -343,7 +343,7 @@ where
             decompress(body, encoding, limits.max_event_bytes).map_err(IngestError::Decompress)?;
         let event =
             decode_store_body(body, limits.max_event_bytes).map_err(IngestError::StoreBody)?;
-        lease_for_scrub(state, &mut lease, received_bytes, event.len(), true).await?;
+        lease_for_scrub(state, &mut lease, received_bytes, event.len(), true)?;
         if limits::json_too_deep(&event, limits.max_json_depth) {
             return Err(IngestError::Limit(limits::LimitError::TooDeep));
         }
@@ -806,28 +806,50 @@ fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, IngestError>
         .map_err(|_| IngestError::UnsupportedEncoding)
 }
 
-/// Bytes leased for a body of unknown length before its first bytes arrive.
-const UNKNOWN_LENGTH_LEASE: u64 = 64 * 1024;
+/// Bytes of body expected when the length is not declared.
+const UNKNOWN_LENGTH: u64 = 64 * 1024;
 /// Bytes held per inflated byte while scrubbing: the inflated body, the JSON tree over it
 /// and the serialised output.
 const SCRUB_BYTES_PER_BYTE: u64 = 3;
+/// Inflated bytes per received byte assumed for a compressed body until it is inflated.
+const ASSUMED_COMPRESSION_RATIO: u64 = 4;
 
-/// Leases the bytes a request is about to receive (`Content-Length`, or a first slice when
-/// the length is not declared).
-async fn lease_for_body(state: &AppState, headers: &HeaderMap) -> Result<Lease, IngestError> {
+/// Leases, before a byte of the body is read, everything the request is expected to hold
+/// (its body, the inflated body, scrub buffers), waiting up to `inflight_wait_ms`. This is
+/// the only place a request waits for budget: later growth never waits, because a request
+/// that waits while holding bytes can deadlock with others doing the same (200 requests
+/// each holding their body and waiting for their scrub buffers, measured).
+async fn lease_for_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    encoding: ContentEncoding,
+) -> Result<Lease, IngestError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(UNKNOWN_LENGTH_LEASE);
-    let lease = state.budget.lease(declared).await;
+        .unwrap_or(UNKNOWN_LENGTH);
+    let expected = expected_hold(declared, encoding != ContentEncoding::Identity);
+    let lease = state.budget.lease(expected).await;
     state.metrics.inflight_bytes(state.budget.in_use_bytes());
     lease.map_err(|_| overloaded(state))
 }
 
-/// Grows `lease` to what scrubbing `decoded` bytes holds (plus the compressed body, when
-/// it was compressed and is still held).
-async fn lease_for_scrub(
+/// What a request with a `received`-byte body holds at its peak.
+fn expected_hold(received: u64, compressed: bool) -> u64 {
+    if compressed {
+        received.saturating_add(
+            received
+                .saturating_mul(ASSUMED_COMPRESSION_RATIO)
+                .saturating_mul(SCRUB_BYTES_PER_BYTE),
+        )
+    } else {
+        received.saturating_mul(SCRUB_BYTES_PER_BYTE)
+    }
+}
+
+/// Grows `lease` to what scrubbing `decoded` bytes holds, without waiting.
+fn lease_for_scrub(
     state: &AppState,
     lease: &mut Lease,
     received: usize,
@@ -836,7 +858,7 @@ async fn lease_for_scrub(
 ) -> Result<(), IngestError> {
     let held = if compressed { received as u64 } else { 0 };
     let want = held.saturating_add((decoded as u64).saturating_mul(SCRUB_BYTES_PER_BYTE));
-    let grown = state.budget.grow(lease, want).await;
+    let grown = state.budget.try_grow(lease, want);
     state.metrics.inflight_bytes(state.budget.in_use_bytes());
     grown.map_err(|_| overloaded(state))
 }
@@ -911,8 +933,9 @@ where
             if let Ok(data) = frame.into_data() {
                 let total = (buffer.len() + data.len()) as u64;
                 if total > lease.bytes() {
-                    // Undeclared (or understated) length: lease ahead in doubling steps.
-                    let grown = state.budget.grow(lease, total.max(lease.bytes() * 2)).await;
+                    // Undeclared (or understated) length: lease ahead in doubling steps,
+                    // without waiting (see `lease_for_body`).
+                    let grown = state.budget.try_grow(lease, total.max(lease.bytes() * 2));
                     state.metrics.inflight_bytes(state.budget.in_use_bytes());
                     grown.map_err(|_| overloaded(state))?;
                 }

@@ -6,9 +6,10 @@
 //! (`limits.inflight_wait_ms`) and then gets 503 with `Retry-After`, so the SDK keeps the
 //! event and sends it again later instead of the proxy running out of memory.
 //!
-//! Leases are counted in KiB units on a fair (FIFO) semaphore. A single lease never asks for
-//! more than the whole budget, so one large request always gets through once everything
-//! else has drained.
+//! Leases are counted in KiB units on a fair (FIFO) semaphore. A request waits only for its
+//! first lease (what it expects to hold); growing it later never waits. A single lease never
+//! asks for more than the whole budget, so one large request always gets through once
+//! everything else has drained.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,30 +83,9 @@ impl InflightBudget {
         })
     }
 
-    /// Grows `lease` to cover `bytes` in all (capped at the whole budget).
-    ///
-    /// # Errors
-    /// [`Exhausted`] when the extra bytes did not become free in time; the lease keeps
-    /// what it had.
-    pub async fn grow(&self, lease: &mut Lease, bytes: u64) -> Result<(), Exhausted> {
-        if !self.enabled() {
-            return Ok(());
-        }
-        let want = self.units_for(bytes);
-        if want <= lease.units {
-            return Ok(());
-        }
-        let extra = self.acquire(want - lease.units).await?;
-        match &mut lease.permit {
-            Some(permit) => permit.merge(extra),
-            None => lease.permit = Some(extra),
-        }
-        lease.units = want;
-        Ok(())
-    }
-
-    /// [`InflightBudget::grow`] without waiting, for synchronous code (the decompressor
-    /// asks before each doubling of its output).
+    /// Grows `lease` to cover `bytes` in all (capped at the whole budget), without waiting:
+    /// a request never waits while it holds bytes (requests that hold and wait can block
+    /// each other until all time out).
     ///
     /// # Errors
     /// [`Exhausted`] when the extra bytes are not free right now.
@@ -183,7 +163,7 @@ mod tests {
         let budget = InflightBudget::new(MIB, Duration::from_millis(10));
         let mut lease = budget.lease(10 * MIB).await.unwrap();
         assert_eq!(lease.bytes(), MIB);
-        budget.grow(&mut lease, 20 * MIB).await.unwrap();
+        budget.try_grow(&mut lease, 20 * MIB).unwrap();
         assert_eq!(budget.in_use_bytes(), MIB);
     }
 
@@ -192,7 +172,7 @@ mod tests {
         let budget = InflightBudget::new(2 * MIB, Duration::from_millis(10));
         let mut lease = budget.lease(MIB).await.unwrap();
         let _other = budget.lease(MIB).await.unwrap();
-        assert_eq!(budget.grow(&mut lease, 2 * MIB).await, Err(Exhausted));
+        assert_eq!(budget.try_grow(&mut lease, 2 * MIB), Err(Exhausted));
         assert_eq!(lease.bytes(), MIB);
         assert_eq!(budget.in_use_bytes(), 2 * MIB);
     }
