@@ -34,7 +34,7 @@ use crate::pipeline::{Delivery, Incoming, ItemDecision, Pipeline, Processed};
 /// and the pipeline.
 #[derive(Debug)]
 pub struct AppState {
-    pub config: ArcSwap<Config>,
+    pub config: Arc<ArcSwap<Config>>,
     pub pipeline: Pipeline,
     /// Per-project token buckets (`limits.project_rate_limit_per_sec`).
     pub rate: rate::RateLimiter,
@@ -362,7 +362,7 @@ async fn process(
     let outcome = match &delivery {
         Delivery::NothingToSend => "nothing_to_send",
         Delivery::RateLimited(_) => "rate_limited",
-        Delivery::Queued => "queued",
+        Delivery::Queued(_) => "queued",
         Delivery::Upstream(_) => "forwarded",
     };
     let upstream_status = match &delivery {
@@ -390,7 +390,13 @@ async fn process(
         None => json!({}),
     };
     match delivery {
-        Delivery::NothingToSend | Delivery::Queued => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::NothingToSend => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::Queued(reservation) => {
+            reservation
+                .commit()
+                .map_err(|error| IngestError::from(crate::pipeline::PipelineError::from(error)))?;
+            Ok(json_response(StatusCode::OK, &id_body))
+        }
         Delivery::RateLimited(limits) => Ok(rate_limited_response(&limits)),
         Delivery::Upstream(response) if (200..300).contains(&response.status) => {
             Ok(json_response(StatusCode::OK, &id_body))
@@ -496,7 +502,7 @@ fn record_report(
     let (outcome, upstream) = match delivery {
         Delivery::NothingToSend => (Outcome::Dropped, None),
         Delivery::RateLimited(_) => (Outcome::RateLimited, None),
-        Delivery::Queued => (
+        Delivery::Queued(_) => (
             if nothing_forwarded {
                 Outcome::Dropped
             } else {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::config::{Config, Project};
 use crate::decide::{DropReason, ItemAction, ItemFacts, ItemMeta, Policy, RuleInput};
 use crate::decode::{Envelope, Item, ItemType};
-use crate::delivery::{AcceptError, DeliveryMode, DeliveryService};
+use crate::delivery::{AcceptError, DeliveryMode, DeliveryService, Reservation};
 use crate::forward::rate_limits::{self, ActiveLimit, RateLimits};
 use crate::forward::{self, ClientMeta, ForwardError, Forwarder, UpstreamResponse};
 use crate::scrub::{Method, PayloadKind, ScrubReport, Scrubber};
@@ -440,8 +440,10 @@ pub enum Delivery {
     /// Every item is in a category the upstream currently rate limits: answer 429 with
     /// these limits, forward nothing.
     RateLimited(Vec<ActiveLimit>),
-    /// Spooled and queued (async mode): the SDK gets 200 now.
-    Queued,
+    /// Spooled (async mode) and reserved: commit the reservation once the request's audit
+    /// record is written, then the SDK gets 200; dropping it means the envelope is never
+    /// sent.
+    Queued(Reservation),
     /// The upstream (or file sink) answered (sync mode).
     Upstream(UpstreamResponse),
 }
@@ -574,11 +576,13 @@ impl Pipeline {
                     user_agent: client.user_agent,
                     event_id: event_id.clone(),
                     categories,
+                    sdk_public_key: Some(project.public_key.clone()),
+                    sdk_project_id: Some(project.project_id),
                 };
-                self.delivery.accept(meta, Bytes::from(body)).await?;
+                let reservation = self.delivery.accept(meta, Bytes::from(body)).await?;
                 self.metrics
                     .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
-                Delivery::Queued
+                Delivery::Queued(reservation)
             }
         };
         Ok(Processed {
