@@ -9,6 +9,7 @@ mod binary;
 mod closed;
 mod decoding;
 mod delivery;
+mod delivery_destinations;
 mod endpoints;
 mod fuzz_regressions;
 mod hostile;
