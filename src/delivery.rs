@@ -75,17 +75,21 @@ pub struct DeliverySettings {
     /// `async` (spool, answer 200 at once, forward in the background) or `sync` (forward,
     /// then answer with the upstream's status). Projects may override it.
     pub mode: DeliveryMode,
-    /// Concurrent upstream requests.
+    /// Concurrent upstream requests, shared among the destinations that have work.
     pub workers: usize,
-    /// Envelopes waiting in memory; beyond it they wait on disk for the replayer.
+    /// Envelopes waiting in memory over all destinations; beyond it they wait on disk in
+    /// their destination's backlog.
     pub queue_capacity: usize,
-    /// Attempts per envelope before it is parked on disk (or dropped, when rate limited).
+    /// Attempts per envelope before it is parked on disk (or dropped, when rate limited);
+    /// also the consecutive failures that open a destination's breaker.
     pub max_attempts: u32,
     pub initial_backoff_ms: u64,
+    /// Cap of the retry backoff and of a breaker's cool-down between probes.
     pub max_backoff_secs: u64,
     /// A 429 whose limit ends within this is waited out and retried; longer ones drop.
     pub max_rate_limit_wait_secs: u64,
-    /// How often the replayer looks at the spool when it has nothing else to do.
+    /// How often the dispatcher does its housekeeping (idle segment clean-up, metrics
+    /// gauges) when nothing else wakes it.
     pub replay_interval_ms: u64,
 }
 
@@ -152,7 +156,7 @@ pub enum AcceptError {
 #[must_use = "an uncommitted reservation is dropped: the envelope is never delivered"]
 pub struct Reservation {
     inner: Arc<Inner>,
-    job: Option<Job>,
+    job: Option<Box<Job>>,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -337,7 +341,7 @@ impl DeliveryService {
         })?;
         Ok(Reservation {
             inner: Arc::clone(&self.inner),
-            job: Some(Job { id, meta, body }),
+            job: Some(Box::new(Job { id, meta, body })),
         })
     }
 
@@ -374,7 +378,7 @@ impl Inner {
     }
 
     /// Queues a committed envelope for the destination the current config gives it.
-    fn enqueue(&self, job: Job) {
+    fn enqueue(&self, job: Box<Job>) {
         let config = self.config.load();
         match resolve(&self.forwarder, &config, &job.meta) {
             Route::To(destination) => self.scheduler().push_fresh(&key_of(&destination), job),
@@ -534,13 +538,22 @@ async fn dispatch(inner: Arc<Inner>) {
 /// change) and files them under their destination.
 async fn classify_records(inner: Arc<Inner>, ids: Vec<RecordId>) {
     let reader = Arc::clone(&inner);
+    let batch = ids.clone();
     let read = tokio::task::spawn_blocking(move || {
-        ids.into_iter()
+        batch
+            .into_iter()
             .map(|id| (id, reader.spool.read(id).map(|spooled| spooled.meta)))
             .collect::<Vec<_>>()
     })
-    .await
-    .unwrap_or_default();
+    .await;
+    let mut retry = Vec::new();
+    let read = match read {
+        Ok(read) => read,
+        Err(_) => {
+            retry = ids;
+            Vec::new()
+        }
+    };
     let config = inner.config.load();
     let mut warn = Vec::new();
     let mut corrupt = Vec::new();
@@ -561,10 +574,18 @@ async fn classify_records(inner: Arc<Inner>, ids: Vec<RecordId>) {
                 Err(SpoolError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {}
                 Err(error) => {
                     tracing::error!(error = %error, record = %id, "cannot read a spool record; trying again later");
-                    scheduler.add_unclassified([id]);
+                    retry.push(id);
                 }
             }
         }
+    }
+    if !retry.is_empty() {
+        // Not in a tight loop: a spool that cannot be read now is looked at next tick.
+        tokio::time::sleep(Duration::from_millis(
+            inner.settings.replay_interval_ms.max(10),
+        ))
+        .await;
+        inner.scheduler().add_unclassified(retry);
     }
     for id in corrupt {
         tracing::error!(record = %id, "corrupt spool record dropped");

@@ -59,7 +59,7 @@ pub(crate) struct Job {
 
 #[derive(Debug)]
 pub(crate) enum Source {
-    Fresh(Job),
+    Fresh(Box<Job>),
     /// Read from the spool by the worker.
     Spooled(RecordId),
 }
@@ -93,12 +93,14 @@ pub(crate) enum Release {
     /// expires.
     Unroutable { project_id: u64 },
     /// The current config sends it elsewhere: queued there instead, not sent here.
-    Moved(DestKey, Job),
+    Moved(DestKey, Box<Job>),
+    /// It could not be read: classified again (the classifier retries at its own pace).
+    Reclassify,
 }
 
 #[derive(Debug)]
 struct DestQueue {
-    fresh: VecDeque<Job>,
+    fresh: VecDeque<Box<Job>>,
     backlog: BTreeSet<RecordId>,
     in_flight: usize,
     breaker: Breaker,
@@ -200,7 +202,7 @@ impl Scheduler {
 
     /// A committed envelope: queued in memory if its destination is healthy and there is
     /// room, else left on disk in the backlog.
-    pub(crate) fn push_fresh(&mut self, key: &DestKey, job: Job) {
+    pub(crate) fn push_fresh(&mut self, key: &DestKey, job: Box<Job>) {
         let full = self.fresh_total >= self.fresh_capacity;
         let queue = self.queue(key);
         if full || !queue.breaker.is_closed() {
@@ -362,7 +364,7 @@ impl Scheduler {
         if queue.breaker.is_closed() {
             return true;
         }
-        let spilled: Vec<Job> = queue.fresh.drain(..).collect();
+        let spilled: Vec<Box<Job>> = queue.fresh.drain(..).collect();
         for job in &spilled {
             queue.backlog.insert(job.id);
         }
@@ -385,8 +387,9 @@ impl Scheduler {
         self.in_flight = self.in_flight.saturating_sub(1);
         let queue = self.queue(key);
         queue.in_flight = queue.in_flight.saturating_sub(1);
-        if probe && !matches!(release, Release::Park) {
-            // Gone, moved or unroutable: no attempt was made, so nothing was learnt.
+        if probe {
+            // A probe that got an answer or failed has moved the breaker on already; one
+            // that was gone, moved, unreadable or never finished lets the next one probe.
             queue.breaker.abandon_probe();
         }
         match release {
@@ -399,6 +402,10 @@ impl Scheduler {
             }
             Release::Unroutable { project_id } => return self.park_unroutable(id, project_id),
             Release::Moved(to, job) => self.push_fresh(&to, job),
+            Release::Reclassify => {
+                self.busy.remove(&id);
+                self.unclassified.push_back(id);
+            }
         }
         false
     }
@@ -453,8 +460,8 @@ mod tests {
         }
     }
 
-    fn job(n: u64) -> Job {
-        Job {
+    fn job(n: u64) -> Box<Job> {
+        Box::new(Job {
             id: id(n),
             meta: SpoolMeta {
                 base: String::new(),
@@ -469,7 +476,7 @@ mod tests {
                 sdk_project_id: None,
             },
             body: Bytes::new(),
-        }
+        })
     }
 
     fn ids(work: &[Work]) -> Vec<(u64, u64)> {

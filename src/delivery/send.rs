@@ -60,11 +60,11 @@ pub(super) async fn send(inner: Arc<Inner>, work: Work) {
             match read {
                 Ok(Ok(spooled)) => {
                     inner.stats.replayed.fetch_add(1, Ordering::Relaxed);
-                    Job {
+                    Box::new(Job {
                         id: spooled.id,
                         meta: spooled.meta,
                         body: spooled.body,
-                    }
+                    })
                 }
                 Ok(Err(SpoolError::Corrupt)) => {
                     tracing::error!(record = %id, "corrupt spool record dropped");
@@ -77,7 +77,15 @@ pub(super) async fn send(inner: Arc<Inner>, work: Work) {
                     slot.release = Some(Release::Done);
                     return;
                 }
-                _ => return,
+                Ok(Err(error)) => {
+                    tracing::error!(error = %error, record = %id, "cannot read a spool record; trying again later");
+                    slot.release = Some(Release::Reclassify);
+                    return;
+                }
+                Err(_) => {
+                    slot.release = Some(Release::Reclassify);
+                    return;
+                }
             }
         }
     };
@@ -168,10 +176,10 @@ async fn deliver(
     inner: &Inner,
     key: &DestKey,
     probe: bool,
-    job: Job,
+    job: Box<Job>,
     destination: &Destination,
 ) -> Release {
-    let Job { id, meta, body } = job;
+    let Job { id, meta, body } = *job;
     let client = ClientMeta {
         sentry_client: meta.sentry_client.clone(),
         user_agent: meta.user_agent.clone(),
