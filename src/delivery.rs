@@ -325,23 +325,23 @@ impl DeliveryService {
     /// The spool is full or cannot be written; the SDK should retry later.
     pub async fn accept(&self, meta: SpoolMeta, body: Bytes) -> Result<Reservation, AcceptError> {
         let inner = Arc::clone(&self.inner);
-        let write_meta = meta.clone();
-        let write_body = body.clone();
-        let id = tokio::task::spawn_blocking(move || {
-            let id = inner.spool.write(&write_meta, &write_body)?;
+        // The reservation is made on the blocking thread: if this request is cancelled
+        // while the write runs, the finished task's output (the reservation) is dropped,
+        // which completes the record instead of leaving it reserved forever.
+        tokio::task::spawn_blocking(move || {
+            let id = inner.spool.write(&meta, &body)?;
             // Busy before anyone else can look at it (expiry skips busy records).
             inner.scheduler().reserve(id);
-            Ok(id)
+            Ok(Reservation {
+                inner,
+                job: Some(Box::new(Job { id, meta, body })),
+            })
         })
         .await
         .map_err(|error| AcceptError::Spool(SpoolError::Io(std::io::Error::other(error))))?
         .map_err(|error| match error {
             SpoolError::Full => AcceptError::SpoolFull,
             other => AcceptError::Spool(other),
-        })?;
-        Ok(Reservation {
-            inner: Arc::clone(&self.inner),
-            job: Some(Box::new(Job { id, meta, body })),
         })
     }
 

@@ -293,6 +293,63 @@ async fn a_changed_upstream_dsn_redirects_the_backlog_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_upstream_dsn_redirects_envelopes_already_queued_for_a_dead_upstream() {
+    const NEW_KEY: &str = "4e30000000000000000000000000000c";
+    let old = Upstream::start().await;
+    old.go_down().await;
+    let new = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = util::config_file(&old.url());
+    file.projects[0].upstream_dsn = Some(dsn(&old.url(), KEY, PID));
+    file.spool.dir = dir.path().join("spool");
+    file.upstream.connect_timeout_secs = 1;
+    file.delivery.max_attempts = 2;
+    file.delivery.initial_backoff_ms = 20;
+    file.delivery.max_backoff_secs = 1;
+    file.delivery.replay_interval_ms = 50;
+    let proxy = Proxy::start(file).await;
+    let base = format!("http://{}", proxy.addr);
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let id = event_id(8, n);
+        let response = post(&base, KEY, PID, envelope(&id, &proxy.dsn(), KEY))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        ids.push(id);
+    }
+    // The old upstream's breaker opens; the envelopes wait in its backlog.
+    let stats = proxy.state().pipeline.delivery().stats();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats
+        .breaker_opened
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the breaker never opened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let path = dir.path().join("scrubgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[upstream]\nurl = \"{}\"\n\n[spool]\ndir = \"{}\"\n\n[[projects]]\npublic_key = \"{KEY}\"\nproject_id = {PID}\nupstream_dsn = \"{}\"\n",
+            old.url(),
+            dir.path().join("spool").display(),
+            dsn(&new.url(), NEW_KEY, 300)
+        ),
+    )
+    .unwrap();
+    scrubgate::app::reload(proxy.state(), Some(&path)).unwrap();
+    let delivered = new.wait_delivered(&ids, 20).await;
+    assert!(ids.iter().all(|id| delivered[id] == 1));
+    assert!(new.received().iter().all(|r| r.uri == "/api/300/envelope/"
+        && r.envelope_header()["dsn"] == dsn(&new.url(), NEW_KEY, 300).as_str()));
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_removed_from_the_config_is_set_aside_not_sent_and_not_retried() {
     const REMOVED: u32 = 200;
     let upstream = Upstream::start().await;
