@@ -478,6 +478,7 @@ async fn dispatch(inner: Arc<Inner>) {
     let mut last_expiry: Option<Instant> = None;
     let mut expiry: Option<JoinHandle<()>> = None;
     let mut config = inner.config.load_full();
+    let mut last_maintenance = Instant::now();
     loop {
         let draining = inner.draining.load(Ordering::SeqCst);
         if !draining {
@@ -514,19 +515,23 @@ async fn dispatch(inner: Arc<Inner>) {
         if done {
             break;
         }
+        // At least a little: a due probe may be held back by full worker slots, and a
+        // freed slot wakes us anyway.
         let wait = reopen
             .map(|at| at.saturating_duration_since(now))
             .unwrap_or(tick)
-            .min(tick);
+            .clamp(Duration::from_millis(10), tick);
         tokio::select! {
             () = inner.wake.notified() => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
-            () = tokio::time::sleep(wait) => {
-                // An idle proxy gives back its last, fully completed segment.
-                inner.spool.maintain();
-            }
+            () = tokio::time::sleep(wait) => {}
         }
         while running.try_join_next().is_some() {}
+        if last_maintenance.elapsed() >= tick {
+            last_maintenance = Instant::now();
+            // An idle proxy gives back its last, fully completed segment.
+            inner.spool.maintain();
+        }
     }
     while running.join_next().await.is_some() {}
     if let Some(expiry) = expiry {
