@@ -94,20 +94,24 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
         );
     }
     let rate_limits = Arc::new(RateLimits::default());
+    let delivery_settings = config.file.delivery.clone();
+    // One swap for the server and delivery: a reload also redirects spooled envelopes.
+    let config = Arc::new(ArcSwap::from_pointee(config));
     let (delivery, tasks) = DeliveryService::start(
         forwarder.clone(),
         spool,
-        config.file.delivery.clone(),
+        delivery_settings,
+        Arc::clone(&config),
         Arc::clone(&rate_limits),
     );
-    let audit = crate::audit::AuditLog::open(&config.file.audit)?;
+    let audit = crate::audit::AuditLog::open(&config.load().file.audit)?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let budget = crate::ingest::budget::InflightBudget::new(
-        config.file.limits.max_inflight_bytes,
-        std::time::Duration::from_millis(config.file.limits.inflight_wait_ms),
+        config.load().file.limits.max_inflight_bytes,
+        std::time::Duration::from_millis(config.load().file.limits.inflight_wait_ms),
     );
     let state = Arc::new(AppState {
-        config: ArcSwap::from_pointee(config),
+        config,
         pipeline: Pipeline::new(forwarder, delivery, rate_limits)
             .with_metrics(Arc::clone(&metrics)),
         audit,

@@ -373,6 +373,52 @@ pub fn rewrite_envelope_for(envelope: &mut Envelope, destination: &Destination) 
     }
 }
 
+/// [`rewrite_envelope_for`] on a serialized envelope, for envelopes spooled for an older
+/// destination: only the header line is parsed and, if it must change, re-encoded. A header that needs
+/// no change (the common case) returns `body` itself, and a header line that cannot name a
+/// DSN or key (no `dsn`, no `public_key`, no escapes) is not even parsed. Items are copied
+/// byte for byte.
+pub fn rewrite_header_for(body: &bytes::Bytes, destination: &Destination) -> bytes::Bytes {
+    let end = body.iter().position(|b| *b == b'\n').unwrap_or(body.len());
+    let line = &body[..end];
+    let mentions = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
+    if !line.contains(&b'\\') && !mentions(b"dsn") && !mentions(b"public_key") {
+        return body.clone();
+    }
+    let Ok(mut fields) = serde_json::from_slice::<serde_json::Map<String, Value>>(line) else {
+        // Our own serializer wrote this line; unparsable means not ours to fix.
+        return body.clone();
+    };
+    let dsn_differs = fields
+        .get("dsn")
+        .and_then(Value::as_str)
+        .is_some_and(|dsn| dsn != destination.dsn);
+    let trace_key = fields
+        .get_mut("trace")
+        .and_then(Value::as_object_mut)
+        .and_then(|trace| trace.get_mut("public_key"));
+    let mut changed = false;
+    if let Some(key) = trace_key {
+        if key.as_str().is_some_and(|k| k != destination.public_key) {
+            *key = Value::String(destination.public_key.clone());
+            changed = true;
+        }
+    }
+    if dsn_differs {
+        fields.insert("dsn".into(), Value::String(destination.dsn.clone()));
+        changed = true;
+    }
+    if !changed {
+        return body.clone();
+    }
+    let mut out = Vec::with_capacity(body.len() + destination.dsn.len());
+    if serde_json::to_writer(&mut out, &fields).is_err() {
+        return body.clone();
+    }
+    out.extend_from_slice(&body[end..]);
+    bytes::Bytes::from(out)
+}
+
 fn classify(error: reqwest::Error) -> ForwardError {
     if error.is_timeout() {
         ForwardError::Timeout(error)
@@ -454,6 +500,46 @@ fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn destination() -> Destination {
+        Destination {
+            base: "https://new.example".into(),
+            public_key: "newkey".into(),
+            project_id: 9,
+            dsn: "https://newkey@new.example/9".into(),
+        }
+    }
+
+    #[test]
+    fn header_rewrite_changes_only_the_header_line() {
+        let items = "{\"type\":\"event\",\"length\":11}\n{\"dsn\":\"x\"}\n";
+        let body = bytes::Bytes::from(format!(
+            "{{\"event_id\":\"ab\",\"dsn\":\"https://old@old.example/1\",\"trace\":{{\"public_key\":\"old\",\"trace_id\":\"t\"}}}}\n{items}"
+        ));
+        let out = rewrite_header_for(&body, &destination());
+        assert_eq!(
+            out,
+            format!(
+                "{{\"event_id\":\"ab\",\"dsn\":\"https://newkey@new.example/9\",\"trace\":{{\"public_key\":\"newkey\",\"trace_id\":\"t\"}}}}\n{items}"
+            )
+            .as_bytes()
+        );
+        // Already pointing there: the very same bytes, not a copy.
+        let again = rewrite_header_for(&out, &destination());
+        assert_eq!(again.as_ptr(), out.as_ptr());
+        // No DSN, no key: not parsed, not copied.
+        let plain = bytes::Bytes::from_static(b"{\"event_id\":\"ab\"}\n{\"type\":\"event\"}\n{}\n");
+        assert_eq!(
+            rewrite_header_for(&plain, &destination()).as_ptr(),
+            plain.as_ptr()
+        );
+        // A header without a trailing item section is rewritten too.
+        let bare = bytes::Bytes::from_static(b"{\"dsn\":\"https://old@old.example/1\"}");
+        assert_eq!(
+            rewrite_header_for(&bare, &destination()),
+            &b"{\"dsn\":\"https://newkey@new.example/9\"}"[..]
+        );
+    }
 
     fn forwarder(url: &str, compression: UpstreamCompression) -> Forwarder {
         let settings = UpstreamSettings {

@@ -30,6 +30,7 @@ use crate::config::{Config, Project};
 use crate::decode::compression::{decompress, decompress_within, ContentEncoding, DecompressError};
 use crate::decode::store::decode_store_body;
 use crate::decode::{AuthPairs, Dsn, Envelope, EnvelopeLimits, Item, ItemType};
+use crate::delivery::Reservation;
 use crate::forward::ClientMeta;
 use crate::metrics::{Metrics, Stage};
 use crate::pipeline::{Delivery, Incoming, ItemDecision, Pipeline, Processed, Scrubbed};
@@ -39,7 +40,7 @@ use budget::Lease;
 /// and the pipeline.
 #[derive(Debug)]
 pub struct AppState {
-    pub config: ArcSwap<Config>,
+    pub config: Arc<ArcSwap<Config>>,
     pub pipeline: Pipeline,
     /// Per-project token buckets (`limits.project_rate_limit_per_sec`).
     pub rate: rate::RateLimiter,
@@ -135,6 +136,9 @@ where
         cors::add_preflight_headers(response.headers_mut());
         return response;
     }
+    // A spooled envelope waits here, undeliverable, until its audit record is durable:
+    // dropped (so removed from the spool) if the record fails or the client goes away.
+    let mut reserved: Option<Reservation> = None;
     // Opened before anything can fail: from here on, every path writes exactly one record.
     let mut guard = route.is_ingest().then(|| {
         state.audit.guard(
@@ -159,13 +163,22 @@ where
         }
         (Route::Metrics, _, _) => Err(IngestError::NotFound),
         (Route::Envelope(pid), &Method::POST, Some(guard)) => {
-            handle_envelope(&state, &config, request, Some(pid), false, guard).await
+            handle_envelope(
+                &state,
+                &config,
+                request,
+                Some(pid),
+                false,
+                guard,
+                &mut reserved,
+            )
+            .await
         }
         (Route::Tunnel, &Method::POST, Some(guard)) => {
-            handle_envelope(&state, &config, request, None, true, guard).await
+            handle_envelope(&state, &config, request, None, true, guard, &mut reserved).await
         }
         (Route::Store(pid), &Method::POST, Some(guard)) => {
-            handle_store(&state, &config, request, pid, guard).await
+            handle_store(&state, &config, request, pid, guard, &mut reserved).await
         }
         (Route::Upload(_), _, _) => Err(IngestError::UploadNotAccepted),
         _ => Err(IngestError::MethodNotAllowed),
@@ -219,6 +232,9 @@ where
     if let Some(guard) = guard {
         response = finish_audit(&state, guard, response, error_kind).await;
     }
+    if let Some(reservation) = reserved {
+        response = commit_reservation(&state, &config, reservation, response).await;
+    }
     state
         .metrics
         .request(route.label(), response.status().as_u16());
@@ -235,6 +251,7 @@ async fn handle_envelope<B>(
     path_project: Option<u64>,
     tunnel: bool,
     guard: &mut AuditGuard,
+    reserved: &mut Option<Reservation>,
 ) -> Result<Response<Full<Bytes>>, IngestError>
 where
     B: http_body::Body<Data = Bytes> + Send,
@@ -294,7 +311,7 @@ where
     };
     limits::check_envelope(&envelope, limits).map_err(IngestError::Limit)?;
     let client = client_meta(&parts.headers, credentials.as_ref());
-    process(state, config, project, envelope, client, guard).await
+    process(state, config, project, envelope, client, guard, reserved).await
 }
 
 async fn handle_store<B>(
@@ -303,6 +320,7 @@ async fn handle_store<B>(
     request: Request<B>,
     path_project: Option<u64>,
     guard: &mut AuditGuard,
+    reserved: &mut Option<Reservation>,
 ) -> Result<Response<Full<Bytes>>, IngestError>
 where
     B: http_body::Body<Data = Bytes> + Send,
@@ -351,7 +369,7 @@ where
     };
     state.metrics.stage(Stage::Decode, decode_started.elapsed());
     let client = client_meta(&parts.headers, Some(&credentials));
-    process(state, config, project, envelope, client, guard).await
+    process(state, config, project, envelope, client, guard, reserved).await
 }
 
 async fn process(
@@ -361,6 +379,7 @@ async fn process(
     envelope: Envelope,
     client: ClientMeta,
     guard: &mut AuditGuard,
+    reserved: &mut Option<Reservation>,
 ) -> Result<Response<Full<Bytes>>, IngestError> {
     let project_id = project.project_id;
     let items_received = envelope.items().len();
@@ -427,7 +446,7 @@ async fn process(
                 .send(outbound)
                 .await
                 .map_err(|error| failed(error, guard))?;
-            if matches!(processed.delivery, Delivery::Queued) {
+            if matches!(processed.delivery, Delivery::Queued(_)) {
                 state.storage.spool_ok();
             }
             processed
@@ -442,7 +461,7 @@ async fn process(
     let outcome = match &delivery {
         Delivery::NothingToSend => "nothing_to_send",
         Delivery::RateLimited(_) => "rate_limited",
-        Delivery::Queued => "queued",
+        Delivery::Queued(_) => "queued",
         Delivery::Upstream(_) => "forwarded",
     };
     let upstream_status = match &delivery {
@@ -470,7 +489,12 @@ async fn process(
         None => json!({}),
     };
     match delivery {
-        Delivery::NothingToSend | Delivery::Queued => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::NothingToSend => Ok(json_response(StatusCode::OK, &id_body)),
+        Delivery::Queued(reservation) => {
+            // Committed only once the audit record is durable (see `handle_routed`).
+            *reserved = Some(reservation);
+            Ok(json_response(StatusCode::OK, &id_body))
+        }
         Delivery::RateLimited(limits) => Ok(rate_limited_response(&limits)),
         Delivery::Upstream(response) if (200..300).contains(&response.status) => {
             Ok(json_response(StatusCode::OK, &id_body))
@@ -556,7 +580,7 @@ fn record_report(
     let (outcome, upstream) = match delivery {
         Delivery::NothingToSend => (Outcome::Dropped, None),
         Delivery::RateLimited(_) => (Outcome::RateLimited, None),
-        Delivery::Queued => (
+        Delivery::Queued(_) => (
             if nothing_forwarded {
                 Outcome::Dropped
             } else {
@@ -669,6 +693,46 @@ fn result_error_kind(
         Outcome::Rejected
     };
     Some((error.kind(), outcome))
+}
+
+/// Makes a spooled envelope deliverable once its audit record is written, or removes it
+/// from the spool when the answer is not a 2xx (the SDK keeps its copy and retries, so
+/// delivering this one too would send the event twice, and without a record).
+async fn commit_reservation(
+    state: &AppState,
+    config: &Config,
+    reservation: Reservation,
+    response: Response<Full<Bytes>>,
+) -> Response<Full<Bytes>> {
+    if !response.status().is_success() {
+        drop(reservation);
+        return response;
+    }
+    // Releasing may wait for a group commit (`spool.fsync`): off the async threads.
+    let committed = tokio::task::spawn_blocking(move || reservation.commit()).await;
+    let error = match committed {
+        Ok(Ok(())) => return response,
+        Ok(Err(error)) => IngestError::from(crate::pipeline::PipelineError::from(error)),
+        Err(_) => IngestError::Internal,
+    };
+    if let Some((part, cause, io_kind)) = error.storage_cause() {
+        state
+            .metrics
+            .storage_error(part, crate::metrics::storage_error_kind(io_kind));
+        tracing::error!(
+            kind = error.kind(),
+            part,
+            path = %config.file.spool.dir.display(),
+            cause,
+            "spooled envelope could not be released after its audit record; answering 503 and dropping it"
+        );
+    } else {
+        tracing::error!(
+            kind = error.kind(),
+            "spooled envelope could not be released; answering 503"
+        );
+    }
+    error_response(&error)
 }
 
 /// Writes the request's audit record. If that fails, the answer becomes 503 whatever it

@@ -409,6 +409,7 @@ pub fn with_delivery_counters(rendered: String, stats: &crate::delivery::Deliver
         ("rate_limited_dropped", &stats.rate_limited_dropped),
         ("expired", &stats.expired),
         ("replayed", &stats.replayed),
+        ("abandoned", &stats.abandoned),
     ] {
         let _ = writeln!(
             out,
@@ -416,6 +417,48 @@ pub fn with_delivery_counters(rendered: String, stats: &crate::delivery::Deliver
             value.load(Relaxed)
         );
     }
+    // Per destination, labelled by the upstream project id (from the config; never a URL).
+    let destinations = stats
+        .destinations
+        .lock()
+        .map(|d| d.clone())
+        .unwrap_or_default();
+    out.push_str("# HELP scrubgate_delivery_breaker_open 1 while a destination's circuit breaker is open or probing.\n");
+    out.push_str("# TYPE scrubgate_delivery_breaker_open gauge\n");
+    for gauge in &destinations {
+        let _ = writeln!(
+            out,
+            "scrubgate_delivery_breaker_open{{project_id=\"{}\"}} {}",
+            gauge.project_id, gauge.breaker_open
+        );
+    }
+    out.push_str(
+        "# HELP scrubgate_delivery_pending Envelopes waiting or in flight per destination.\n",
+    );
+    out.push_str("# TYPE scrubgate_delivery_pending gauge\n");
+    for gauge in &destinations {
+        let _ = writeln!(
+            out,
+            "scrubgate_delivery_pending{{project_id=\"{}\"}} {}",
+            gauge.project_id, gauge.pending
+        );
+    }
+    out.push_str(
+        "# HELP scrubgate_delivery_breaker_openings Breaker openings (failed probes included).\n",
+    );
+    out.push_str("# TYPE scrubgate_delivery_breaker_openings counter\n");
+    let _ = writeln!(
+        out,
+        "scrubgate_delivery_breaker_openings_total {}",
+        stats.breaker_opened.load(Relaxed)
+    );
+    out.push_str("# HELP scrubgate_delivery_unroutable Spooled envelopes of projects no longer configured.\n");
+    out.push_str("# TYPE scrubgate_delivery_unroutable gauge\n");
+    let _ = writeln!(
+        out,
+        "scrubgate_delivery_unroutable {}",
+        stats.unroutable.load(Relaxed)
+    );
     out.push_str(eof);
     out
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::config::{Config, Project};
 use crate::decide::{DropReason, ItemAction, ItemFacts, ItemMeta, Policy, RuleInput};
 use crate::decode::{Envelope, Item, ItemType};
-use crate::delivery::{AcceptError, DeliveryMode, DeliveryService};
+use crate::delivery::{AcceptError, DeliveryMode, DeliveryService, Reservation};
 use crate::forward::rate_limits::{self, ActiveLimit, RateLimits};
 use crate::forward::{self, ClientMeta, ForwardError, Forwarder, UpstreamResponse};
 use crate::scrub::{Method, PayloadKind, ScrubReport, Scrubber};
@@ -452,6 +452,9 @@ pub struct Outbound {
     body: Bytes,
     categories: Vec<String>,
     client: ClientMeta,
+    /// The configured project, by which delivery finds the destination when it sends.
+    sdk_public_key: String,
+    sdk_project_id: u64,
 }
 
 /// What happened after scrubbing.
@@ -462,8 +465,10 @@ pub enum Delivery {
     /// Every item is in a category the upstream currently rate limits: answer 429 with
     /// these limits, forward nothing.
     RateLimited(Vec<ActiveLimit>),
-    /// Spooled and queued (async mode): the SDK gets 200 now.
-    Queued,
+    /// Spooled (async mode) and reserved: commit the reservation once the request's audit
+    /// record is written, then the SDK gets 200; dropping it means the envelope is never
+    /// sent.
+    Queued(Reservation),
     /// The upstream (or file sink) answered (sync mode).
     Upstream(UpstreamResponse),
 }
@@ -574,6 +579,8 @@ impl Pipeline {
             body,
             categories,
             client,
+            sdk_public_key: project.public_key.clone(),
+            sdk_project_id: project.project_id,
         }))
     }
 
@@ -593,6 +600,8 @@ impl Pipeline {
             body,
             categories,
             client,
+            sdk_public_key,
+            sdk_project_id,
         } = outbound;
         let forward_started = std::time::Instant::now();
         let delivery = match mode {
@@ -627,11 +636,13 @@ impl Pipeline {
                     user_agent: client.user_agent,
                     event_id: event_id.clone(),
                     categories,
+                    sdk_public_key: Some(sdk_public_key),
+                    sdk_project_id: Some(sdk_project_id),
                 };
-                self.delivery.accept(meta, body).await?;
+                let reservation = self.delivery.accept(meta, body).await?;
                 self.metrics
                     .stage(crate::metrics::Stage::Forward, forward_started.elapsed());
-                Delivery::Queued
+                Delivery::Queued(reservation)
             }
         };
         Ok(Processed {

@@ -105,6 +105,15 @@ pub struct SpoolMeta {
     /// Rate-limit categories of the items, to drop the envelope if they become limited.
     #[serde(default)]
     pub categories: Vec<String>,
+    /// The configured project the envelope was accepted for: its `public_key` as the SDK
+    /// used it. Delivery resolves the destination from the config current at send time, so
+    /// a corrected `upstream.url` or `upstream_dsn` also redirects what is already spooled.
+    /// Absent in records of older versions: those go to the destination stored above.
+    #[serde(default)]
+    pub sdk_public_key: Option<String>,
+    /// The configured project's `project_id` (with `sdk_public_key`).
+    #[serde(default)]
+    pub sdk_project_id: Option<u64>,
 }
 
 /// Where a record starts: its segment's sequence number and its byte offset there. Sorting
@@ -644,6 +653,12 @@ impl Spool {
             }
         }
         Ok(id)
+    }
+
+    /// Makes a written record eligible for delivery and replay.
+    // stub: replaced by the spool-framing branch
+    pub fn release(&self, _id: RecordId) -> Result<(), SpoolError> {
+        Ok(())
     }
 
     fn append_envelope(

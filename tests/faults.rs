@@ -321,17 +321,17 @@ async fn a_full_spool_disk_says_spool_unavailable_with_its_cause_and_readyz_foll
 async fn an_exhausted_inflight_budget_answers_503_with_retry_after_and_recovers() {
     let upstream = Upstream::start().await;
     let mut file = util::config_file(&upstream.url());
-    file.limits.max_inflight_bytes = 4 * 1024 * 1024;
+    file.limits.max_inflight_bytes = 16 * 1024 * 1024;
     file.limits.inflight_wait_ms = 200;
     let proxy = Proxy::start(file).await;
     let base = proxy.url("");
     let base = base.trim_end_matches('/').to_owned();
 
-    // A slow sender declares 1 MiB: it leases what it will hold (body, tree and output: 3
-    // MiB of the 4) before reading, and keeps it while it dawdles.
+    // A slow sender declares 1.5 MiB: it leases what it will hold (body, tree and output,
+    // 8 bytes a byte: 12 MiB of the 16) before reading, and keeps it while it dawdles.
     let mut slow = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
     let body = event(&ids('f', 1)[0]);
-    let padded_len = 1024 * 1024;
+    let padded_len = 1536 * 1024;
     let head = format!(
         "POST /api/{PID}/envelope/ HTTP/1.1\r\nhost: x\r\nx-sentry-auth: {}\r\ncontent-length: {padded_len}\r\n\r\n",
         util::auth_header()
@@ -341,12 +341,12 @@ async fn an_exhausted_inflight_budget_answers_503_with_retry_after_and_recovers(
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rendered = metrics(&base).await;
     assert!(
-        rendered.contains("scrubgate_inflight_bytes 3145728"),
+        rendered.contains("scrubgate_inflight_bytes 12582912"),
         "{rendered}"
     );
 
-    // 400 KiB (1.2 MiB to hold) does not fit beside it: a short wait, then 503.
-    let mut big = serde_json::to_vec(&json!({"message": "x".repeat(400 * 1024)})).unwrap();
+    // 700 KiB (5.6 MiB to hold) does not fit beside it: a short wait, then 503.
+    let mut big = serde_json::to_vec(&json!({"message": "x".repeat(700 * 1024)})).unwrap();
     let id = ids('g', 1).remove(0);
     let mut envelope = format!(
         "{{\"event_id\":\"{id}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n",

@@ -9,6 +9,7 @@ mod binary;
 mod closed;
 mod decoding;
 mod delivery;
+mod delivery_destinations;
 mod endpoints;
 mod faults;
 mod fuzz_regressions;

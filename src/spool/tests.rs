@@ -10,6 +10,8 @@ fn meta() -> SpoolMeta {
         user_agent: None,
         event_id: Some("e".into()),
         categories: vec!["error".into()],
+        sdk_public_key: None,
+        sdk_project_id: None,
     }
 }
 
