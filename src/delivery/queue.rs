@@ -49,6 +49,10 @@ impl DestKey {
     }
 }
 
+/// Body bytes the in-memory queues may hold together; beyond it a committed envelope waits
+/// in the spool (read back when its turn comes, usually from the page cache).
+pub(crate) const FRESH_BYTES_CAP: usize = 16 * 1024 * 1024;
+
 /// A spooled envelope with its body in memory.
 #[derive(Debug)]
 pub(crate) struct Job {
@@ -136,6 +140,9 @@ pub(crate) struct Scheduler {
     /// expired, never handed out twice.
     busy: HashSet<RecordId>,
     fresh_total: usize,
+    /// Body bytes of the fresh jobs: they are capped too ([`FRESH_BYTES_CAP`]), since
+    /// `queue_capacity` large envelopes would otherwise hold gigabytes in memory.
+    fresh_bytes: usize,
     in_flight: usize,
     workers: usize,
     fresh_capacity: usize,
@@ -164,6 +171,7 @@ impl Scheduler {
             ring: VecDeque::new(),
             busy: HashSet::new(),
             fresh_total: 0,
+            fresh_bytes: 0,
             in_flight: 0,
             workers: workers.max(1),
             fresh_capacity: fresh_capacity.max(1),
@@ -203,14 +211,17 @@ impl Scheduler {
     /// A committed envelope: queued in memory if its destination is healthy and there is
     /// room, else left on disk in the backlog.
     pub(crate) fn push_fresh(&mut self, key: &DestKey, job: Box<Job>) {
-        let full = self.fresh_total >= self.fresh_capacity;
+        let full = self.fresh_total >= self.fresh_capacity
+            || self.fresh_bytes.saturating_add(job.body.len()) > FRESH_BYTES_CAP;
         let queue = self.queue(key);
         if full || !queue.breaker.is_closed() {
             queue.backlog.insert(job.id);
             self.busy.remove(&job.id);
         } else {
+            let bytes = job.body.len();
             queue.fresh.push_back(job);
             self.fresh_total += 1;
+            self.fresh_bytes += bytes;
         }
     }
 
@@ -319,6 +330,7 @@ impl Scheduler {
             } else {
                 let job = queue.fresh.pop_front()?;
                 self.fresh_total -= 1;
+                self.fresh_bytes = self.fresh_bytes.saturating_sub(job.body.len());
                 Source::Fresh(job)
             };
             queue.in_flight += 1;
@@ -369,6 +381,8 @@ impl Scheduler {
             queue.backlog.insert(job.id);
         }
         self.fresh_total -= spilled.len();
+        let spilled_bytes: usize = spilled.iter().map(|job| job.body.len()).sum();
+        self.fresh_bytes = self.fresh_bytes.saturating_sub(spilled_bytes);
         for job in spilled {
             self.busy.remove(&job.id);
         }
@@ -578,6 +592,29 @@ mod tests {
                 Transition::Closed
             ]
         );
+    }
+
+    #[test]
+    fn queued_bodies_are_capped_in_bytes_and_the_rest_waits_on_disk() {
+        let mut s = Scheduler::new(8, 1000, 1, Duration::from_secs(1));
+        let big = |n| {
+            let mut job = job(n);
+            job.body = Bytes::from(vec![b'x'; FRESH_BYTES_CAP / 3]);
+            job
+        };
+        for n in 0..5 {
+            s.reserve(id(n));
+            s.push_fresh(&key(1), big(n));
+        }
+        assert_eq!(
+            s.fresh_total(),
+            3,
+            "three thirds of the cap fit, the rest waits on disk"
+        );
+        assert_eq!(s.fresh_bytes, 3 * (FRESH_BYTES_CAP / 3));
+        let work = s.next(Instant::now(), false).map(|w| w.source);
+        assert!(matches!(work, Some(Source::Fresh(_))));
+        assert_eq!(s.fresh_bytes, 2 * (FRESH_BYTES_CAP / 3));
     }
 
     #[test]
