@@ -197,13 +197,22 @@ impl DeliveryService {
         let inner = Arc::clone(&self.inner);
         let write_meta = meta.clone();
         let write_body = body.clone();
-        let id = tokio::task::spawn_blocking(move || inner.spool.write(&write_meta, &write_body))
-            .await
-            .map_err(|error| AcceptError::Spool(SpoolError::Io(std::io::Error::other(error))))?
-            .map_err(|error| match error {
-                SpoolError::Full => AcceptError::SpoolFull,
-                other => AcceptError::Spool(other),
-            })?;
+        // Released right away for now: the audit-first ordering (release only once the audit
+        // record is durable) replaces this.
+        let id = tokio::task::spawn_blocking(move || {
+            let id = inner.spool.write(&write_meta, &write_body)?;
+            if let Err(error) = inner.spool.release(id) {
+                inner.spool.complete(id, Completion::Dropped);
+                return Err(error);
+            }
+            Ok(id)
+        })
+        .await
+        .map_err(|error| AcceptError::Spool(SpoolError::Io(std::io::Error::other(error))))?
+        .map_err(|error| match error {
+            SpoolError::Full => AcceptError::SpoolFull,
+            other => AcceptError::Spool(other),
+        })?;
         self.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
         if !self.inner.claim(id) {
             // The replayer saw the new record first and queued it: nothing left to do.
