@@ -80,7 +80,7 @@ impl RunningServer {
 pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), StartError> {
     let forwarder = Forwarder::new(&config.file.upstream, config.upstream.clone())?;
     let spool = Spool::open(&config.file.spool).map_err(StartError::Spool)?;
-    let recovered = spool.recovered();
+    let recovered = spool.recovered().clone();
     if recovered.segments > 0 || recovered.imported > 0 {
         tracing::info!(
             segments = recovered.segments,
@@ -104,6 +104,11 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
     );
     let audit = crate::audit::AuditLog::open(&config.file.audit)?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    metrics.spool_recovery(
+        recovered.lost_envelopes as u64,
+        recovered.unconfirmed as u64,
+        &recovered.quarantined,
+    );
     let state = Arc::new(AppState {
         config: ArcSwap::from_pointee(config),
         pipeline: Pipeline::new(forwarder, delivery, rate_limits)

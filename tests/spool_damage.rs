@@ -94,5 +94,20 @@ async fn an_overwritten_record_length_costs_one_envelope_and_quarantines_the_seg
         "the damaged segment is kept, byte for byte"
     );
     assert!(!path.exists());
+    let metrics = util::client()
+        .get(proxy.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "scrubgate_spool_lost_envelopes_total 1".to_owned(),
+        format!("scrubgate_spool_quarantined_lost_envelopes{{file=\"{SEGMENT}\"}} 1"),
+        "scrubgate_spool_unconfirmed_total 0".to_owned(),
+    ] {
+        assert!(metrics.contains(&needle), "missing {needle}");
+    }
     proxy.stop().await;
 }
