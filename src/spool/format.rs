@@ -71,7 +71,9 @@ pub enum Header {
     MagicDamaged(u64),
     /// No header: a segment of the previous format.
     Legacy,
-    /// Magic present but the salt fails its CRC: no record can be validated.
+    /// Magic present but the salt fails its CRC, or no valid header but a record marker
+    /// where the first record of a current-format segment starts: no record can be
+    /// validated, and the file is not of the previous format.
     Unreadable,
     /// Shorter than a header and a prefix of one: a crash right after the file was created.
     Torn,
@@ -286,6 +288,8 @@ fn read_header(data: &[u8]) -> Header {
         (true, Some(salt)) => Header::Current(salt),
         (true, None) => Header::Unreadable,
         (false, Some(salt)) => Header::MagicDamaged(salt),
+        // A segment of the previous format has its first record's age there, never a marker.
+        (false, None) if data[FILE_HEADER_LEN..].starts_with(&RECORD_MARKER) => Header::Unreadable,
         (false, None) => Header::Legacy,
     }
 }

@@ -365,6 +365,44 @@ fn a_segment_with_damage_and_a_torn_tail_is_quarantined_whole() {
 }
 
 #[test]
+fn a_destroyed_file_header_keeps_the_whole_segment_in_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bodies(dir.path(), 4);
+    let path = dir.path().join(seg(0));
+    let mut data = std::fs::read(&path).unwrap();
+    data[..FILE_HEADER_LEN].fill(0);
+    std::fs::write(&path, &data).unwrap();
+    let spool = Spool::open(&settings(dir.path(), 1 << 20)).unwrap();
+    // Without the salt no record can be trusted; nothing is cut, the file is kept.
+    assert_eq!(
+        spool.recovered(),
+        &Recovered {
+            segments: 1,
+            lost_envelopes: 4,
+            damaged_segments: 1,
+            quarantined: vec![(seg(0), 4)],
+            ..Recovered::default()
+        }
+    );
+    assert_eq!(quarantined(dir.path(), &seg(0)), data);
+    assert!(files(dir.path()).is_empty());
+}
+
+#[test]
+fn a_damaged_magic_alone_costs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bodies(dir.path(), 4);
+    let path = dir.path().join(seg(0));
+    let mut data = std::fs::read(&path).unwrap();
+    data[..8].copy_from_slice(b"XXXXXXXX");
+    std::fs::write(&path, &data).unwrap();
+    let spool = Spool::open(&settings(dir.path(), 1 << 20)).unwrap();
+    assert_eq!(spool.recovered().lost_envelopes, 0);
+    assert_eq!(spool.recovered().quarantined, vec![(seg(0), 0)]);
+    assert_eq!(bodies(&spool), expected_bodies(0..4, &[]));
+}
+
+#[test]
 fn a_torn_file_header_of_the_newest_segment_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let ids = write_bodies(dir.path(), 2);
