@@ -107,6 +107,8 @@ pub struct Found {
 /// A stretch of bytes that holds no valid record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
+    /// Where it lies in the scanned bytes: from an invalid record up to the next valid one
+    /// (or end of file).
     pub range: Range<usize>,
     /// Envelope records it probably held (see [`scan`]).
     pub lost: usize,
