@@ -80,13 +80,15 @@ impl RunningServer {
 pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), StartError> {
     let forwarder = Forwarder::new(&config.file.upstream, config.upstream.clone())?;
     let spool = Spool::open(&config.file.spool).map_err(StartError::Spool)?;
-    let recovered = spool.recovered();
+    let recovered = spool.recovered().clone();
     if recovered.segments > 0 || recovered.imported > 0 {
         tracing::info!(
             segments = recovered.segments,
             pending = recovered.pending,
             completed = recovered.completed,
-            corrupt = recovered.corrupt,
+            lost_envelopes = recovered.lost_envelopes,
+            damaged_segments = recovered.damaged_segments,
+            unconfirmed = recovered.unconfirmed,
             truncated_bytes = recovered.truncated_bytes,
             imported_old_format = recovered.imported,
             spooled_bytes = spool.usage().1,
@@ -109,6 +111,11 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
     let budget = crate::ingest::budget::InflightBudget::new(
         config.load().file.limits.max_inflight_bytes,
         std::time::Duration::from_millis(config.load().file.limits.inflight_wait_ms),
+    );
+    metrics.spool_recovery(
+        recovered.lost_envelopes as u64,
+        recovered.unconfirmed as u64,
+        &recovered.quarantined,
     );
     let state = Arc::new(AppState {
         config,

@@ -73,6 +73,12 @@ struct StatusLabels {
     status: u16,
 }
 
+/// A spool segment file name (`seg-<sequence>.log`, ours, never from a payload).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FileLabels {
+    file: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: &'static str,
@@ -121,6 +127,9 @@ pub struct Metrics {
     inflight_rejected: Counter,
     spool_depth: Gauge,
     spool_bytes: Gauge,
+    spool_lost: Counter,
+    spool_unconfirmed: Counter,
+    spool_quarantined: Family<FileLabels, Gauge>,
     stages: Family<StageLabels, Histogram>,
     known_rules: Mutex<HashSet<String>>,
 }
@@ -223,6 +232,24 @@ impl Metrics {
             "Bytes of spool segment files on disk (what spool.max_bytes caps)",
             spool_bytes.clone(),
         );
+        let spool_lost = Counter::default();
+        registry.register(
+            "spool_lost_envelopes",
+            "Spooled envelopes lost to damaged segment files, found at start",
+            spool_lost.clone(),
+        );
+        let spool_unconfirmed = Counter::default();
+        registry.register(
+            "spool_unconfirmed",
+            "Held envelopes found at start (never acknowledged), dropped",
+            spool_unconfirmed.clone(),
+        );
+        let spool_quarantined = Family::<FileLabels, Gauge>::default();
+        registry.register(
+            "spool_quarantined_lost_envelopes",
+            "Envelopes lost in each damaged segment file moved to <spool.dir>/quarantine/ at start",
+            spool_quarantined.clone(),
+        );
         let stages = Family::<StageLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(0.0001, 2.5, 14))) as fn() -> Histogram,
         );
@@ -247,6 +274,9 @@ impl Metrics {
             inflight_rejected,
             spool_depth,
             spool_bytes,
+            spool_lost,
+            spool_unconfirmed,
+            spool_quarantined,
             stages,
             known_rules: Mutex::new(HashSet::new()),
         }
@@ -341,6 +371,18 @@ impl Metrics {
     pub fn spool(&self, envelopes: i64, bytes: i64) {
         self.spool_depth.set(envelopes);
         self.spool_bytes.set(bytes);
+    }
+
+    /// What the spool's start-up recovery found (`Spool::recovered()`): envelopes lost to
+    /// damage, unconfirmed held envelopes dropped, and each quarantined file with its loss.
+    pub fn spool_recovery(&self, lost: u64, unconfirmed: u64, quarantined: &[(String, usize)]) {
+        self.spool_lost.inc_by(lost);
+        self.spool_unconfirmed.inc_by(unconfirmed);
+        for (file, lost) in quarantined {
+            self.spool_quarantined
+                .get_or_create(&FileLabels { file: file.clone() })
+                .set(i64::try_from(*lost).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn stage(&self, stage: Stage, elapsed: Duration) {
@@ -481,6 +523,7 @@ mod tests {
         m.config_reload(true);
         m.audit_failure();
         m.spool(2, 2048);
+        m.spool_recovery(3, 2, &[("seg-00000000000000000007.log".into(), 3)]);
         m.stage(Stage::Scrub, Duration::from_micros(250));
         let text = m.render();
         for needle in [
@@ -493,6 +536,9 @@ mod tests {
             "scrubgate_upstream_responses_total{status=\"429\"} 1",
             "scrubgate_audit_failures_total 1",
             "scrubgate_spool_bytes 2048",
+            "scrubgate_spool_lost_envelopes_total 3",
+            "scrubgate_spool_unconfirmed_total 2",
+            "scrubgate_spool_quarantined_lost_envelopes{file=\"seg-00000000000000000007.log\"} 3",
             "scrubgate_stage_duration_seconds_count{stage=\"scrub\"} 1",
             "# EOF",
         ] {

@@ -58,7 +58,7 @@ fn dsn(upstream: &str, key: &str, pid: u64) -> String {
 }
 
 /// Writes `count` envelopes straight into the spool at `dir`, as a proxy that accepted them
-/// earlier would have.
+/// earlier would have (released: their requests were answered 2xx).
 fn prefill(dir: &std::path::Path, count: u32, batch: u32, meta_for: impl Fn(&str) -> SpoolMeta) {
     let spool = Spool::open(&SpoolSettings {
         dir: dir.to_owned(),
@@ -69,7 +69,8 @@ fn prefill(dir: &std::path::Path, count: u32, batch: u32, meta_for: impl Fn(&str
         let id = event_id(batch, n);
         let meta = meta_for(&id);
         let body = envelope(&id, &meta.dsn, &meta.public_key);
-        spool.write(&meta, &body).unwrap();
+        let record = spool.write(&meta, &body).unwrap();
+        spool.release(record).unwrap();
     }
 }
 

@@ -20,4 +20,5 @@ mod policy;
 mod privacy;
 mod sdk_python;
 mod sdk_rust;
+mod spool_damage;
 mod tls;
