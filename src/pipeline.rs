@@ -491,6 +491,11 @@ pub struct Pipeline {
     delivery: DeliveryService,
     rate_limits: Arc<RateLimits>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Large envelopes scrubbed at once, off the async threads: one per core. More would
+    /// not finish sooner on the same cores, and every extra blocking thread keeps its own
+    /// allocator heap of the size of the largest scrub it ran (200 connections sending
+    /// 1 MB events: 200 MB peak RSS with tokio's pool free to grow, see BENCHMARKS.md).
+    large_scrubs: Arc<tokio::sync::Semaphore>,
 }
 
 impl Pipeline {
@@ -504,6 +509,9 @@ impl Pipeline {
             delivery,
             rate_limits,
             metrics: Arc::default(),
+            large_scrubs: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )),
         }
     }
 
@@ -557,7 +565,7 @@ impl Pipeline {
             }));
         }
 
-        let report = scrub_off_thread_if_large(&config, &mut envelope).await?;
+        let report = scrub_off_thread_if_large(&config, &mut envelope, &self.large_scrubs).await?;
         if envelope.items().is_empty() {
             return Ok(Scrubbed::Finished(Processed {
                 event_id,
@@ -680,11 +688,16 @@ impl Pipeline {
 async fn scrub_off_thread_if_large(
     config: &Arc<Config>,
     envelope: &mut Envelope,
+    large_scrubs: &Arc<tokio::sync::Semaphore>,
 ) -> Result<EnvelopeReport, PipelineError> {
     let size: usize = envelope.items().iter().map(|i| i.payload().len()).sum();
     if size <= 256 * 1024 {
         return Ok(scrub_envelope(envelope, &config.scrubber, &config.policy));
     }
+    let permit = Arc::clone(large_scrubs)
+        .acquire_owned()
+        .await
+        .map_err(|_| PipelineError::ScrubTask)?;
     let config = Arc::clone(config);
     let mut owned = std::mem::replace(
         envelope,
@@ -692,6 +705,7 @@ async fn scrub_off_thread_if_large(
     );
     let (owned, report) = tokio::task::spawn_blocking(move || {
         let report = scrub_envelope(&mut owned, &config.scrubber, &config.policy);
+        drop(permit);
         (owned, report)
     })
     .await

@@ -188,10 +188,17 @@ mod tests {
             Ok(()),
             "capped at the budget"
         );
-        let mut other = budget.lease(0).await.unwrap_or_else(|_| unreachable!());
+        assert_eq!(budget.in_use_bytes(), 2 * MIB);
         drop(lease);
+        let mut other = budget.lease(1).await.unwrap();
+        let mut third = budget.lease(MIB).await.unwrap();
         budget.try_grow(&mut other, MIB).unwrap();
-        assert_eq!(budget.in_use_bytes(), MIB);
+        assert_eq!(
+            budget.try_grow(&mut third, 2 * MIB),
+            Err(Exhausted),
+            "at once"
+        );
+        assert_eq!(budget.in_use_bytes(), 2 * MIB);
     }
 
     #[tokio::test]
