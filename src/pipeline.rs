@@ -5,6 +5,7 @@
 //! a [`Processed`] or [`PipelineError`] back into HTTP.
 
 mod payloads;
+mod scrub_pool;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -491,11 +492,8 @@ pub struct Pipeline {
     delivery: DeliveryService,
     rate_limits: Arc<RateLimits>,
     metrics: Arc<crate::metrics::Metrics>,
-    /// Large envelopes scrubbed at once, off the async threads: one per core. More would
-    /// not finish sooner on the same cores, and every extra blocking thread keeps its own
-    /// allocator heap of the size of the largest scrub it ran (200 connections sending
-    /// 1 MB events: 200 MB peak RSS with tokio's pool free to grow, see BENCHMARKS.md).
-    large_scrubs: Arc<tokio::sync::Semaphore>,
+    /// Large envelopes are scrubbed off the async threads, on these threads (one per core).
+    large_scrubs: Arc<scrub_pool::ScrubPool>,
 }
 
 impl Pipeline {
@@ -509,7 +507,7 @@ impl Pipeline {
             delivery,
             rate_limits,
             metrics: Arc::default(),
-            large_scrubs: Arc::new(tokio::sync::Semaphore::new(
+            large_scrubs: Arc::new(scrub_pool::ScrubPool::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             )),
         }
@@ -688,28 +686,24 @@ impl Pipeline {
 async fn scrub_off_thread_if_large(
     config: &Arc<Config>,
     envelope: &mut Envelope,
-    large_scrubs: &Arc<tokio::sync::Semaphore>,
+    large_scrubs: &scrub_pool::ScrubPool,
 ) -> Result<EnvelopeReport, PipelineError> {
     let size: usize = envelope.items().iter().map(|i| i.payload().len()).sum();
     if size <= 256 * 1024 {
         return Ok(scrub_envelope(envelope, &config.scrubber, &config.policy));
     }
-    let permit = Arc::clone(large_scrubs)
-        .acquire_owned()
-        .await
-        .map_err(|_| PipelineError::ScrubTask)?;
     let config = Arc::clone(config);
     let mut owned = std::mem::replace(
         envelope,
         Envelope::from_parts(serde_json::Map::new(), Vec::new()),
     );
-    let (owned, report) = tokio::task::spawn_blocking(move || {
-        let report = scrub_envelope(&mut owned, &config.scrubber, &config.policy);
-        drop(permit);
-        (owned, report)
-    })
-    .await
-    .map_err(|_| PipelineError::ScrubTask)?;
+    let (owned, report) = large_scrubs
+        .run(move || {
+            let report = scrub_envelope(&mut owned, &config.scrubber, &config.policy);
+            (owned, report)
+        })
+        .await
+        .ok_or(PipelineError::ScrubTask)?;
     *envelope = owned;
     Ok(report)
 }
