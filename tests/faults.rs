@@ -116,14 +116,7 @@ async fn get(url: &str) -> (u16, Value) {
 }
 
 async fn metrics(base: &str) -> String {
-    util::client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    util::get_text(&format!("{base}/metrics")).await
 }
 
 fn audit_lines(path: &Path) -> Vec<Value> {
@@ -223,13 +216,16 @@ async fn a_full_audit_disk_forwards_nothing_and_the_retries_arrive_once() {
     );
 }
 
-#[tokio::test]
-async fn injected_audit_write_faults_forward_nothing_in_async_mode() {
+async fn injected_audit_write_faults_forward_nothing(
+    mode: scrubgate::delivery::DeliveryMode,
+    prefix: char,
+) {
     let upstream = Upstream::start().await;
-    let proxy = Proxy::start(util::config_file(&upstream.url())).await;
-    let ids = ids('b', 10);
+    let mut file = util::config_file(&upstream.url());
+    file.delivery.mode = mode;
+    let proxy = Proxy::start(file).await;
     let audit = proxy.state().audit.clone();
-    refused_while_audit_fails_then_delivered_once(&proxy, &upstream, &ids, |on| {
+    refused_while_audit_fails_then_delivered_once(&proxy, &upstream, &ids(prefix, 10), |on| {
         audit.inject_write_faults(on);
     })
     .await;
@@ -237,18 +233,14 @@ async fn injected_audit_write_faults_forward_nothing_in_async_mode() {
 }
 
 #[tokio::test]
+async fn injected_audit_write_faults_forward_nothing_in_async_mode() {
+    injected_audit_write_faults_forward_nothing(scrubgate::delivery::DeliveryMode::Async, 'b')
+        .await;
+}
+
+#[tokio::test]
 async fn injected_audit_write_faults_forward_nothing_in_sync_mode() {
-    let upstream = Upstream::start().await;
-    let mut file = util::config_file(&upstream.url());
-    file.delivery.mode = scrubgate::delivery::DeliveryMode::Sync;
-    let proxy = Proxy::start(file).await;
-    let ids = ids('c', 10);
-    let audit = proxy.state().audit.clone();
-    refused_while_audit_fails_then_delivered_once(&proxy, &upstream, &ids, |on| {
-        audit.inject_write_faults(on);
-    })
-    .await;
-    proxy.stop().await;
+    injected_audit_write_faults_forward_nothing(scrubgate::delivery::DeliveryMode::Sync, 'c').await;
 }
 
 #[tokio::test]

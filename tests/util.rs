@@ -414,6 +414,18 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The body of a GET (e.g. `/metrics`), as text.
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// `X-Sentry-Auth` for [`KEY`].
 pub fn auth_header() -> String {
     format!("Sentry sentry_key={KEY}, sentry_version=7, sentry_client=sentry.test/1.0")
