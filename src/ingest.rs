@@ -230,10 +230,22 @@ where
         }
     };
     if let Some(guard) = guard {
-        response = finish_audit(&state, guard, response, error_kind).await;
-    }
-    if let Some(reservation) = reserved {
-        response = commit_reservation(&state, &config, reservation, response).await;
+        // From here the record and the reservation's fate are decided together, in a task
+        // of their own: a client that goes away now (hyper drops this future) can no longer
+        // leave a record that says 200 beside an envelope that was never released.
+        let task_state = Arc::clone(&state);
+        let task_config = Arc::clone(&config);
+        let settled = tokio::spawn(async move {
+            let response = finish_audit(&task_state, guard, response, error_kind).await;
+            match reserved {
+                Some(reservation) => {
+                    commit_reservation(&task_state, &task_config, reservation, response).await
+                }
+                None => response,
+            }
+        })
+        .await;
+        response = settled.unwrap_or_else(|_| error_response(&IngestError::Internal));
     }
     state
         .metrics
