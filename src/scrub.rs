@@ -10,6 +10,7 @@
 
 mod detectors;
 mod echo;
+mod hashing;
 mod keys;
 mod profile;
 mod redact;
@@ -469,7 +470,7 @@ impl Scrubber {
             }
         }
 
-        let mut labels: HashSet<String, walk::FxBuild> = HashSet::default();
+        let mut labels: HashSet<String, hashing::FxBuild> = HashSet::default();
         labels.insert("[Filtered]".to_owned());
         for a in detector_actions
             .iter()

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use super::walk::FxBuild;
+use super::hashing::FxBuild;
 
 /// The class of data a sensitive key holds: chooses the rule name and the label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +129,8 @@ struct GlobEntry {
 /// tokens, spaced and glued), glob entries matched token by token.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeyMatcher {
+    /// Unkeyed, as `exact`: the entries are the config's and the built-in key lists;
+    /// payload keys are only looked up.
     literal: HashMap<String, KeyClass, FxBuild>,
     /// Entries written `=word`: match only a key that is exactly that (after normalising).
     exact: HashMap<String, KeyClass, FxBuild>,

@@ -411,3 +411,53 @@ fn source_lines_do_not_seed_name_echoes() {
     assert_eq!(report_lines(&report), Vec::<String>::new());
     assert_eq!(v, before);
 }
+
+/// An `extra` object of `keys`, each with the value 0, as JSON bytes.
+fn extra_of(keys: &[String]) -> Vec<u8> {
+    let mut body = b"{\"extra\":{".to_vec();
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.push(b'"');
+        body.extend_from_slice(key.as_bytes());
+        body.extend_from_slice(b"\":0");
+    }
+    body.extend_from_slice(b"}}");
+    body
+}
+
+/// The fastest of two scrubs of `body`, each by a fresh engine (no keys learned yet).
+fn fastest_scrub(body: &[u8]) -> std::time::Duration {
+    (0..2)
+        .map(|_| {
+            let s = scrubber();
+            let start = std::time::Instant::now();
+            let (out, report) = s.scrub_json(PayloadKind::Event, body).expect("valid JSON");
+            let took = start.elapsed();
+            assert!(out.is_none() && report.is_empty(), "nothing to scrub");
+            took
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+#[test]
+fn keys_colliding_under_fxhash_scrub_as_fast_as_ordinary_keys() {
+    // 50,000 keys with one FxHash (the hasher the key caches had) against as many
+    // ordinary keys of the same length: with the keyed hasher both cost the same; with
+    // FxHash every key was compared with every key classified before it.
+    let mut crafted = hashing::tests::fx_colliding_keys(16);
+    crafted.truncate(50_000);
+    let control = hashing::tests::ordinary_keys(50_000, 256);
+    let crafted_body = extra_of(&crafted);
+    let control_body = extra_of(&control);
+    assert_eq!(crafted_body.len(), control_body.len());
+    let control_time = fastest_scrub(&control_body);
+    let crafted_time = fastest_scrub(&crafted_body);
+    let ratio = crafted_time.as_secs_f64() / control_time.as_secs_f64().max(1e-9);
+    assert!(
+        ratio < 3.0,
+        "crafted keys {crafted_time:?}, ordinary keys {control_time:?}: ratio {ratio:.2}"
+    );
+}

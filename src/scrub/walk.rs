@@ -6,12 +6,12 @@
 //! text differs from the old: the report is empty if and only if nothing changed.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::json::{self, Node, Object, Text};
 
 use super::detectors::{Hit, HitKind, Scanner};
 use super::echo::EchoMatcher;
+use super::hashing::{FxBuild, KeyedBuild};
 use super::keys::{KeyClass, KeyMatcher, Tokens};
 use super::profile::{IP_HEADERS, PERSON_CONTEXT_WORDS};
 use super::redact::{Action, Redactor};
@@ -34,18 +34,25 @@ const MAX_JSON_DEPTH: usize = 100;
 pub(crate) struct Engine {
     pub(crate) scanner: Scanner,
     pub(crate) detector_actions: Vec<Action>,
+    /// Unkeyed (`FxBuild`) like every table of the engine below: keys are rule names, key
+    /// classes and labels from the config and the built-ins; payloads only look them up.
     pub(crate) rules: HashMap<String, Action, FxBuild>,
+    /// Unkeyed: rule names from the config.
     pub(crate) disabled_rules: HashSet<String, FxBuild>,
+    /// Unkeyed: the fixed set of key classes.
     pub(crate) class_actions: HashMap<KeyClass, Action, FxBuild>,
     pub(crate) deny: KeyMatcher,
     pub(crate) safe: KeyMatcher,
     pub(crate) cookie_names: KeyMatcher,
     pub(crate) redactor: Redactor,
+    /// Unkeyed: the replacement labels of the config's rules.
     pub(crate) labels: HashSet<String, FxBuild>,
     /// Longest label and the bytes labels can start with: a quick "not a label" test.
     pub(crate) label_max_len: usize,
     pub(crate) label_first: [bool; 256],
+    /// Unkeyed: static key names.
     pub(crate) structural: HashSet<&'static str, FxBuild>,
+    /// Unkeyed: the fixed set of key classes.
     pub(crate) echo_label: HashMap<KeyClass, String, FxBuild>,
     /// What keys mean, shared by every call: seeded with the common keys at compile time
     /// and extended with the keys calls meet (an application sends the same keys event
@@ -65,7 +72,8 @@ pub(crate) struct KnownKeys {
     seeded: usize,
 }
 
-type KeyTable = HashMap<Box<str>, KeyInfo, FxBuild>;
+/// Keyed: the table learns keys from payloads.
+type KeyTable = HashMap<Box<str>, KeyInfo, KeyedBuild>;
 
 impl KnownKeys {
     pub(crate) const MAX_LEARNED: usize = 4096;
@@ -81,7 +89,7 @@ impl KnownKeys {
     }
 
     /// Publishes the keys one call classified, if there is room.
-    fn learn(&self, seen: &std::sync::Arc<KeyTable>, new: &HashMap<String, KeyInfo, FxBuild>) {
+    fn learn(&self, seen: &std::sync::Arc<KeyTable>, new: &HashMap<String, KeyInfo, KeyedBuild>) {
         let room = (self.seeded + Self::MAX_LEARNED).saturating_sub(seen.len());
         if new.is_empty() || room == 0 {
             return;
@@ -108,12 +116,14 @@ pub(crate) struct Cx {
     /// The shared key table as it was when the call began.
     known: std::sync::Arc<KeyTable>,
     /// Keys not in `known`, classified by this call (keys repeat a lot within an event).
-    keys: HashMap<String, KeyInfo, BuildHasherDefault<FxHasher>>,
+    /// Keyed: up to 10,000 keys chosen by the sender.
+    keys: HashMap<String, KeyInfo, KeyedBuild>,
     /// The detector hits of each distinct short string, computed once per call: context
     /// lines, breadcrumb messages and paths repeat within an event, and the regex set
     /// pass is the most expensive step per string. Values are `(start, len)` in
     /// `scan_hits`. Only used when hits depend on the text alone ([`Scanner::text_only`]).
-    scans: HashMap<Box<str>, (u32, u32), BuildHasherDefault<FxHasher>>,
+    /// Keyed: up to 10,000 strings chosen by the sender.
+    scans: HashMap<Box<str>, (u32, u32), KeyedBuild>,
     scan_hits: Vec<Hit>,
     /// Strings scanned so far in this call.
     scanned: usize,
@@ -137,35 +147,6 @@ struct KeyInfo {
     class: Option<KeyClass>,
     /// The key is just `name`.
     bare_name: bool,
-}
-
-/// The engine's rule tables are looked up several times per string (`disabled_rules`,
-/// `class_actions`, `labels`): SipHash showed up at ~4 % of the scrub profile. Their keys
-/// come from the config, not from payloads, so there is no flooding concern.
-pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
-
-/// A small fast hasher for short keys (FxHash); no DoS concern for a per-call cache bounded
-/// by the payload size.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 impl Cx {
@@ -931,7 +912,7 @@ impl Engine {
     /// Classifies the keys SDKs send in almost every payload once, at compile time.
     pub(crate) fn seed_known_keys(&mut self, keys: &[&str]) {
         let mut cx = Cx::default();
-        let mut table = KeyTable::with_capacity_and_hasher(keys.len(), FxBuild::default());
+        let mut table = KeyTable::with_capacity_and_hasher(keys.len(), KeyedBuild::default());
         for key in keys {
             table.insert(Box::<str>::from(*key), self.compute_key_info(key, &mut cx));
         }
