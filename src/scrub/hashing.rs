@@ -87,7 +87,7 @@ impl Hasher for FxHasher {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use std::collections::{HashMap, HashSet};
 
@@ -161,23 +161,6 @@ pub(crate) mod tests {
             i /= 26;
         }
         out
-    }
-
-    /// `n` keys, [`KEY_PREFIX`] and `len` lowercase letters with no structure FxHash could
-    /// trip on (a xorshift generator): the control for [`fx_colliding_keys`].
-    pub(crate) fn ordinary_keys(n: usize, len: usize) -> Vec<String> {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        (0..n)
-            .map(|_| {
-                let letters = (0..len).map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    char::from(b'a' + (x % 26) as u8)
-                });
-                KEY_PREFIX.chars().chain(letters).collect()
-            })
-            .collect()
     }
 
     #[test]
