@@ -411,3 +411,21 @@ fn source_lines_do_not_seed_name_echoes() {
     assert_eq!(report_lines(&report), Vec::<String>::new());
     assert_eq!(v, before);
 }
+
+#[test]
+fn thousands_of_echo_values_and_repeats_are_all_echoed() {
+    // 2,000 distinct names plus the same name 2,000 times (the duplicate check on echo
+    // values is a set now, not a scan of the list): any of them is echoed elsewhere.
+    let mut users: Vec<Value> = (0..2000)
+        .map(|i| json!({"name": format!("Person{i:04} Example")}))
+        .collect();
+    users.extend((0..2000).map(|_| json!({"name": "Repeated Person"})));
+    let mut v = json!({
+        "extra": {"people": users},
+        "message": "seen Person0007 Example and Repeated Person today"
+    });
+    scrubber().scrub_value(PayloadKind::Event, &mut v);
+    let message = v["message"].as_str().unwrap();
+    assert!(!message.contains("Person0007 Example"), "{message}");
+    assert!(!message.contains("Repeated Person"), "{message}");
+}
