@@ -302,6 +302,20 @@ fn differential_check_on_edge_cases() {
             format!("[{}]", "9".repeat(310)).into_bytes(),
             Verdict::Rejected,
         ),
+        (
+            b"[0.1e309,0.001e310,1000e305,-0.0000e99999999999999999999]".to_vec(),
+            Verdict::Accepted,
+        ),
+        (
+            format!("0.{}1e400", "0".repeat(400)).into_bytes(),
+            Verdict::Accepted,
+        ),
+        (
+            format!("{}e-400", "1".repeat(400)).into_bytes(),
+            Verdict::Accepted,
+        ),
+        (b"1000e306".to_vec(), Verdict::Rejected),
+        (b"1e9999999999999999999".to_vec(), Verdict::Rejected),
         (b"1.7976931348623159e308".to_vec(), Verdict::Rejected),
         (b"[1e400]".to_vec(), Verdict::Rejected),
         (b"{\"a\":1,\"b\":2,\"a\":3}".to_vec(), Verdict::Accepted),
