@@ -106,9 +106,9 @@ fn assert_bytes_stable(scrubber: &Scrubber, kind: PayloadKind, input: &[u8], wha
     assert_eq!(changed, None, "{what}: second pass changed the output");
 }
 
-/// Both crash inputs parse (a header with no items; an item header whose payload runs to
-/// the end). The first line of `leading-whitespace` is indented, and the parser keeps it:
-/// the round trip must reproduce the tabs.
+/// Both are valid envelopes whose serialization once differed from the input: an item header
+/// ending the body without a newline (`crash-ff65…`), and tabs before the envelope header
+/// (`leading-whitespace`). Parsing must succeed and the round trip reproduce them exactly.
 const ENVELOPES: &[(&str, Expect)] = &[
     (
         "crash-ff65e02f5a5b6b4954d0c0b6ea4eab09900e65ad",
