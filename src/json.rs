@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 
+mod differential;
 mod parse;
 mod write;
 
@@ -23,6 +24,11 @@ mod tests;
 
 pub use parse::{parse, parse_bytes, JsonError};
 pub use write::{to_string, to_vec, write_compact};
+
+/// The differential check against serde_json: public (but hidden) so the
+/// `json_differential` fuzz target and `cargo test` run the same property.
+#[doc(hidden)]
+pub use differential::{check_against_serde_json, same_value, Verdict};
 
 /// A JSON value borrowing from the text it was parsed from.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,10 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use super::{parse, parse_bytes, to_string, Node, Object, Text};
+use super::{
+    check_against_serde_json, parse, parse_bytes, same_value, to_string, Node, Object, Text,
+    Verdict,
+};
 
 fn round_trip(input: &str) -> String {
     to_string(&parse(input).expect("valid JSON"))
@@ -259,5 +262,195 @@ proptest! {
         let node = parse(&encoded).expect("parses");
         prop_assert_eq!(node.as_str(), Some(s.as_str()));
         prop_assert_eq!(to_string(&node), encoded);
+    }
+}
+
+/// The differential check (the `json_differential` fuzz target's property) on inputs where
+/// the two parsers are most likely to part: number edges, escapes, duplicate keys, depth,
+/// invalid UTF-8. Each verdict is stated, so a check that stopped comparing would fail here.
+#[test]
+fn differential_check_on_edge_cases() {
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+    let cases: Vec<(Vec<u8>, Verdict)> = vec![
+        (b"-0".to_vec(), Verdict::Accepted),
+        (b"[-0.0,0,-0e5]".to_vec(), Verdict::Accepted),
+        (
+            b"[18446744073709551615,18446744073709551616]".to_vec(),
+            Verdict::Accepted,
+        ),
+        (
+            b"[-9223372036854775808,-9223372036854775809]".to_vec(),
+            Verdict::Accepted,
+        ),
+        (
+            b"[1E5,1e-400,0e99999999999999999999,2.2250738585072011e-308]".to_vec(),
+            Verdict::Accepted,
+        ),
+        (
+            b"[0.1,0.30000000000000004,1.7976931348623157e308]".to_vec(),
+            Verdict::Accepted,
+        ),
+        (
+            format!("[{}]", "9".repeat(299)).into_bytes(),
+            Verdict::Accepted,
+        ),
+        (
+            format!("[{}.5]", "1".repeat(308)).into_bytes(),
+            Verdict::Accepted,
+        ),
+        (
+            format!("[{}]", "9".repeat(310)).into_bytes(),
+            Verdict::Rejected,
+        ),
+        (
+            b"[0.1e309,0.001e310,1000e305,-0.0000e99999999999999999999]".to_vec(),
+            Verdict::Accepted,
+        ),
+        (
+            format!("0.{}1e400", "0".repeat(400)).into_bytes(),
+            Verdict::Accepted,
+        ),
+        (
+            format!("{}e-400", "1".repeat(400)).into_bytes(),
+            Verdict::Accepted,
+        ),
+        (b"1000e306".to_vec(), Verdict::Rejected),
+        (b"1e9999999999999999999".to_vec(), Verdict::Rejected),
+        (b"1.7976931348623159e308".to_vec(), Verdict::Rejected),
+        (b"[1e400]".to_vec(), Verdict::Rejected),
+        (b"{\"a\":1,\"b\":2,\"a\":3}".to_vec(), Verdict::Accepted),
+        (b"{\"a\":{\"x\":1},\"a\":[2]}".to_vec(), Verdict::Accepted),
+        (
+            br#"["\ud83d\ude00","\u00e9","\/","\u0000"]"#.to_vec(),
+            Verdict::Accepted,
+        ),
+        (br#""\ud83d""#.to_vec(), Verdict::Rejected),
+        (br#""\ude00\ud83d""#.to_vec(), Verdict::Rejected),
+        (b"\"\xc3\xa9\"".to_vec(), Verdict::Accepted),
+        (b"\"\xc3\"".to_vec(), Verdict::Rejected),
+        (b"\"\xed\xa0\x80\"".to_vec(), Verdict::Rejected),
+        (b"\xef\xbb\xbf{}".to_vec(), Verdict::Rejected),
+        (b" \t\r\n{} \t\r\n".to_vec(), Verdict::Accepted),
+        (b"{}\x0c".to_vec(), Verdict::Rejected),
+        (b"{} {}".to_vec(), Verdict::Rejected),
+        (deep(127), Verdict::Accepted),
+        (deep(128), Verdict::Rejected),
+        (Vec::new(), Verdict::Rejected),
+    ];
+    for (input, verdict) in cases {
+        assert_eq!(
+            check_against_serde_json(&input),
+            Ok(verdict),
+            "{:?}",
+            String::from_utf8_lossy(&input)
+        );
+    }
+}
+
+/// `Value`'s own `==` would pass all of these; the check must not.
+#[test]
+fn same_value_is_stricter_than_value_eq() {
+    let parse_value = |s: &str| serde_json::from_str::<Value>(s).expect("valid");
+    for (a, b) in [
+        (r#"{"a":1,"b":2}"#, r#"{"b":2,"a":1}"#),
+        ("[-0.0]", "[0.0]"),
+        ("1", "1.0"),
+        ("-1", "-1.0"),
+        ("[1,[2]]", "[1,[3]]"),
+        (r#"{"a":"x"}"#, r#"{"a":"y"}"#),
+    ] {
+        let (x, y) = (parse_value(a), parse_value(b));
+        assert!(same_value(&x, &y, "$").is_err(), "{a} vs {b}");
+    }
+    assert_eq!(
+        same_value(
+            &parse_value(r#"{"a":1,"b":2}"#),
+            &parse_value(r#"{"b":2,"a":1}"#),
+            "$"
+        ),
+        Err(r#"$: key order: ours "a", serde_json "b""#.to_owned())
+    );
+    let v = parse_value(r#"{"a":[1,-1,1.5,-0.0,"s",null,true,{}],"b":18446744073709551615}"#);
+    assert_eq!(same_value(&v, &v.clone(), "$"), Ok(()));
+}
+
+/// Bytes that move a JSON text across the grammar's edges when inserted or swapped in.
+fn mutation_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        3 => prop::sample::select(b"{}[]\",:\\/-+.eE019tfnu \t\r\n\x00\x1f\x7f\xc3\xa9\xff".to_vec()),
+        1 => any::<u8>(),
+    ]
+}
+
+/// Applies `(position, operation, byte)` edits: replace, insert, delete, truncate.
+fn mutate(mut bytes: Vec<u8>, edits: &[(prop::sample::Index, u8, u8)]) -> Vec<u8> {
+    for (at, op, byte) in edits {
+        let i = at.index(bytes.len() + 1);
+        match op % 4 {
+            0 if i < bytes.len() => bytes[i] = *byte,
+            1 => bytes.insert(i, *byte),
+            2 if i < bytes.len() => {
+                bytes.remove(i);
+            }
+            3 => bytes.truncate(i),
+            _ => bytes.push(*byte),
+        }
+    }
+    bytes
+}
+
+/// Number texts across the grammar and across `f64`/`u64`/`i64` boundaries, valid or not.
+fn number_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?",
+        "-?[0-9]{290,320}(\\.[0-9]{0,3})?",
+        "-?(0|1|9)[0-9]{0,2}\\.?[0-9]{0,2}[eE]?[+-]?[0-9]{0,4}",
+        "-?(1844674407370955161[0-9]|922337203685477580[0-9])",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// The fuzz target's property on generated JSON (compact and pretty) and on mutations
+    /// of it: the unmutated text must be accepted, every variant must agree.
+    #[test]
+    fn differential_on_generated_and_mutated_json(
+        v in arb_value(),
+        pretty in any::<bool>(),
+        edits in prop::collection::vec(
+            (any::<prop::sample::Index>(), any::<u8>(), mutation_byte()),
+            1..5,
+        ),
+    ) {
+        let text = if pretty {
+            serde_json::to_vec_pretty(&v)
+        } else {
+            serde_json::to_vec(&v)
+        }
+        .expect("serializes");
+        prop_assert_eq!(check_against_serde_json(&text), Ok(Verdict::Accepted));
+        let mutated = mutate(text, &edits);
+        let verdict = check_against_serde_json(&mutated);
+        prop_assert!(verdict.is_ok(), "{:?} on {:?}", verdict, String::from_utf8_lossy(&mutated));
+    }
+
+    /// Number texts and duplicate keys, which the `Value` generator cannot write.
+    #[test]
+    fn differential_on_number_texts_and_duplicate_keys(
+        numbers in prop::collection::vec(number_text(), 1..6),
+        keys in prop::collection::vec("[ab]", 1..6),
+    ) {
+        let array = format!("[{}]", numbers.join(","));
+        let array_verdict = check_against_serde_json(array.as_bytes());
+        prop_assert!(array_verdict.is_ok(), "{:?} on {}", array_verdict, array);
+        let members: Vec<String> = keys
+            .iter()
+            .zip(numbers.iter().cycle())
+            .map(|(k, n)| format!("\"{k}\":{n}"))
+            .collect();
+        let object = format!("{{{}}}", members.join(","));
+        let object_verdict = check_against_serde_json(object.as_bytes());
+        prop_assert!(object_verdict.is_ok(), "{:?} on {}", object_verdict, object);
     }
 }
