@@ -14,6 +14,7 @@ mod hashing;
 mod keys;
 mod profile;
 mod redact;
+mod rule_table;
 mod structured;
 mod walk;
 
@@ -24,9 +25,11 @@ use serde_json::Value;
 
 use crate::json::{self, JsonError, Node};
 
-use detectors::builtin::{Tier, BUILTINS, STRUCTURAL};
+use detectors::builtin::{Structural, Tier, BUILTINS};
 pub use detectors::validate::Validator;
-use detectors::{Check, DetectorSpec, HitKind, Scanner, Scope, CUSTOM_PATTERN_SIZE_LIMIT};
+use detectors::{
+    Check, DetectorSpec, HitKind, Scanner, ScannerError, Scope, CUSTOM_PATTERN_SIZE_LIMIT,
+};
 use keys::{KeyClass, KeyMatcher};
 use redact::Redactor;
 
@@ -306,7 +309,7 @@ impl Scrubber {
 
         // Which rule names exist (for override validation).
         let mut known: HashSet<String> = BUILTINS.iter().map(|b| b.rule.to_owned()).collect();
-        known.extend(STRUCTURAL.iter().map(|r| r.rule.to_owned()));
+        known.extend(Structural::ALL.iter().map(|r| r.name().to_owned()));
         known.extend(KeyClass::ALL.iter().map(|c| c.rule().to_owned()));
         known.insert("echo".to_owned());
         for name in settings.detectors.keys() {
@@ -412,38 +415,46 @@ impl Scrubber {
                 p.keep_last.unwrap_or(4),
             ));
         }
-        let mut scanner = Scanner::compile(specs).map_err(|(index, problem)| {
-            if index >= builtin_count && index != usize::MAX {
-                invalid(
-                    format!("patterns[{}].regex", index - builtin_count),
-                    problem,
-                )
-            } else if index == usize::MAX {
-                invalid(
-                    "patterns",
-                    format!("the patterns together are too big: {problem}"),
-                )
-            } else {
-                invalid("detectors", format!("built-in pattern failed: {problem}"))
-            }
+        let mut scanner = Scanner::compile(specs).map_err(|error| match error {
+            ScannerError::Pattern { index, problem } if index >= builtin_count => invalid(
+                format!("patterns[{}].regex", index - builtin_count),
+                problem,
+            ),
+            ScannerError::Pattern { index, problem } => invalid(
+                "detectors",
+                format!(
+                    "built-in pattern {} failed: {problem}",
+                    BUILTINS.get(index).map_or("?", |b| b.rule)
+                ),
+            ),
+            ScannerError::SetTooBig(problem) => invalid(
+                "patterns",
+                format!("the patterns together are too big: {problem}"),
+            ),
         })?;
 
         // Structural rules and key classes.
-        let mut rules = HashMap::default();
-        let mut disabled_rules = HashSet::default();
-        for r in STRUCTURAL {
-            let mut a = action(r.rule, r.method, r.label);
-            if over(r.rule).and_then(|o| o.keep_last).is_none() {
-                a.keep_last = r.keep_last;
-            }
-            rules.insert(r.rule.to_owned(), a);
-            if over(r.rule).and_then(|o| o.enabled) == Some(false) {
-                disabled_rules.insert(r.rule.to_owned());
-            }
-        }
-        if over("echo").and_then(|o| o.enabled) == Some(false) || !hipaa {
-            disabled_rules.insert("echo".to_owned());
-        }
+        let rules = rule_table::RuleTable::build(
+            |r| {
+                let spec = r.spec();
+                let mut a = action(spec.rule, spec.method, spec.label);
+                if over(spec.rule).and_then(|o| o.keep_last).is_none() {
+                    a.keep_last = spec.keep_last;
+                }
+                a
+            },
+            |r| {
+                let enabled = over(r.name()).and_then(|o| o.enabled);
+                // secrets-only: session ids and user ids are what the SDK sends; leave them
+                // unless the config turns them on.
+                if !hipaa && r.user_identity() {
+                    enabled == Some(true)
+                } else {
+                    enabled != Some(false)
+                }
+            },
+        );
+        let echo_enabled = over("echo").and_then(|o| o.enabled) != Some(false) && hipaa;
         let mut class_actions = HashMap::default();
         let mut echo_label = HashMap::default();
         for class in KeyClass::ALL {
@@ -454,27 +465,12 @@ impl Scrubber {
             echo_label.insert(class, a.replacement.clone());
             class_actions.insert(class, a);
         }
-        if !hipaa {
-            // secrets-only: session ids and user ids are what the SDK sends; leave them.
-            for rule in [
-                "user_id",
-                "user_email",
-                "user_username",
-                "user_name",
-                "session_did",
-                "user_geo",
-            ] {
-                if over(rule).and_then(|o| o.enabled) != Some(true) {
-                    disabled_rules.insert(rule.to_owned());
-                }
-            }
-        }
 
         let mut labels: HashSet<String, hashing::FxBuild> = HashSet::default();
         labels.insert("[Filtered]".to_owned());
         for a in detector_actions
             .iter()
-            .chain(rules.values())
+            .chain(rules.actions())
             .chain(class_actions.values())
         {
             if a.method == Method::Replace {
@@ -484,7 +480,7 @@ impl Scrubber {
         let mut pseudonym_prefixes: Vec<String> = Vec::new();
         for a in detector_actions
             .iter()
-            .chain(rules.values())
+            .chain(rules.actions())
             .chain(class_actions.values())
         {
             let prefix = redactor.pseudonym_prefix(&a.label);
@@ -507,7 +503,7 @@ impl Scrubber {
             scanner,
             detector_actions,
             rules,
-            disabled_rules,
+            echo_enabled,
             class_actions,
             deny,
             safe,

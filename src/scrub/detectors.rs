@@ -209,9 +209,18 @@ pub(crate) fn asciify(pattern: &str) -> String {
     pattern.replace("\\d", "[0-9]").replace("\\b", "(?-u:\\b)")
 }
 
+/// Why the detectors could not be compiled, naming the pattern where there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScannerError {
+    /// Pattern `index` (in the order given to [`Scanner::compile`]) does not compile.
+    Pattern { index: usize, problem: String },
+    /// Every pattern compiles, but together they exceed the regex set's size limit.
+    SetTooBig(String),
+}
+
 impl Scanner {
     /// Compiles every spec. The error names the spec's index and the regex error.
-    pub(crate) fn compile(specs: Vec<DetectorSpec>) -> Result<Self, (usize, String)> {
+    pub(crate) fn compile(specs: Vec<DetectorSpec>) -> Result<Self, ScannerError> {
         let mut detectors = Vec::with_capacity(specs.len());
         let mut patterns = Vec::with_capacity(specs.len());
         for (i, spec) in specs.into_iter().enumerate() {
@@ -219,7 +228,10 @@ impl Scanner {
             let regex = RegexBuilder::new(&pattern)
                 .size_limit(spec.size_limit)
                 .build()
-                .map_err(|e| (i, e.to_string()))?;
+                .map_err(|e| ScannerError::Pattern {
+                    index: i,
+                    problem: e.to_string(),
+                })?;
             let group = if let Some(idx) = regex.capture_names().position(|n| n == Some("redact")) {
                 Some(idx)
             } else if regex.captures_len() > 1 {
@@ -245,7 +257,7 @@ impl Scanner {
             .size_limit(BUILTIN_SIZE_LIMIT)
             .dfa_size_limit(SET_CACHE_CAPACITY)
             .build()
-            .map_err(|e| (usize::MAX, e.to_string()))?;
+            .map_err(|e| ScannerError::SetTooBig(e.to_string()))?;
         let prescan = Prescan::build(&patterns, BUILTIN_SIZE_LIMIT, PRESCAN_CACHE_CAPACITY);
         let has_custom = detectors.iter().any(|d| d.custom);
         let text_only = detectors.iter().all(|d| d.scope.is_none());

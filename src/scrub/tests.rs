@@ -429,3 +429,33 @@ fn thousands_of_echo_values_and_repeats_are_all_echoed() {
     assert!(!message.contains("Person0007 Example"), "{message}");
     assert!(!message.contains("Repeated Person"), "{message}");
 }
+
+#[test]
+fn every_structural_rule_is_configurable_by_its_name_and_its_switch_reaches_the_engine() {
+    let key = || HashKey {
+        id: "k".into(),
+        secret: b"0123456789abcdef".to_vec(),
+    };
+    let names: std::collections::HashSet<&str> = Structural::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(names.len(), Structural::COUNT, "names are distinct");
+    for rule in Structural::ALL {
+        let text = format!("[detectors.{}]\nenabled = false\n", rule.name());
+        let settings: ScrubSettings = toml::from_str(&text).expect("parses");
+        let off = Scrubber::compile(&settings, key()).expect("a known rule name");
+        let on = Scrubber::compile(&ScrubSettings::default(), key()).expect("compiles");
+        assert!(!off.engine.rules.enabled(rule), "{}", rule.name());
+        assert!(on.engine.rules.enabled(rule), "{}", rule.name());
+        for other in Structural::ALL.into_iter().filter(|o| *o != rule) {
+            assert!(
+                off.engine.rules.enabled(other),
+                "{} leaves {} on",
+                rule.name(),
+                other.name()
+            );
+        }
+    }
+    let settings: ScrubSettings =
+        toml::from_str("[detectors.user_idd]\nenabled = false\n").expect("parses");
+    let error = Scrubber::compile(&settings, key()).expect_err("a misspelt rule");
+    assert!(error.to_string().contains("detectors.user_idd"), "{error}");
+}

@@ -9,12 +9,14 @@ use std::collections::{HashMap, HashSet};
 
 use crate::json::{self, Node, Object, Text};
 
+use super::detectors::builtin::Structural;
 use super::detectors::{Hit, HitKind, Scanner};
 use super::echo::EchoMatcher;
 use super::hashing::{FxBuild, KeyedBuild};
 use super::keys::{KeyClass, KeyMatcher, Tokens};
 use super::profile::{IP_HEADERS, PERSON_CONTEXT_WORDS};
 use super::redact::{Action, Redactor};
+use super::rule_table::RuleTable;
 use super::structured::{cookie, query, sql, url};
 use super::{Method, PayloadKind, Redaction, ScrubReport};
 
@@ -36,9 +38,10 @@ pub(crate) struct Engine {
     pub(crate) detector_actions: Vec<Action>,
     /// Unkeyed (`FxBuild`) like every table of the engine below: keys are rule names, key
     /// classes and labels from the config and the built-ins; payloads only look them up.
-    pub(crate) rules: HashMap<String, Action, FxBuild>,
-    /// Unkeyed: rule names from the config.
-    pub(crate) disabled_rules: HashSet<String, FxBuild>,
+    /// The structural rules' actions, indexed by rule ([`Structural`]).
+    pub(crate) rules: RuleTable,
+    /// Whether values found under name and id keys are removed wherever else they appear.
+    pub(crate) echo_enabled: bool,
     /// Unkeyed: the fixed set of key classes.
     pub(crate) class_actions: HashMap<KeyClass, Action, FxBuild>,
     pub(crate) deny: KeyMatcher,
@@ -373,7 +376,7 @@ impl Engine {
                 cx.json_depth += 1;
                 visit_members(map, cx, |key, child, cx| {
                     if key == "val" {
-                        self.rule_field("meta_value", child, cx)
+                        self.rule_field(Structural::MetaValue, child, cx)
                     } else {
                         self.meta(child, cx);
                         Outcome::Keep
@@ -387,7 +390,7 @@ impl Engine {
 
     /// Asks Sentry not to infer the client IP from the connection (which is ours anyway).
     fn never_infer_ip(&self, map: &mut Object<'_>, cx: &mut Cx) {
-        if self.disabled_rules.contains("client_ip") {
+        if !self.rules.enabled(Structural::ClientIp) {
             return;
         }
         let Some(sdk) = map.get_mut("sdk").and_then(Node::as_object_mut) else {
@@ -408,17 +411,17 @@ impl Engine {
 
     fn user(&self, user: &mut Object<'_>, cx: &mut Cx) {
         visit_members(user, cx, |key, child, cx| match key {
-            "id" => self.rule_field("user_id", child, cx),
-            "email" => self.rule_field("user_email", child, cx),
-            "username" => self.rule_field("user_username", child, cx),
+            "id" => self.rule_field(Structural::UserId, child, cx),
+            "email" => self.rule_field(Structural::UserEmail, child, cx),
+            "username" => self.rule_field(Structural::UserUsername, child, cx),
             "name" => {
                 if let Some(s) = child.as_str() {
                     self.collect_echo(KeyClass::Name, s, cx);
                 }
-                self.rule_field("user_name", child, cx)
+                self.rule_field(Structural::UserName, child, cx)
             }
-            "ip_address" => self.rule_field("client_ip", child, cx),
-            "geo" => self.rule_field("user_geo", child, cx),
+            "ip_address" => self.rule_field(Structural::ClientIp, child, cx),
+            "geo" => self.rule_field(Structural::UserGeo, child, cx),
             "segment" => Outcome::Keep,
             _ => self.apply_key(key, child, true, cx),
         });
@@ -442,7 +445,7 @@ impl Engine {
                                 | "REMOTE_HOST"
                                 | "HTTP_X_FORWARDED_FOR"
                                 | "HTTP_X_REAL_IP"
-                                | "HTTP_CLIENT_IP" => self.rule_field("client_ip", v, cx),
+                                | "HTTP_CLIENT_IP" => self.rule_field(Structural::ClientIp, v, cx),
                                 _ => self.apply_key(k, v, false, cx),
                             };
                             if outcome == Outcome::Remove {
@@ -493,7 +496,7 @@ impl Engine {
         let lower = name.to_ascii_lowercase();
         let lower = lower.replace('_', "-");
         if IP_HEADERS.contains(&lower.as_str()) {
-            return self.rule_field("client_ip", value, cx);
+            return self.rule_field(Structural::ClientIp, value, cx);
         }
         match lower.as_str() {
             "cookie" | "set-cookie" => {
@@ -596,7 +599,7 @@ impl Engine {
                     }
                 }
                 ("ingest_settings", Node::Object(settings)) => {
-                    if !self.disabled_rules.contains("client_ip") {
+                    if self.rules.enabled(Structural::ClientIp) {
                         for k in ["infer_ip", "infer_user_agent"] {
                             if let Some(v) = settings.get_mut(k) {
                                 if v.as_str() != Some("never") {
@@ -684,14 +687,16 @@ impl Engine {
     /// One typed attribute's value, by the attribute's name.
     fn attribute(&self, name: &str, target: &mut Node<'_>, cx: &mut Cx) -> Outcome {
         match name {
-            "user.ip_address" | "client.address" => self.rule_field("client_ip", target, cx),
-            "user.id" => self.rule_field("user_id", target, cx),
-            "user.email" => self.rule_field("user_email", target, cx),
-            "user.name" | "user.username" => self.rule_field("user_username", target, cx),
+            "user.ip_address" | "client.address" => {
+                self.rule_field(Structural::ClientIp, target, cx)
+            }
+            "user.id" => self.rule_field(Structural::UserId, target, cx),
+            "user.email" => self.rule_field(Structural::UserEmail, target, cx),
+            "user.name" | "user.username" => self.rule_field(Structural::UserUsername, target, cx),
             "user.geo.city"
             | "user.geo.region"
             | "user.geo.subdivision"
-            | "user.geo.country_code" => self.rule_field("user_geo", target, cx),
+            | "user.geo.country_code" => self.rule_field(Structural::UserGeo, target, cx),
             "url.query" | "http.query" => {
                 self.apply_role(Role::Query, name, target, cx);
                 Outcome::Keep
@@ -719,7 +724,7 @@ impl Engine {
 
     fn session(&self, map: &mut Object<'_>, cx: &mut Cx) {
         visit_members(map, cx, |key, child, cx| match (key, child) {
-            ("did", child) => self.rule_field("session_did", child, cx),
+            ("did", child) => self.rule_field(Structural::SessionDid, child, cx),
             ("sid", _) => Outcome::Keep,
             ("attrs", Node::Object(attrs)) => {
                 self.session_attrs(attrs, cx);
@@ -731,8 +736,8 @@ impl Engine {
 
     fn session_attrs(&self, attrs: &mut Object<'_>, cx: &mut Cx) {
         visit_members(attrs, cx, |key, child, cx| match key {
-            "ip_address" => self.rule_field("client_ip", child, cx),
-            "user_agent" => self.rule_field("client_meta", child, cx),
+            "ip_address" => self.rule_field(Structural::ClientIp, child, cx),
+            "user_agent" => self.rule_field(Structural::ClientMeta, child, cx),
             _ => self.apply_key(key, child, false, cx),
         });
     }
@@ -771,8 +776,8 @@ impl Engine {
                     for (idx, (k, v)) in trace.iter_mut().enumerate() {
                         let l = cx.push(k);
                         let o = match k.as_str() {
-                            "user_id" => self.rule_field("user_id", v, cx),
-                            "user_segment" => self.rule_field("client_meta", v, cx),
+                            "user_id" => self.rule_field(Structural::UserId, v, cx),
+                            "user_segment" => self.rule_field(Structural::ClientMeta, v, cx),
                             _ => self.apply_key(k, v, false, cx),
                         };
                         if o == Outcome::Remove {
@@ -783,7 +788,7 @@ impl Engine {
                     trace.remove_indices(&drop);
                     Outcome::Keep
                 }
-                ("unreal_user_id", child) => self.rule_field("user_id", child, cx),
+                ("unreal_user_id", child) => self.rule_field(Structural::UserId, child, cx),
                 ("dsn" | "sdk", _) => Outcome::Keep,
                 (_, child) => self.apply_key(key, child, false, cx),
             };
@@ -1085,7 +1090,7 @@ impl Engine {
     /// can change how the statement lexes (`…[email].789` makes `.789` a number), so both
     /// steps repeat until neither changes anything, as a second scrub would.
     fn scrub_sql(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
-        let strip = !self.disabled_rules.contains("sql_literal");
+        let strip = self.rules.enabled(Structural::SqlLiteral);
         until_stable(self, s, cx, |text, cx| {
             let (stripped, count) = if strip {
                 sql::strip_literals(text)
@@ -1093,7 +1098,7 @@ impl Engine {
                 (text.to_owned(), 0)
             };
             if count > 0 {
-                cx.record("sql_literal", Method::Replace, count);
+                cx.record(Structural::SqlLiteral.name(), Method::Replace, count);
             }
             match self.scrub_text(&stripped, key, cx) {
                 Some(new) => Some(new),
@@ -1160,12 +1165,11 @@ impl Engine {
     }
 
     /// Redacts with a structural rule (`url_password`, `cookie`, `user_id`, …).
-    pub(crate) fn redact_rule(&self, rule: &str, value: &str, cx: &mut Cx) -> Option<String> {
-        if self.disabled_rules.contains(rule) || self.is_label(value) {
+    pub(crate) fn redact_rule(&self, rule: Structural, value: &str, cx: &mut Cx) -> Option<String> {
+        if !self.rules.enabled(rule) || self.is_label(value) {
             return None;
         }
-        let action = self.rules.get(rule)?;
-        self.redact_action(action, value, cx)
+        self.redact_action(self.rules.action(rule), value, cx)
     }
 
     fn redact_action(&self, action: &Action, value: &str, cx: &mut Cx) -> Option<String> {
@@ -1181,16 +1185,14 @@ impl Engine {
     }
 
     /// Applies a structural rule to a whole field (`user.id`, session `did`, …).
-    fn rule_field(&self, rule: &str, value: &mut Node<'_>, cx: &mut Cx) -> Outcome {
-        if self.disabled_rules.contains(rule) {
-            self.walk_value(value, rule, cx);
+    fn rule_field(&self, rule: Structural, value: &mut Node<'_>, cx: &mut Cx) -> Outcome {
+        if !self.rules.enabled(rule) {
+            self.walk_value(value, rule.name(), cx);
             return Outcome::Keep;
         }
-        let Some(action) = self.rules.get(rule) else {
-            return Outcome::Keep;
-        };
+        let action = self.rules.action(rule);
         if action.method == Method::Remove {
-            if value.is_null() && rule != "client_ip" {
+            if value.is_null() && rule != Structural::ClientIp {
                 return Outcome::Keep;
             }
             cx.record(&action.rule, Method::Remove, 1);
@@ -1207,7 +1209,7 @@ impl Engine {
                     *value = Node::string(new);
                 }
             }
-            Node::Array(_) | Node::Object(_) => self.walk_value(value, rule, cx),
+            Node::Array(_) | Node::Object(_) => self.walk_value(value, rule.name(), cx),
             Node::Null | Node::Bool(_) => {}
         }
         Outcome::Keep
@@ -1221,7 +1223,7 @@ impl Engine {
     ) -> Option<String> {
         cx.tokens.split(name);
         if self.cookie_names.find(&mut cx.tokens).is_some() {
-            return self.redact_rule("cookie", value, cx);
+            return self.redact_rule(Structural::Cookie, value, cx);
         }
         match self.key_class(name, cx) {
             Some(class) => self.redact_class(class, value, cx),
@@ -1390,7 +1392,7 @@ impl Engine {
     // === echo: values found under name/id keys, wherever else they appear ===
 
     fn collect_echo(&self, class: KeyClass, value: &str, cx: &mut Cx) {
-        if !class.echoes() || self.disabled_rules.contains("echo") {
+        if !class.echoes() || !self.echo_enabled {
             return;
         }
         let v = value.trim().trim_matches(['\'', '"']);
@@ -1517,7 +1519,7 @@ fn until_stable_settled(
     }
     let last = current.as_deref().unwrap_or(text);
     if step(last, cx).is_some() {
-        if let Some(whole) = eng.redact_rule("unsettled", text, cx) {
+        if let Some(whole) = eng.redact_rule(Structural::Unsettled, text, cx) {
             return (Some(whole), false);
         }
         return (current, false);

@@ -360,20 +360,94 @@ const fn rule(rule: &'static str, label: &'static str, method: Method) -> Struct
     }
 }
 
-/// Every structural rule.
-pub(crate) const STRUCTURAL: &[StructuralRule] = &[
-    rule("user_id", "user", Method::Hash),
-    rule("user_email", "email", Method::Hash),
-    rule("user_username", "username", Method::Hash),
-    rule("user_name", "name", Method::Replace),
-    rule("session_did", "user", Method::Hash),
-    rule("client_ip", "ip", Method::Remove),
-    rule("client_meta", "meta", Method::Remove),
-    rule("user_geo", "geo", Method::Remove),
-    rule("sql_literal", "?", Method::Replace),
-    rule("url_password", "password", Method::Replace),
-    rule("cookie", "Filtered", Method::Replace),
-    rule("name_echo", "name", Method::Replace),
-    rule("unsettled", "Filtered", Method::Replace),
-    rule("meta_value", "Filtered", Method::Remove),
-];
+/// The structural rules, a closed set: the walk names a rule by its variant, so a rule it
+/// asks for always exists (a misspelt one is a compile error, not a value passed through),
+/// and the engine keeps one action per variant, indexed by the variant itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Structural {
+    UserId,
+    UserEmail,
+    UserUsername,
+    UserName,
+    SessionDid,
+    ClientIp,
+    ClientMeta,
+    UserGeo,
+    SqlLiteral,
+    UrlPassword,
+    Cookie,
+    NameEcho,
+    Unsettled,
+    MetaValue,
+}
+
+impl Structural {
+    pub(crate) const COUNT: usize = 14;
+
+    /// Every rule, in declaration order: `ALL[r as usize] == r` (checked at compile time
+    /// below), so an array indexed by `r as usize` can never drift from the rules.
+    pub(crate) const ALL: [Self; Self::COUNT] = [
+        Self::UserId,
+        Self::UserEmail,
+        Self::UserUsername,
+        Self::UserName,
+        Self::SessionDid,
+        Self::ClientIp,
+        Self::ClientMeta,
+        Self::UserGeo,
+        Self::SqlLiteral,
+        Self::UrlPassword,
+        Self::Cookie,
+        Self::NameEcho,
+        Self::Unsettled,
+        Self::MetaValue,
+    ];
+
+    /// Name (as in the config and the audit trail), replacement label and default method.
+    pub(crate) const fn spec(self) -> StructuralRule {
+        match self {
+            Self::UserId => rule("user_id", "user", Method::Hash),
+            Self::UserEmail => rule("user_email", "email", Method::Hash),
+            Self::UserUsername => rule("user_username", "username", Method::Hash),
+            Self::UserName => rule("user_name", "name", Method::Replace),
+            Self::SessionDid => rule("session_did", "user", Method::Hash),
+            Self::ClientIp => rule("client_ip", "ip", Method::Remove),
+            Self::ClientMeta => rule("client_meta", "meta", Method::Remove),
+            Self::UserGeo => rule("user_geo", "geo", Method::Remove),
+            Self::SqlLiteral => rule("sql_literal", "?", Method::Replace),
+            Self::UrlPassword => rule("url_password", "password", Method::Replace),
+            Self::Cookie => rule("cookie", "Filtered", Method::Replace),
+            Self::NameEcho => rule("name_echo", "name", Method::Replace),
+            Self::Unsettled => rule("unsettled", "Filtered", Method::Replace),
+            Self::MetaValue => rule("meta_value", "Filtered", Method::Remove),
+        }
+    }
+
+    pub(crate) const fn name(self) -> &'static str {
+        self.spec().rule
+    }
+
+    /// Rules that `secrets-only` leaves off: session and user ids are what the SDK sends.
+    pub(crate) const fn user_identity(self) -> bool {
+        matches!(
+            self,
+            Self::UserId
+                | Self::UserEmail
+                | Self::UserUsername
+                | Self::UserName
+                | Self::SessionDid
+                | Self::UserGeo
+        )
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < Structural::COUNT {
+        assert!(
+            Structural::ALL[i] as usize == i,
+            "Structural::ALL out of order"
+        );
+        i += 1;
+    }
+};

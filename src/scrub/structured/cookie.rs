@@ -32,7 +32,11 @@ pub(crate) fn scrub_cookies(eng: &Engine, header: &str, cx: &mut Cx) -> Option<S
                 out.push_str(trimmed);
             } else {
                 // A bare value with no name: nothing tells us it is harmless.
-                match eng.redact_rule("cookie", trimmed, cx) {
+                match eng.redact_rule(
+                    crate::scrub::detectors::builtin::Structural::Cookie,
+                    trimmed,
+                    cx,
+                ) {
                     Some(v) => {
                         changed = true;
                         out.push_str(&v);

@@ -30,7 +30,11 @@ pub(crate) fn scrub_url(eng: &Engine, url: &str, key: &str, cx: &mut Cx) -> Opti
             }
             if let Some(password) = password {
                 out.push(':');
-                match eng.redact_rule("url_password", password, cx) {
+                match eng.redact_rule(
+                    crate::scrub::detectors::builtin::Structural::UrlPassword,
+                    password,
+                    cx,
+                ) {
                     Some(p) => {
                         changed = true;
                         out.push_str(&p);
