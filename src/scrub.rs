@@ -338,7 +338,6 @@ impl Scrubber {
 
         // Detectors: built-ins, then custom patterns.
         let mut specs = Vec::new();
-        let mut detector_actions = Vec::new();
         for b in BUILTINS {
             let default_on = match b.tier {
                 Tier::Secret => true,
@@ -360,8 +359,8 @@ impl Scrubber {
                 scope: None,
                 size_limit: 32 << 20,
                 custom: false,
+                action: action(b.rule, b.method, b.label),
             });
-            detector_actions.push(action(b.rule, b.method, b.label));
         }
         let builtin_count = specs.len();
         let mut names: HashSet<&str> = HashSet::new();
@@ -407,13 +406,13 @@ impl Scrubber {
                 scope,
                 size_limit: CUSTOM_PATTERN_SIZE_LIMIT,
                 custom: true,
+                action: redactor.action(
+                    &p.name,
+                    p.method,
+                    p.label.as_deref().unwrap_or(&p.name),
+                    p.keep_last.unwrap_or(4),
+                ),
             });
-            detector_actions.push(redactor.action(
-                &p.name,
-                p.method,
-                p.label.as_deref().unwrap_or(&p.name),
-                p.keep_last.unwrap_or(4),
-            ));
         }
         let mut scanner = Scanner::compile(specs).map_err(|error| match error {
             ScannerError::Pattern { index, problem } if index >= builtin_count => invalid(
@@ -468,8 +467,8 @@ impl Scrubber {
 
         let mut labels: HashSet<String, hashing::FxBuild> = HashSet::default();
         labels.insert("[Filtered]".to_owned());
-        for a in detector_actions
-            .iter()
+        for a in scanner
+            .actions()
             .chain(rules.actions())
             .chain(class_actions.values())
         {
@@ -478,8 +477,8 @@ impl Scrubber {
             }
         }
         let mut pseudonym_prefixes: Vec<String> = Vec::new();
-        for a in detector_actions
-            .iter()
+        for a in scanner
+            .actions()
             .chain(rules.actions())
             .chain(class_actions.values())
         {
@@ -501,7 +500,6 @@ impl Scrubber {
         }
         let mut engine = walk::Engine {
             scanner,
-            detector_actions,
             rules,
             echo_enabled,
             class_actions,

@@ -11,6 +11,7 @@ mod names;
 mod prescan;
 pub(crate) mod validate;
 
+use super::redact::Action;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
@@ -116,6 +117,9 @@ pub(crate) struct Detector {
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
     custom: bool,
+    /// How this detector's hits are redacted: carried by the detector itself, so a hit
+    /// can never find a missing or another detector's action.
+    action: Action,
 }
 
 /// A validated span.
@@ -202,6 +206,7 @@ pub(crate) struct DetectorSpec {
     pub(crate) size_limit: usize,
     /// A user pattern (disables the byte prefilter).
     pub(crate) custom: bool,
+    pub(crate) action: Action,
 }
 
 /// Makes a pattern DFA-friendly: ASCII digits and ASCII word boundaries.
@@ -219,6 +224,16 @@ pub(crate) enum ScannerError {
 }
 
 impl Scanner {
+    /// The action of detector `detector` (an index from one of this scanner's hits).
+    pub(crate) fn action(&self, detector: usize) -> Option<&Action> {
+        self.detectors.get(detector).map(|d| &d.action)
+    }
+
+    /// Every detector's action, for the label and pseudonym tables.
+    pub(crate) fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.detectors.iter().map(|d| &d.action)
+    }
+
     /// Compiles every spec. The error names the spec's index and the regex error.
     pub(crate) fn compile(specs: Vec<DetectorSpec>) -> Result<Self, ScannerError> {
         let mut detectors = Vec::with_capacity(specs.len());
@@ -251,6 +266,7 @@ impl Scanner {
                 kind: spec.kind,
                 scope: spec.scope,
                 custom: spec.custom,
+                action: spec.action,
             });
         }
         let set = RegexSetBuilder::new(&patterns)

@@ -35,7 +35,6 @@ const MAX_JSON_DEPTH: usize = 100;
 #[derive(Debug)]
 pub(crate) struct Engine {
     pub(crate) scanner: Scanner,
-    pub(crate) detector_actions: Vec<Action>,
     /// Unkeyed (`FxBuild`) like every table of the engine below: keys are rule names, key
     /// classes and labels from the config and the built-ins; payloads only look them up.
     /// The structural rules' actions, indexed by rule ([`Structural`]).
@@ -1313,9 +1312,12 @@ impl Engine {
                     }
                 }
                 HitKind::Redact => {
-                    let Some(action) = self.detector_actions.get(hit.detector) else {
-                        continue;
-                    };
+                    // A hit always names one of the scanner's detectors; were it not so, the
+                    // text is still redacted (whole-value rule), never kept.
+                    let action = self
+                        .scanner
+                        .action(hit.detector)
+                        .unwrap_or_else(|| self.rules.action(Structural::Unsettled));
                     if self.is_label(original) {
                         continue;
                     }
@@ -1347,9 +1349,11 @@ impl Engine {
         }
         out.push_str(text.get(last..).unwrap_or(""));
         for (det, count) in counts {
-            if let Some(action) = self.detector_actions.get(det) {
-                cx.record(&action.rule, action.method, count);
-            }
+            let action = self
+                .scanner
+                .action(det)
+                .unwrap_or_else(|| self.rules.action(Structural::Unsettled));
+            cx.record(&action.rule, action.method, count);
         }
         if out == text {
             return None;
