@@ -189,24 +189,14 @@ where
         Ok(response) => response,
         Err(error) => {
             let status = error.status();
-            if let Some((part, cause, io_kind)) = error.storage_cause() {
-                state
-                    .metrics
-                    .storage_error(part, crate::metrics::storage_error_kind(io_kind));
-                let path = match part {
-                    "spool" => config.file.spool.dir.display().to_string(),
-                    _ => config.file.audit.path.display().to_string(),
-                };
-                tracing::error!(
-                    route = route.label(),
-                    status = status.as_u16(),
-                    kind = error.kind(),
-                    part,
-                    path,
-                    cause,
-                    elapsed_ms,
-                    "request failed: storage cannot be written"
-                );
+            let storage = report_storage_failure(
+                &state,
+                &config,
+                &error,
+                "request failed: storage cannot be written",
+            );
+            if storage {
+                // Logged with its cause above.
             } else if status.is_server_error() {
                 tracing::error!(
                     route = route.label(),
@@ -230,22 +220,25 @@ where
         }
     };
     if let Some(guard) = guard {
-        // From here the record and the reservation's fate are decided together, in a task
-        // of their own: a client that goes away now (hyper drops this future) can no longer
-        // leave a record that says 200 beside an envelope that was never released.
-        let task_state = Arc::clone(&state);
-        let task_config = Arc::clone(&config);
-        let settled = tokio::spawn(async move {
-            let response = finish_audit(&task_state, guard, response, error_kind).await;
-            match reserved {
-                Some(reservation) => {
+        response = match reserved {
+            // The record is handed to the writer before the first await: a client that
+            // goes away during the write cannot stop it.
+            None => finish_audit(&state, &config, guard, response, error_kind).await,
+            // The record and the reservation's fate are decided together, in a task of their
+            // own: a client that goes away now (hyper drops this future) cannot leave a
+            // record that says 200 beside an envelope that was never released.
+            Some(reservation) => {
+                let task_state = Arc::clone(&state);
+                let task_config = Arc::clone(&config);
+                tokio::spawn(async move {
+                    let response =
+                        finish_audit(&task_state, &task_config, guard, response, error_kind).await;
                     commit_reservation(&task_state, &task_config, reservation, response).await
-                }
-                None => response,
+                })
+                .await
+                .unwrap_or_else(|_| error_response(&IngestError::Internal))
             }
-        })
-        .await;
-        response = settled.unwrap_or_else(|_| error_response(&IngestError::Internal));
+        };
     }
     state
         .metrics
@@ -727,18 +720,12 @@ async fn commit_reservation(
         Ok(Err(error)) => IngestError::from(crate::pipeline::PipelineError::from(error)),
         Err(_) => IngestError::Internal,
     };
-    if let Some((part, cause, io_kind)) = error.storage_cause() {
-        state
-            .metrics
-            .storage_error(part, crate::metrics::storage_error_kind(io_kind));
-        tracing::error!(
-            kind = error.kind(),
-            part,
-            path = %config.file.spool.dir.display(),
-            cause,
-            "spooled envelope could not be released after its audit record; answering 503 and dropping it"
-        );
-    } else {
+    if !report_storage_failure(
+        state,
+        config,
+        &error,
+        "spooled envelope could not be released after its audit record; answering 503 and dropping it",
+    ) {
         tracing::error!(
             kind = error.kind(),
             "spooled envelope could not be released; answering 503"
@@ -747,10 +734,33 @@ async fn commit_reservation(
     error_response(&error)
 }
 
+/// Counts and logs a spool or audit failure with its part, the configured path and the
+/// operating system's cause (never request data); false for any other error.
+fn report_storage_failure(
+    state: &AppState,
+    config: &Config,
+    error: &IngestError,
+    message: &'static str,
+) -> bool {
+    let Some((part, cause, io_kind)) = error.storage_cause() else {
+        return false;
+    };
+    state
+        .metrics
+        .storage_error(part, crate::metrics::storage_error_kind(io_kind));
+    let path = match part {
+        "spool" => config.file.spool.dir.display().to_string(),
+        _ => config.file.audit.path.display().to_string(),
+    };
+    tracing::error!(kind = error.kind(), part, path, cause, "{message}");
+    true
+}
+
 /// Writes the request's audit record. If that fails, the answer becomes 503 whatever it
 /// was: the SDK retries, and the failure is logged and counted.
 async fn finish_audit(
     state: &AppState,
+    config: &Config,
     guard: AuditGuard,
     response: Response<Full<Bytes>>,
     error: Option<(&'static str, Outcome)>,
@@ -767,14 +777,14 @@ async fn finish_audit(
         Ok(()) => response,
         Err(error) => {
             state.metrics.audit_failure();
-            state.metrics.storage_error(
-                "audit",
-                crate::metrics::storage_error_kind(
-                    error.io_kind().unwrap_or(std::io::ErrorKind::Other),
-                ),
+            let error = IngestError::AuditUnavailable(error);
+            report_storage_failure(
+                state,
+                config,
+                &error,
+                "audit record not written; answering 503",
             );
-            tracing::error!(cause = %error, status, kind = "audit_unavailable", "audit record not written; answering 503");
-            error_response(&IngestError::AuditUnavailable(error))
+            error_response(&error)
         }
     }
 }
@@ -901,15 +911,19 @@ async fn lease_for_body(
     headers: &HeaderMap,
     encoding: ContentEncoding,
 ) -> Result<Lease, IngestError> {
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(UNKNOWN_LENGTH);
+    let declared = declared_length(headers).unwrap_or(UNKNOWN_LENGTH);
     let expected = expected_hold(declared, encoding != ContentEncoding::Identity);
     let lease = state.budget.lease(expected).await;
     state.metrics.inflight_bytes(state.budget.in_use_bytes());
     lease.map_err(|_| overloaded(state))
+}
+
+/// The body length the client declared (`Content-Length`), if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// What a request with a `received`-byte body holds at its peak.
@@ -984,10 +998,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let max = config.file.limits.max_body_bytes;
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(headers);
     if declared.is_some_and(|len| len > max as u64) {
         return Err(IngestError::BodyTooLarge);
     }

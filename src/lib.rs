@@ -34,6 +34,7 @@ pub mod decode;
 pub mod delivery;
 pub mod fixtures;
 pub mod forward;
+pub mod fs_probe;
 pub mod ingest;
 pub mod json;
 pub mod logging;

@@ -1182,14 +1182,20 @@ impl Spool {
         self.reclaim_active(&mut state);
     }
 
-    /// Whether a file can be created in the directory now (for `/readyz`).
-    pub fn is_writable(&self) -> bool {
+    /// Whether `bytes` more fit under `max_bytes` and the directory's file system takes
+    /// that many bytes now, proven by writing them (for `/readyz`).
+    ///
+    /// # Errors
+    /// [`SpoolError::Full`] at the cap, or the file system's refusal.
+    pub fn probe_write(&self, bytes: u64) -> Result<(), SpoolError> {
+        if !self.has_room(bytes) {
+            return Err(SpoolError::Full);
+        }
         let probe = self
             .dir
             .join(format!(".probe-{}.tmp", uuid::Uuid::new_v4().simple()));
-        let ok = std::fs::write(&probe, b"").is_ok();
-        let _ = std::fs::remove_file(&probe);
-        ok && self.has_room(1)
+        crate::fs_probe::write_probe(&probe, bytes)?;
+        Ok(())
     }
 }
 

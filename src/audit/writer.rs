@@ -27,10 +27,6 @@ pub(super) enum Message {
     ProbeWrite(tokio::sync::oneshot::Sender<Result<(), AuditError>>),
 }
 
-/// Bytes written (and removed again) by a readiness probe: a page, so a file system with
-/// no free block fails it.
-const PROBE_BYTES: usize = 4096;
-
 /// The writer's state.
 pub(super) struct Writer {
     settings: AuditSettings,
@@ -184,7 +180,7 @@ impl Writer {
         let result = if self.faults.load(std::sync::atomic::Ordering::SeqCst) {
             Err(io::Error::from(io::ErrorKind::StorageFull))
         } else {
-            std::fs::write(&probe, [0u8; PROBE_BYTES])
+            crate::fs_probe::write_probe(&probe, crate::fs_probe::MIN_BYTES)
         };
         let _ = std::fs::remove_file(&probe);
         result.map_err(|error| AuditError::at(&probe, &error))

@@ -5,7 +5,6 @@
 //! Write-ability is proven by writing, not by opening a file: on a full disk, opening and
 //! creating empty files still succeed.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,9 +17,8 @@ use super::{json_response, AppState};
 use crate::config::Config;
 use crate::decode::Dsn;
 use crate::forward::UpstreamTarget;
+use crate::spool::SpoolError;
 
-/// The smallest write a probe makes: one page, so a file system without a free block fails.
-const PROBE_MIN_BYTES: u64 = 4096;
 /// The largest: a probe after a failed 20 MB envelope need not write 20 MB every time.
 const PROBE_MAX_BYTES: u64 = 1024 * 1024;
 
@@ -46,30 +44,8 @@ impl StorageHealth {
     fn spool_probe_bytes(&self) -> u64 {
         self.spool_failed_bytes
             .load(Ordering::SeqCst)
-            .clamp(PROBE_MIN_BYTES, PROBE_MAX_BYTES)
+            .clamp(crate::fs_probe::MIN_BYTES, PROBE_MAX_BYTES)
     }
-}
-
-/// Writes `bytes` zero bytes to a fresh file in `dir` and removes it again.
-///
-/// # Errors
-/// The file system refused the write.
-pub fn probe_dir(dir: &Path, bytes: u64) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let probe = dir.join(format!(".probe-{}.tmp", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&probe)?;
-        let page = [0u8; PROBE_MIN_BYTES as usize];
-        let mut left = bytes;
-        while left > 0 {
-            let n = left.min(PROBE_MIN_BYTES);
-            file.write_all(&page[..usize::try_from(n).unwrap_or(page.len())])?;
-            left -= n;
-        }
-        file.sync_data()
-    })();
-    let _ = std::fs::remove_file(&probe);
-    result
 }
 
 /// Ready when not draining, data can go somewhere (the upstream, or the spool until the
@@ -85,13 +61,11 @@ pub async fn readiness(state: &AppState, config: &Config) -> Response<Full<Bytes
     let spool_probe = {
         let delivery = state.pipeline.delivery().clone();
         let bytes = state.storage.spool_probe_bytes();
-        tokio::task::spawn_blocking(move || {
-            let spool = delivery.spool();
-            let room = spool.has_room(bytes);
-            (
-                room,
-                probe_dir(spool.dir(), bytes).err().map(|e| e.to_string()),
-            )
+        tokio::task::spawn_blocking(move || match delivery.spool().probe_write(bytes) {
+            Ok(()) => (true, None),
+            // At its configured cap: no room, but nothing says the disk refuses writes.
+            Err(SpoolError::Full) => (false, None),
+            Err(error) => (true, Some(error.to_string())),
         })
         .await
         .unwrap_or_else(|_| (false, Some("probe task failed".to_owned())))
