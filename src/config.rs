@@ -327,12 +327,9 @@ impl Config {
         let projects = compile_projects(&file.projects)?;
         validate_delivery(&file.delivery, &file.spool)?;
         let (hash_key, hash_key_is_ephemeral) = load_hash_key(&file.scrub)?;
-        let scrubber =
-            Scrubber::compile(&file.scrub, hash_key.clone()).map_err(|error| match error {
-                crate::scrub::ScrubConfigError::Invalid { key, problem } => {
-                    ConfigError::invalid(format!("scrub.{key}"), problem)
-                }
-            })?;
+        let scrubber = Scrubber::compile(&file.scrub, hash_key.clone()).map_err(|error| {
+            ConfigError::invalid(format!("scrub.{}", error.key()), error.problem())
+        })?;
         let policy = Policy::compile(&file.policy)
             .map_err(|(key, problem)| ConfigError::invalid(format!("policy.{key}"), problem))?;
         file.audit

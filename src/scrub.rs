@@ -8,6 +8,7 @@
 //! Invariant the pipeline relies on: a payload is changed if and only if the returned report
 //! is non-empty. Untouched items are then forwarded byte-identical.
 
+mod compile;
 mod detectors;
 mod echo;
 mod hashing;
@@ -18,20 +19,14 @@ mod rule_table;
 mod structured;
 mod walk;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::json::{self, JsonError, Node};
 
-use detectors::builtin::{Structural, Tier, BUILTINS};
 pub use detectors::validate::Validator;
-use detectors::{
-    Check, DetectorSpec, HitKind, Scanner, ScannerError, Scope, CUSTOM_PATTERN_SIZE_LIMIT,
-};
-use keys::{KeyClass, KeyMatcher};
-use redact::Redactor;
 
 /// `[scrub]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,21 +242,45 @@ impl ScrubReport {
 /// A bad scrub setting found at load time; names the rule or key.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrubConfigError {
+    /// A setting that cannot be used as written.
     #[error("scrub.{key}: {problem}")]
     Invalid { key: String, problem: String },
+    /// An override for a rule that does not exist: a typo here would otherwise leave the
+    /// rule the user meant to change as it was.
+    #[error("scrub.detectors.{rule}: no such rule")]
+    UnknownRule { rule: String },
+    /// A rule whose pattern does not compile.
+    #[error("scrub.{key}: rule `{rule}`: {problem}")]
+    Pattern {
+        rule: String,
+        key: String,
+        problem: String,
+    },
+}
+
+impl ScrubConfigError {
+    /// The failing setting, relative to `[scrub]`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Invalid { key, .. } | Self::Pattern { key, .. } => key.clone(),
+            Self::UnknownRule { rule } => format!("detectors.{rule}"),
+        }
+    }
+
+    /// What is wrong with it, naming the rule where there is one.
+    pub fn problem(&self) -> String {
+        match self {
+            Self::Invalid { problem, .. } => problem.clone(),
+            Self::UnknownRule { .. } => "no such rule".to_owned(),
+            Self::Pattern { rule, problem, .. } => format!("rule `{rule}`: {problem}"),
+        }
+    }
 }
 
 /// The compiled rule set. Cheap to share (`Arc`) across requests.
 #[derive(Debug)]
 pub struct Scrubber {
     engine: walk::Engine,
-}
-
-fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ScrubConfigError {
-    ScrubConfigError::Invalid {
-        key: key.into(),
-        problem: problem.into(),
-    }
 }
 
 impl Scrubber {
@@ -272,250 +291,9 @@ impl Scrubber {
     /// A setting that cannot be compiled, named by its key relative to `[scrub]` (an empty
     /// key, an unknown rule in `detectors`, a bad `patterns[i].regex`, …).
     pub fn compile(settings: &ScrubSettings, hash_key: HashKey) -> Result<Self, ScrubConfigError> {
-        let hipaa = settings.profile == ProfileName::Hipaa;
-        if settings.label_format.is_empty() {
-            return Err(invalid("label_format", "must not be empty"));
-        }
-        let redactor = Redactor::new(&settings.label_format, hash_key)
-            .map_err(|problem| invalid("hash_key", problem))?;
-
-        // Keys.
-        let mut deny = KeyMatcher::default();
-        for key in profile::SECRET_KEYS {
-            deny.add(key, KeyClass::Secret);
-        }
-        if hipaa {
-            for (class, list) in profile::HIPAA_KEYS {
-                for key in *list {
-                    deny.add(key, *class);
-                }
-            }
-        }
-        for (i, key) in settings.sensitive_keys.iter().enumerate() {
-            if !deny.add(key, KeyClass::Custom) {
-                return Err(invalid(format!("sensitive_keys[{i}]"), "empty key"));
-            }
-        }
-        let mut safe = KeyMatcher::default();
-        for (i, key) in settings.safe_keys.iter().enumerate() {
-            if !safe.add(key, KeyClass::Custom) {
-                return Err(invalid(format!("safe_keys[{i}]"), "empty key"));
-            }
-        }
-        let mut cookie_names = KeyMatcher::default();
-        for name in profile::SECRET_COOKIE_NAMES {
-            cookie_names.add(&format!("={name}"), KeyClass::Secret);
-        }
-
-        // Which rule names exist (for override validation).
-        let mut known: HashSet<String> = BUILTINS.iter().map(|b| b.rule.to_owned()).collect();
-        known.extend(Structural::ALL.iter().map(|r| r.name().to_owned()));
-        known.extend(KeyClass::ALL.iter().map(|c| c.rule().to_owned()));
-        known.insert("echo".to_owned());
-        for name in settings.detectors.keys() {
-            if !known.contains(name) {
-                return Err(invalid(format!("detectors.{name}"), "no such rule"));
-            }
-        }
-        for (rule, o) in &settings.detectors {
-            if o.label.as_deref() == Some("") {
-                return Err(invalid(
-                    format!("detectors.{rule}.label"),
-                    "must not be empty",
-                ));
-            }
-        }
-        let over = |rule: &str| settings.detectors.get(rule);
-        let action = |rule: &str, method: Method, label: &str| {
-            let o = over(rule);
-            redactor.action(
-                rule,
-                o.and_then(|o| o.method).unwrap_or(method),
-                o.and_then(|o| o.label.as_deref()).unwrap_or(label),
-                o.and_then(|o| o.keep_last).unwrap_or(4),
-            )
-        };
-
-        // Detectors: built-ins, then custom patterns.
-        let mut specs = Vec::new();
-        for b in BUILTINS {
-            let default_on = match b.tier {
-                Tier::Secret => true,
-                Tier::Phi => hipaa,
-                Tier::Optional => b.rule == "us_date" && settings.dates_as_dob,
-            };
-            if !over(b.rule).and_then(|o| o.enabled).unwrap_or(default_on) {
-                continue;
-            }
-            specs.push(DetectorSpec {
-                rule: b.rule.to_owned(),
-                pattern: b.pattern.to_owned(),
-                check: b.check,
-                context: b.context,
-                shrink: b.shrink,
-                isolated: b.isolated,
-                last_segment: b.last_segment,
-                kind: b.kind,
-                scope: None,
-                size_limit: 32 << 20,
-                custom: false,
-                action: action(b.rule, b.method, b.label),
-            });
-        }
-        let builtin_count = specs.len();
-        let mut names: HashSet<&str> = HashSet::new();
-        for (i, p) in settings.patterns.iter().enumerate() {
-            if p.name.trim().is_empty() {
-                return Err(invalid(format!("patterns[{i}].name"), "must not be empty"));
-            }
-            if known.contains(&p.name) || !names.insert(p.name.as_str()) {
-                return Err(invalid(
-                    format!("patterns[{i}].name"),
-                    format!("`{}` is already a rule name", p.name),
-                ));
-            }
-            if p.regex.is_empty() {
-                return Err(invalid(format!("patterns[{i}].regex"), "must not be empty"));
-            }
-            let keys = if p.keys.is_empty() {
-                None
-            } else {
-                let mut m = KeyMatcher::default();
-                for (j, k) in p.keys.iter().enumerate() {
-                    if !m.add(k, KeyClass::Custom) {
-                        return Err(invalid(format!("patterns[{i}].keys[{j}]"), "empty key"));
-                    }
-                }
-                Some(m)
-            };
-            let paths: Vec<Vec<String>> = p
-                .paths
-                .iter()
-                .map(|path| path.split('.').map(str::to_owned).collect())
-                .collect();
-            let scope = (keys.is_some() || !paths.is_empty()).then_some(Scope { keys, paths });
-            specs.push(DetectorSpec {
-                rule: p.name.clone(),
-                pattern: p.regex.clone(),
-                check: p.validator.map_or(Check::None, Check::Validator),
-                context: None,
-                shrink: false,
-                isolated: false,
-                last_segment: false,
-                kind: HitKind::Redact,
-                scope,
-                size_limit: CUSTOM_PATTERN_SIZE_LIMIT,
-                custom: true,
-                action: redactor.action(
-                    &p.name,
-                    p.method,
-                    p.label.as_deref().unwrap_or(&p.name),
-                    p.keep_last.unwrap_or(4),
-                ),
-            });
-        }
-        let mut scanner = Scanner::compile(specs).map_err(|error| match error {
-            ScannerError::Pattern { index, problem } if index >= builtin_count => invalid(
-                format!("patterns[{}].regex", index - builtin_count),
-                problem,
-            ),
-            ScannerError::Pattern { index, problem } => invalid(
-                "detectors",
-                format!(
-                    "built-in pattern {} failed: {problem}",
-                    BUILTINS.get(index).map_or("?", |b| b.rule)
-                ),
-            ),
-            ScannerError::SetTooBig(problem) => invalid(
-                "patterns",
-                format!("the patterns together are too big: {problem}"),
-            ),
-        })?;
-
-        // Structural rules and key classes.
-        let rules = rule_table::RuleTable::build(
-            |r| {
-                let spec = r.spec();
-                let mut a = action(spec.rule, spec.method, spec.label);
-                if over(spec.rule).and_then(|o| o.keep_last).is_none() {
-                    a.keep_last = spec.keep_last;
-                }
-                a
-            },
-            |r| {
-                let enabled = over(r.name()).and_then(|o| o.enabled);
-                // secrets-only: session ids and user ids are what the SDK sends; leave them
-                // unless the config turns them on.
-                if !hipaa && r.user_identity() {
-                    enabled == Some(true)
-                } else {
-                    enabled != Some(false)
-                }
-            },
-        );
-        let echo_enabled = over("echo").and_then(|o| o.enabled) != Some(false) && hipaa;
-        let mut class_actions = HashMap::default();
-        let mut echo_label = HashMap::default();
-        for class in KeyClass::ALL {
-            if over(class.rule()).and_then(|o| o.enabled) == Some(false) {
-                continue;
-            }
-            let a = action(class.rule(), Method::Replace, class.label());
-            echo_label.insert(class, a.replacement.clone());
-            class_actions.insert(class, a);
-        }
-
-        let mut labels: HashSet<String, hashing::FxBuild> = HashSet::default();
-        labels.insert("[Filtered]".to_owned());
-        for a in scanner
-            .actions()
-            .chain(rules.actions())
-            .chain(class_actions.values())
-        {
-            if a.method == Method::Replace {
-                labels.insert(a.replacement.clone());
-            }
-        }
-        let mut pseudonym_prefixes: Vec<String> = Vec::new();
-        for a in scanner
-            .actions()
-            .chain(rules.actions())
-            .chain(class_actions.values())
-        {
-            let prefix = redactor.pseudonym_prefix(&a.label);
-            if a.method == Method::Hash && !pseudonym_prefixes.contains(&prefix) {
-                pseudonym_prefixes.push(prefix);
-            }
-        }
-        let mut inert_labels: Vec<String> = labels.iter().cloned().collect();
-        inert_labels.sort();
-        scanner.set_inert(&inert_labels, &pseudonym_prefixes, redact::HASH_HEX_LEN);
-        let structural = profile::STRUCTURAL_KEYS.iter().copied().collect();
-        let label_max_len = labels.iter().map(String::len).max().unwrap_or(0);
-        let mut label_first = [false; 256];
-        for l in &labels {
-            if let Some(&b) = l.as_bytes().first() {
-                label_first[usize::from(b)] = true;
-            }
-        }
-        let mut engine = walk::Engine {
-            scanner,
-            rules,
-            echo_enabled,
-            class_actions,
-            deny,
-            safe,
-            cookie_names,
-            redactor,
-            labels,
-            label_max_len,
-            label_first,
-            structural,
-            echo_label,
-            known_keys: walk::KnownKeys::default(),
-        };
-        engine.seed_known_keys(profile::COMMON_KEYS);
-        Ok(Self { engine })
+        Ok(Self {
+            engine: compile::compile(settings, hash_key)?,
+        })
     }
 
     /// Scrubs `node` in place and reports every change. Never fails and never panics:

@@ -1,5 +1,6 @@
 //! Engine-level tests: the report, the invariant "empty report ⇔ unchanged", hashing.
 
+use super::detectors::builtin::Structural;
 use serde_json::json;
 
 use super::*;

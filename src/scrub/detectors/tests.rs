@@ -331,8 +331,11 @@ fn custom_pattern_errors_name_the_rule() {
         },
     )
     .expect_err("bad regex");
-    let crate::scrub::ScrubConfigError::Invalid { key, .. } = err;
-    assert_eq!(key, "patterns[1].regex");
+    assert_eq!(err.key(), "patterns[1].regex");
+    assert!(
+        matches!(&err, crate::scrub::ScrubConfigError::Pattern { rule, .. } if rule == "bad"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -362,8 +365,11 @@ fn unknown_override_is_an_error() {
         },
     )
     .expect_err("unknown rule");
-    let crate::scrub::ScrubConfigError::Invalid { key, .. } = err;
-    assert_eq!(key, "detectors.nope");
+    assert!(
+        matches!(&err, crate::scrub::ScrubConfigError::UnknownRule { rule } if rule == "nope"),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), "scrub.detectors.nope: no such rule");
 }
 
 /// A guard against super-linear blow-ups, not a speed measurement: 800 KB of candidates

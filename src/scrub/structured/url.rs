@@ -111,3 +111,64 @@ pub(crate) fn scrub_relative(eng: &Engine, url: &str, key: &str, cx: &mut Cx) ->
     }
     Some(out)
 }
+
+/// A path with a query and no whitespace: `/search?q=…`.
+pub(crate) fn is_relative_url(s: &str) -> bool {
+    s.starts_with('/') && s.contains('?') && !s.contains(char::is_whitespace)
+}
+
+/// Drops trailing punctuation that belongs to the sentence, not the URL; closing brackets
+/// only when unbalanced (`(see http://x/a)` vs `http://x/?q=[Filtered]`).
+pub(crate) fn trim_url_end(url: &str) -> &str {
+    let mut end = url.len();
+    loop {
+        let s = &url[..end];
+        let Some(c) = s.chars().next_back() else {
+            return s;
+        };
+        let drop = match c {
+            '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '"' => true,
+            ')' => !closes_open(bracket_scope(s), '(', ')'),
+            ']' => !closes_open(bracket_scope(s), '[', ']'),
+            '}' => !closes_open(bracket_scope(s), '{', '}'),
+            _ => false,
+        };
+        if !drop {
+            return s;
+        }
+        end -= c.len_utf8();
+    }
+}
+
+/// Where a closing bracket at the end of a URL must find its opener to belong to the URL:
+/// in a URL with a query or fragment, the last key or value (`?q=[Filtered]`), else the
+/// whole URL (`http://x/(a)`). Scoping it to the last value keeps the boundary where it
+/// was after that value is redacted: a value `]` that closed `card[` in `?card[=]]]` would
+/// otherwise become a balanced label, and every later pass would pull one more `]` into
+/// the URL.
+pub(crate) fn bracket_scope(url: &str) -> &str {
+    if !url.contains(['?', '#']) {
+        return url;
+    }
+    match url.rfind(['?', '&', '=', '#']) {
+        Some(at) => &url[at + 1..],
+        None => url,
+    }
+}
+
+/// Whether the last character of `s` (a `close`) closes an `open` before it. Scanned left
+/// to right so a stray `close` earlier on (`http://1.2.3.4]:80/?q=[Filtered]`) does not
+/// make the final one look unbalanced: trimming it would make every pass append one more.
+pub(crate) fn closes_open(s: &str, open: char, close: char) -> bool {
+    let mut chars = s.chars();
+    chars.next_back();
+    let mut depth = 0usize;
+    for c in chars {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    depth > 0
+}

@@ -1,0 +1,321 @@
+//! The generic walk: any value under any key, classified by its key (denylist, cookie,
+//! query, SQL, body, person context) and otherwise scanned as text.
+
+use crate::json::{Node, Object};
+
+use super::*;
+use crate::scrub::structured::url::is_relative_url;
+
+impl Engine {
+    /// [`Self::scrub_string_in`] repeated until the string reads the same (see
+    /// [`until_stable`]): a redaction can change what kind of string it is (`/?token=' l'`
+    /// loses its space and reads as a query).
+    pub(crate) fn scrub_string_settled(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let (out, settled_text) = self.scrub_string_step(s, key, cx);
+        let out = out?;
+        // Free text already repeats until its output scans clean; when that output still
+        // reads as free text, another round would only scan it again to learn nothing.
+        if settled_text && self.reads_as_plain_text(&out) {
+            return Some(out);
+        }
+        let again = until_stable(self, &out, cx, |t, cx| self.scrub_string_in(t, key, cx));
+        Some(again.unwrap_or(out))
+    }
+
+    /// Whether [`Self::scrub_string_in`] would treat `s` as free text (not JSON, not a
+    /// relative URL, not a form body, not too short, not a label). Errs towards `false`:
+    /// a JSON-looking string counts as structured even if it would not parse.
+    pub(super) fn reads_as_plain_text(&self, s: &str) -> bool {
+        let structured = json_like(s.trim())
+            || is_relative_url(s)
+            || (s.contains('&') && query::looks_like_form(s));
+        s.len() >= 4 && !self.is_label(s) && !structured
+    }
+
+    pub(crate) fn walk_value(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
+        match value {
+            Node::Str(s) => {
+                if let Some(new) = self.scrub_string_settled(s, key, cx) {
+                    s.set(new);
+                }
+            }
+            Node::Number(n) => {
+                if is_big_integer(n) {
+                    if let Some(new) = self.scrub_text(n, key, cx) {
+                        *value = Node::string(new);
+                    }
+                }
+            }
+            Node::Array(items) => {
+                if is_pair_list(items) && is_pair_key(key) {
+                    self.pairs(items, false, cx, |eng, k, v, cx| {
+                        eng.apply_key(k, v, false, cx)
+                    });
+                    return;
+                }
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = cx.push_index(i);
+                    self.walk_value(item, key, cx);
+                    cx.pop(len);
+                }
+            }
+            Node::Object(map) => {
+                if cx.json_depth >= MAX_JSON_DEPTH {
+                    return;
+                }
+                cx.json_depth += 1;
+                self.walk_map(map, key, false, cx);
+                cx.json_depth -= 1;
+            }
+            Node::Null | Node::Bool(_) => {}
+        }
+    }
+
+    /// Walks an object. `person` says the object describes a person (so `name` is PII).
+    pub(super) fn walk_map(&self, map: &mut Object<'_>, parent: &str, person: bool, cx: &mut Cx) {
+        let person = person || (map.contains_key("name") && self.person_context(map, parent, cx));
+        visit_members(map, cx, |key, child, cx| {
+            self.apply_key(key, child, person, cx)
+        });
+    }
+
+    /// `[["name", value], …]` lists (tags, headers, cookies, query strings).
+    pub(super) fn pairs<'a>(
+        &self,
+        pairs: &mut Vec<Node<'a>>,
+        _person: bool,
+        cx: &mut Cx,
+        f: impl Fn(&Self, &str, &mut Node<'a>, &mut Cx) -> Outcome,
+    ) {
+        let mut remove = Vec::new();
+        for (i, pair) in pairs.iter_mut().enumerate() {
+            let len = cx.push_index(i);
+            match pair {
+                Node::Array(kv) if kv.len() == 2 => {
+                    let (first, rest) = kv.split_at_mut(1);
+                    let name = first.first().and_then(Node::as_str).unwrap_or("");
+                    let l = cx.push("1");
+                    if let Some(v) = rest.first_mut() {
+                        if f(self, name, v, cx) == Outcome::Remove {
+                            remove.push(i);
+                        }
+                    }
+                    cx.pop(l);
+                }
+                other => self.walk_value(other, "", cx),
+            }
+            cx.pop(len);
+        }
+        for i in remove.into_iter().rev() {
+            pairs.remove(i);
+        }
+    }
+
+    pub(super) fn person_context(&self, map: &Object<'_>, parent: &str, cx: &mut Cx) -> bool {
+        cx.tokens.split(parent);
+        if PERSON_CONTEXT_WORDS.iter().any(|w| cx.tokens.contains(w)) {
+            return true;
+        }
+        map.keys().any(|k| {
+            self.key_class(k, cx)
+                .is_some_and(|c| PHI_SIBLING.contains(&c))
+        })
+    }
+
+    /// Classifies the keys SDKs send in almost every payload once, at compile time.
+    pub(crate) fn seed_known_keys(&mut self, keys: &[&str]) {
+        let mut cx = Cx::default();
+        let mut table = KeyTable::with_capacity_and_hasher(keys.len(), KeyedBuild::default());
+        for key in keys {
+            table.insert(Box::<str>::from(*key), self.compute_key_info(key, &mut cx));
+        }
+        self.known_keys = KnownKeys {
+            seeded: table.len(),
+            table: arc_swap::ArcSwap::from_pointee(table),
+        };
+    }
+
+    pub(super) fn key_info(&self, key: &str, cx: &mut Cx) -> KeyInfo {
+        if let Some(info) = cx.known.get(key) {
+            return *info;
+        }
+        if let Some(info) = cx.keys.get(key) {
+            return *info;
+        }
+        let info = self.compute_key_info(key, cx);
+        if cx.keys.len() < 10_000 {
+            cx.keys.insert(key.to_owned(), info);
+        }
+        info
+    }
+
+    pub(super) fn compute_key_info(&self, key: &str, cx: &mut Cx) -> KeyInfo {
+        cx.tokens.split(key);
+        let safe = !self.safe.is_empty() && self.safe.find(&mut cx.tokens).is_some();
+        let class = if safe {
+            None
+        } else {
+            self.deny.find(&mut cx.tokens)
+        };
+        let bare_name = !safe && cx.tokens.len() == 1 && cx.tokens.get(0) == "name";
+        let role = if self.structural.contains(key) || cx.tokens.last() == "version" {
+            Role::Skip
+        } else {
+            match key {
+                "cookie" | "cookies" | "Cookie" | "set-cookie" | "Set-Cookie" | "set_cookie" => {
+                    Role::Cookie
+                }
+                "query_string" | "url.query" | "http.query" | "query" | "querystring" => {
+                    Role::Query
+                }
+                "db.statement" | "db.query.text" | "db.sql" | "sql" => Role::Sql,
+                _ => match class {
+                    Some(class) => Role::Class(class),
+                    None => match key {
+                        "data" | "body" | "form" | "request_body" | "payload" => Role::Body,
+                        _ => Role::Generic,
+                    },
+                },
+            }
+        };
+        KeyInfo {
+            role,
+            class,
+            bare_name,
+        }
+    }
+
+    pub(super) fn role(&self, key: &str, person: bool, cx: &mut Cx) -> Role {
+        let info = self.key_info(key, cx);
+        if person && info.bare_name && matches!(info.role, Role::Generic | Role::Body) {
+            return Role::Class(KeyClass::Name);
+        }
+        info.role
+    }
+
+    pub(super) fn apply_key(
+        &self,
+        key: &str,
+        child: &mut Node<'_>,
+        person: bool,
+        cx: &mut Cx,
+    ) -> Outcome {
+        let role = self.role(key, person, cx);
+        if let Role::Class(class) = role {
+            if let Some(action) = self.class_actions.get(&class) {
+                if action.method == Method::Remove {
+                    if child.is_null() {
+                        return Outcome::Keep;
+                    }
+                    cx.record(&action.rule, Method::Remove, 1);
+                    return Outcome::Remove;
+                }
+            }
+        }
+        self.apply_role(role, key, child, cx);
+        Outcome::Keep
+    }
+
+    pub(super) fn apply_role(&self, role: Role, key: &str, child: &mut Node<'_>, cx: &mut Cx) {
+        match (role, child) {
+            (Role::Skip, _) => {}
+            (Role::Class(class), child) => self.redact_whole(class, child, cx),
+            (Role::Cookie, Node::Str(s)) => {
+                if let Some(new) = cookie::scrub_cookies(self, s, cx) {
+                    s.set(new);
+                }
+            }
+            (Role::Cookie, node @ Node::Number(_)) => {
+                // Read as the cookie header it stands for, as a second pass (which sees the
+                // redacted string) would: anything else is not idempotent.
+                let new = match &*node {
+                    Node::Number(n) => cookie::scrub_cookies(self, n, cx),
+                    _ => None,
+                };
+                if let Some(new) = new {
+                    *node = Node::Str(Text::from(new));
+                }
+            }
+            (Role::Cookie, Node::Array(items)) if !is_pair_list(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = cx.push_index(i);
+                    if let Node::Str(s) = item {
+                        if let Some(new) = cookie::scrub_cookies(self, s, cx) {
+                            s.set(new);
+                        }
+                    }
+                    cx.pop(len);
+                }
+            }
+            (Role::Cookie, Node::Array(items)) => {
+                self.pairs(items, false, cx, |eng, name, v, cx| {
+                    eng.cookie_member(name, v, cx);
+                    Outcome::Keep
+                });
+            }
+            (Role::Cookie, Node::Object(map)) => {
+                for (name, v) in map.iter_mut() {
+                    let len = cx.push(name);
+                    self.cookie_member(name, v, cx);
+                    cx.pop(len);
+                }
+            }
+            (Role::Query, Node::Str(s)) => {
+                if let Some(new) = query::scrub_query(self, s, key, cx) {
+                    s.set(new);
+                }
+            }
+            (Role::Sql, Node::Str(s)) => {
+                if let Some(new) = self.scrub_sql(s, key, cx) {
+                    s.set(new);
+                }
+            }
+            (Role::Body, Node::Str(s)) => {
+                let new = until_stable(self, s, cx, |text, cx| {
+                    if query::looks_like_form(text) {
+                        query::scrub_query(self, text, key, cx)
+                    } else {
+                        self.scrub_string_in(text, key, cx)
+                    }
+                });
+                if let Some(new) = new {
+                    s.set(new);
+                }
+            }
+            (_, child) => self.walk_value(child, key, cx),
+        }
+    }
+
+    pub(super) fn cookie_member(&self, name: &str, v: &mut Node<'_>, cx: &mut Cx) {
+        match v {
+            Node::Str(s) => {
+                if let Some(new) = self.scrub_cookie_value(name, s, cx) {
+                    s.set(new);
+                }
+            }
+            other => self.walk_value(other, name, cx),
+        }
+    }
+
+    /// SQL: literals become `?`, then the value detectors run over what is left. A label
+    /// can change how the statement lexes (`…[email].789` makes `.789` a number), so both
+    /// steps repeat until neither changes anything, as a second scrub would.
+    pub(super) fn scrub_sql(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let strip = self.rules.enabled(Structural::SqlLiteral);
+        until_stable(self, s, cx, |text, cx| {
+            let (stripped, count) = if strip {
+                sql::strip_literals(text)
+            } else {
+                (text.to_owned(), 0)
+            };
+            if count > 0 {
+                cx.record(Structural::SqlLiteral.name(), Method::Replace, count);
+            }
+            match self.scrub_text(&stripped, key, cx) {
+                Some(new) => Some(new),
+                None if count > 0 => Some(stripped),
+                None => None,
+            }
+        })
+    }
+}

@@ -1,0 +1,308 @@
+//! Text redaction: the primitives structured parsers call (a class, a rule, an action on a
+//! value) and the detector pass over free text.
+
+use crate::json::{self, Node};
+
+use super::*;
+use crate::scrub::structured::url::{is_relative_url, trim_url_end};
+
+impl Engine {
+    pub(crate) fn key_class(&self, key: &str, cx: &mut Cx) -> Option<KeyClass> {
+        self.key_info(key, cx).class
+    }
+
+    pub(crate) fn is_label(&self, s: &str) -> bool {
+        let Some(&first) = s.as_bytes().first() else {
+            return true;
+        };
+        s.len() <= self.label_max_len
+            && self.label_first[usize::from(first)]
+            && self.labels.contains(s)
+    }
+
+    /// Redacts a whole value under a sensitive key (containers: every leaf).
+    pub(super) fn redact_whole(&self, class: KeyClass, value: &mut Node<'_>, cx: &mut Cx) {
+        match value {
+            Node::Str(s) => {
+                if let Some(new) = self.redact_class(class, s, cx) {
+                    s.set(new);
+                }
+            }
+            Node::Number(n) => {
+                if let Some(new) = self.redact_class(class, n, cx) {
+                    *value = Node::string(new);
+                }
+            }
+            Node::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let len = cx.push_index(i);
+                    self.redact_whole(class, item, cx);
+                    cx.pop(len);
+                }
+            }
+            Node::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    let len = cx.push(k);
+                    self.redact_whole(class, item, cx);
+                    cx.pop(len);
+                }
+            }
+            Node::Null | Node::Bool(_) => {}
+        }
+    }
+
+    /// Redacts one string found under a key of `class`; `None` if unchanged.
+    pub(crate) fn redact_class(&self, class: KeyClass, value: &str, cx: &mut Cx) -> Option<String> {
+        let action = self.class_actions.get(&class)?;
+        if self.is_label(value) {
+            return None;
+        }
+        self.collect_echo(class, value, cx);
+        self.redact_action(action, value, cx)
+    }
+
+    /// Redacts with a structural rule (`url_password`, `cookie`, `user_id`, …).
+    pub(crate) fn redact_rule(&self, rule: Structural, value: &str, cx: &mut Cx) -> Option<String> {
+        if !self.rules.enabled(rule) || self.is_label(value) {
+            return None;
+        }
+        self.redact_action(self.rules.action(rule), value, cx)
+    }
+
+    pub(super) fn redact_action(
+        &self,
+        action: &Action,
+        value: &str,
+        cx: &mut Cx,
+    ) -> Option<String> {
+        if action.method == Method::Hash && self.redactor.is_pseudonym(&action.label, value) {
+            return None;
+        }
+        let new = self.redactor.apply(action, value);
+        if new == value {
+            return None;
+        }
+        cx.record(&action.rule, action.method, 1);
+        Some(new)
+    }
+
+    /// Applies a structural rule to a whole field (`user.id`, session `did`, …).
+    pub(super) fn rule_field(
+        &self,
+        rule: Structural,
+        value: &mut Node<'_>,
+        cx: &mut Cx,
+    ) -> Outcome {
+        if !self.rules.enabled(rule) {
+            self.walk_value(value, rule.name(), cx);
+            return Outcome::Keep;
+        }
+        let action = self.rules.action(rule);
+        if action.method == Method::Remove {
+            if value.is_null() && rule != Structural::ClientIp {
+                return Outcome::Keep;
+            }
+            cx.record(&action.rule, Method::Remove, 1);
+            return Outcome::Remove;
+        }
+        match value {
+            Node::Str(s) => {
+                if let Some(new) = self.redact_rule(rule, s, cx) {
+                    s.set(new);
+                }
+            }
+            Node::Number(n) => {
+                if let Some(new) = self.redact_rule(rule, n, cx) {
+                    *value = Node::string(new);
+                }
+            }
+            Node::Array(_) | Node::Object(_) => self.walk_value(value, rule.name(), cx),
+            Node::Null | Node::Bool(_) => {}
+        }
+        Outcome::Keep
+    }
+
+    pub(crate) fn scrub_cookie_value(
+        &self,
+        name: &str,
+        value: &str,
+        cx: &mut Cx,
+    ) -> Option<String> {
+        cx.tokens.split(name);
+        if self.cookie_names.find(&mut cx.tokens).is_some() {
+            return self.redact_rule(Structural::Cookie, value, cx);
+        }
+        match self.key_class(name, cx) {
+            Some(class) => self.redact_class(class, value, cx),
+            None => self.scrub_text(value, name, cx),
+        }
+    }
+
+    /// A string that may hold JSON: parsed, walked and re-encoded if anything changed;
+    /// otherwise scanned as text.
+    pub(crate) fn scrub_string_in(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        self.scrub_string_step(s, key, cx).0
+    }
+
+    /// [`Self::scrub_string_in`], also saying whether `s` went the free-text way and its
+    /// result settled there (scanning it again finds nothing).
+    pub(super) fn scrub_string_step(
+        &self,
+        s: &str,
+        key: &str,
+        cx: &mut Cx,
+    ) -> (Option<String>, bool) {
+        if s.len() < 4 || self.is_label(s) {
+            return (None, false);
+        }
+        let trimmed = s.trim();
+        if json_like(trimmed) && cx.depth < MAX_NESTING {
+            if let Ok(mut parsed) = json::parse(trimmed) {
+                if parsed.is_object() || parsed.is_array() {
+                    let before = cx.report.redactions.len();
+                    let before_total = cx.report.total();
+                    cx.depth += 1;
+                    self.walk_value(&mut parsed, key, cx);
+                    cx.depth -= 1;
+                    if cx.report.redactions.len() != before || cx.report.total() != before_total {
+                        return (Some(json::to_string(&parsed)), false);
+                    }
+                    return (None, false);
+                }
+            }
+        }
+        if is_relative_url(s) {
+            return (url::scrub_relative(self, s, key, cx), false);
+        }
+        if s.contains('&') && query::looks_like_form(s) && cx.depth < MAX_NESTING {
+            cx.depth += 1;
+            let r = query::scrub_query(self, s, key, cx);
+            cx.depth -= 1;
+            return (r, false);
+        }
+        until_stable_settled(self, s, cx, |t, cx| self.scrub_text_once(t, key, cx))
+    }
+
+    /// Free text: every detector, redacted in place, token by token. Repeated on its own
+    /// output until nothing changes (a value hidden by an overlapping candidate in one pass,
+    /// like a phone number glued to an SSN, is found in the next), so scrubbing scrubbed
+    /// text changes nothing.
+    pub(crate) fn scrub_text(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        until_stable(self, text, cx, |t, cx| self.scrub_text_once(t, key, cx))
+    }
+
+    /// One pass of every detector over `text`.
+    pub(super) fn scrub_text_once(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let mut hits = Vec::new();
+        if !self.scan(text, key, cx, &mut hits) {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0usize;
+        let mut counts: Vec<(usize, u32)> = Vec::new();
+        for hit in &hits {
+            let Some(det) = self.scanner.detectors.get(hit.detector) else {
+                continue;
+            };
+            let Some(original) = text.get(hit.start..hit.end) else {
+                continue;
+            };
+            let replacement = match det.kind {
+                HitKind::Url => {
+                    if cx.depth >= MAX_NESTING {
+                        continue;
+                    }
+                    let trimmed = trim_url_end(original);
+                    cx.depth += 1;
+                    let new = url::scrub_url(self, trimmed, key, cx);
+                    cx.depth -= 1;
+                    match new {
+                        Some(mut n) => {
+                            n.push_str(&original[trimmed.len()..]);
+                            n
+                        }
+                        None => continue,
+                    }
+                }
+                HitKind::Redact => {
+                    // A hit always names one of the scanner's detectors; were it not so, the
+                    // text is still redacted (whole-value rule), never kept.
+                    let action = self
+                        .scanner
+                        .action(hit.detector)
+                        .unwrap_or_else(|| self.rules.action(Structural::Unsettled));
+                    if self.is_label(original) {
+                        continue;
+                    }
+                    if action.method == Method::Hash
+                        && self.redactor.is_pseudonym(&action.label, original)
+                    {
+                        continue;
+                    }
+                    let new = self.redactor.apply(action, original);
+                    if new == original {
+                        continue;
+                    }
+                    if action.rule == "person_name" {
+                        self.collect_echo(KeyClass::Name, original, cx);
+                    }
+                    match counts.iter_mut().find(|(d, _)| *d == hit.detector) {
+                        Some((_, c)) => *c += 1,
+                        None => counts.push((hit.detector, 1)),
+                    }
+                    new
+                }
+            };
+            out.push_str(text.get(last..hit.start).unwrap_or(""));
+            out.push_str(&replacement);
+            last = hit.end;
+        }
+        if last == 0 {
+            return None;
+        }
+        out.push_str(text.get(last..).unwrap_or(""));
+        for (det, count) in counts {
+            let action = self
+                .scanner
+                .action(det)
+                .unwrap_or_else(|| self.rules.action(Structural::Unsettled));
+            cx.record(&action.rule, action.method, count);
+        }
+        if out == text {
+            return None;
+        }
+        Some(out)
+    }
+
+    /// The detector hits in `text`, from the per-call cache when the same string was
+    /// scanned before. Returns whether there are any.
+    pub(super) fn scan(&self, text: &str, key: &str, cx: &mut Cx, hits: &mut Vec<Hit>) -> bool {
+        cx.scanned += 1;
+        let cacheable = self.scanner.text_only
+            && text.len() <= SCAN_CACHE_MAX_LEN
+            && cx.scanned > SCAN_CACHE_AFTER;
+        if cacheable {
+            if let Some(&(start, len)) = cx.scans.get(text) {
+                if len == 0 {
+                    return false;
+                }
+                let (start, len) = (start as usize, len as usize);
+                if let Some(cached) = cx.scan_hits.get(start..start + len) {
+                    hits.clear();
+                    hits.extend_from_slice(cached);
+                    return true;
+                }
+            }
+        }
+        self.scanner.scan(text, key, &cx.path, hits);
+        if cacheable && cx.scans.len() < SCAN_CACHE_MAX_ENTRIES {
+            let start = u32::try_from(cx.scan_hits.len()).ok();
+            let len = u32::try_from(hits.len()).ok();
+            if let (Some(start), Some(len)) = (start, len) {
+                cx.scan_hits.extend_from_slice(hits);
+                cx.scans.insert(text.into(), (start, len));
+            }
+        }
+        !hits.is_empty()
+    }
+}
