@@ -23,6 +23,7 @@ use super::{Method, PayloadKind, Redaction, ScrubReport};
 mod echo_pass;
 mod generic;
 mod kinds;
+mod template;
 mod text;
 
 /// How deep JSON-in-string and URL-in-query nesting is followed.

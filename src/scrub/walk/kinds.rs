@@ -51,6 +51,12 @@ impl Engine {
                     self.walk_value(child, key, cx);
                     Outcome::Keep
                 }
+                "logentry" | "message" => {
+                    if let Node::Object(entry) = child {
+                        self.logentry(entry, cx);
+                    }
+                    self.apply_key(key, child, false, cx)
+                }
                 _ => self.apply_key(key, child, false, cx),
             };
             if outcome == Outcome::Remove {
@@ -342,6 +348,7 @@ impl Engine {
             .and_then(|op| op.get("value"))
             .and_then(Node::as_str)
             .is_some_and(|op| op.starts_with("db"));
+        self.log_template(item, cx);
         visit_members(item, cx, |key, child, cx| match (key, child) {
             ("attributes", Node::Object(attrs)) => {
                 self.attributes(attrs, cx);
