@@ -390,11 +390,11 @@ impl Engine {
                         }
                     }
                 }
-                ("formatted", Node::Str(s)) if new_render != orig_render => {
-                    if &**s == orig_render.as_str() {
-                        s.set(new_render.clone());
-                        cx.record("echo", Method::Replace, 1);
-                    }
+                ("formatted", Node::Str(s))
+                    if new_render != orig_render && &**s == orig_render.as_str() =>
+                {
+                    s.set(new_render.clone());
+                    cx.record("echo", Method::Replace, 1);
                 }
                 _ => {}
             }
@@ -474,11 +474,11 @@ impl Engine {
                         }
                     }
                 }
-                ("body", Node::Str(s)) if new_render != orig_render => {
-                    if &**s == orig_render.as_str() {
-                        s.set(new_render.clone());
-                        cx.record("echo", Method::Replace, 1);
-                    }
+                ("body", Node::Str(s))
+                    if new_render != orig_render && &**s == orig_render.as_str() =>
+                {
+                    s.set(new_render.clone());
+                    cx.record("echo", Method::Replace, 1);
                 }
                 _ => {}
             }
