@@ -71,6 +71,7 @@ pub(super) fn compile(
         label_max_len: labels.max_len(),
         label_first: labels.first_bytes(),
         labels: labels.replacements,
+        phi_rules: phi_rules(),
         structural: profile::STRUCTURAL_KEYS.iter().copied().collect(),
         echo_label,
         known_keys: KnownKeys::default(),
@@ -335,6 +336,23 @@ fn class_actions(cx: &Actions<'_>) -> (ClassActions, EchoLabels) {
         actions.insert(class, a);
     }
     (actions, echo)
+}
+
+/// The rules whose redactions are PHI, not secrets or network data: the PHI detectors,
+/// the person's key classes, and echoes of them.
+fn phi_rules() -> HashSet<String, FxBuild> {
+    let mut rules: HashSet<String, FxBuild> = BUILTINS
+        .iter()
+        .filter(|b| b.tier == Tier::Phi)
+        .map(|b| b.rule.to_owned())
+        .collect();
+    for class in KeyClass::ALL {
+        if !matches!(class, KeyClass::Secret | KeyClass::Custom | KeyClass::Ip) {
+            rules.insert(class.rule().to_owned());
+        }
+    }
+    rules.insert("echo".to_owned());
+    rules
 }
 
 /// Step 9: every text a rule can leave behind, so that scrubbing is idempotent: a label

@@ -7,7 +7,7 @@
 //! matching linear in the text length.
 
 pub(crate) mod builtin;
-mod names;
+pub(crate) mod names;
 mod prescan;
 pub(crate) mod validate;
 

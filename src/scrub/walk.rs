@@ -20,6 +20,7 @@ use super::rule_table::RuleTable;
 use super::structured::{cookie, query, sql, url};
 use super::{Method, PayloadKind, Redaction, ScrubReport};
 
+mod cluster;
 mod echo_pass;
 mod generic;
 mod kinds;
@@ -58,6 +59,8 @@ pub(crate) struct Engine {
     /// Longest label and the bytes labels can start with: a quick "not a label" test.
     pub(crate) label_max_len: usize,
     pub(crate) label_first: [bool; 256],
+    /// Unkeyed: the rules whose redactions are PHI (what makes a record a cluster).
+    pub(crate) phi_rules: HashSet<String, FxBuild>,
     /// Unkeyed: static key names.
     pub(crate) structural: HashSet<&'static str, FxBuild>,
     /// Unkeyed: the fixed set of key classes.

@@ -224,6 +224,12 @@ fn is_surname(word: &str) -> bool {
         || (word.contains('-') && word.split('-').all(|part| listed(SURNAMES, part)))
 }
 
+/// Whether one capitalised word is a known given name (not one that is often an ordinary
+/// word) or surname: how a lone field of a record full of PHI is recognised as a name.
+pub(crate) fn is_name_word(word: &str) -> bool {
+    is_given_name(word, false) || is_surname(word)
+}
+
 /// Whether `candidate` (a match of the `full_name` pattern: capitalised words separated by
 /// blanks, perhaps with a middle initial) is a given name followed by surnames.
 pub(crate) fn is_full_name(candidate: &str) -> bool {

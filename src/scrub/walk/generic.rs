@@ -38,6 +38,9 @@ impl Engine {
                 if let Some(new) = self.scrub_string_settled(s, key, cx) {
                     s.set(new);
                 }
+                if let Some(new) = self.judge_cluster_fields(s, cx) {
+                    s.set(new);
+                }
             }
             Node::Number(n) => {
                 if is_big_integer(n) {
@@ -53,10 +56,17 @@ impl Engine {
                     });
                     return;
                 }
+                let mut phi = Vec::with_capacity(items.len());
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = cx.push_index(i);
+                    let before = cx.report.redactions.len();
                     self.walk_value(item, key, cx);
+                    phi.push(self.added_phi(cx, before));
                     cx.pop(len);
+                }
+                // Template parameters are judged with their placeholders' context.
+                if key != "params" {
+                    self.judge_cluster_items(items, &phi, cx);
                 }
             }
             Node::Object(map) => {
@@ -74,9 +84,32 @@ impl Engine {
     /// Walks an object. `person` says the object describes a person (so `name` is PII).
     pub(super) fn walk_map(&self, map: &mut Object<'_>, parent: &str, person: bool, cx: &mut Cx) {
         let person = person || (map.contains_key("name") && self.person_context(map, parent, cx));
-        visit_members(map, cx, |key, child, cx| {
-            self.apply_key(key, child, person, cx)
-        });
+        let mut phi = Vec::with_capacity(map.len());
+        let mut remove = Vec::new();
+        for (idx, (key, child)) in map.iter_mut().enumerate() {
+            let len = cx.push(key);
+            let before = cx.report.redactions.len();
+            if self.apply_key(key, child, person, cx) == Outcome::Remove {
+                remove.push(idx);
+            }
+            phi.push(self.added_phi(cx, before));
+            cx.pop(len);
+        }
+        // A removed member that held PHI still counts towards the cluster.
+        let removed_phi = remove
+            .iter()
+            .filter(|i| phi.get(**i).copied().unwrap_or(false))
+            .count();
+        if !remove.is_empty() {
+            map.remove_indices(&remove);
+            let mut i = 0;
+            phi.retain(|_| {
+                let keep = !remove.contains(&i);
+                i += 1;
+                keep
+            });
+        }
+        self.judge_cluster_members(map, &phi, removed_phi, cx);
     }
 
     /// `[["name", value], …]` lists (tags, headers, cookies, query strings).

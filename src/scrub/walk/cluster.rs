@@ -1,0 +1,428 @@
+//! Clusters: a record that already holds two or more PHI values is a record about a
+//! person, so its remaining fields that look like a date, a long digit run, an
+//! identifier or a personal name are that person's too, whatever their key says (or when
+//! there is no key: array elements, CSV and pipe-delimited fields, path segments).
+//!
+//! Decoys stay: timestamps (a time of day, unix times), UUIDs and hex digests, versions,
+//! and fields whose key says what they are (`created_at`, `status`, `order_id`, …).
+
+use crate::json::{Node, Object};
+use crate::scrub::detectors::{names, validate};
+
+use super::*;
+
+/// PHI values a record must already hold to be judged as a cluster.
+const MIN_PHI_FIELDS: usize = 2;
+/// A field longer than this is text, not a value.
+const MAX_FIELD_LEN: usize = 64;
+/// Key words that say what a field is when it is not about the person.
+const DECOY_KEY_WORDS: &[&str] = &[
+    "created",
+    "updated",
+    "modified",
+    "deleted",
+    "timestamp",
+    "time",
+    "ts",
+    "at",
+    "version",
+    "status",
+    "state",
+    "type",
+    "kind",
+    "level",
+    "count",
+    "total",
+    "duration",
+    "ms",
+    "seconds",
+    "sku",
+    "order",
+    "build",
+    "release",
+    "trace",
+    "span",
+    "event",
+    "request",
+    "uuid",
+    "guid",
+    "hash",
+    "sha",
+    "etag",
+    "port",
+    "code",
+    "line",
+    "lineno",
+    "column",
+    "size",
+    "bytes",
+    "len",
+    "length",
+    "amount",
+    "price",
+    "currency",
+    "method",
+    "route",
+    "op",
+    "env",
+    "environment",
+    "region",
+    "host",
+    "service",
+    "module",
+    "function",
+    "file",
+    "path",
+];
+
+impl Engine {
+    /// Whether redactions recorded since `before` include a PHI rule.
+    pub(super) fn added_phi(&self, cx: &Cx, before: usize) -> bool {
+        cx.report
+            .redactions
+            .get(before..)
+            .is_some_and(|new| new.iter().any(|r| self.phi_rules.contains(&r.rule)))
+    }
+
+    /// Whether `value` already is a PHI label (not the secrets' `[Filtered]`).
+    fn holds_phi_label(&self, value: &Node<'_>) -> bool {
+        value
+            .as_str()
+            .is_some_and(|s| s != "[Filtered]" && self.is_label(s))
+    }
+
+    /// An object's members after the walk: `phi[i]` says whether member `i` held PHI.
+    pub(super) fn judge_cluster_members(
+        &self,
+        map: &mut Object<'_>,
+        phi: &[bool],
+        removed_phi: usize,
+        cx: &mut Cx,
+    ) {
+        let held = removed_phi
+            + phi
+                .iter()
+                .zip(map.iter())
+                .filter(|(p, (_, v))| **p || self.holds_phi_label(v))
+                .count();
+        if held < MIN_PHI_FIELDS {
+            return;
+        }
+        for (i, (key, value)) in map.iter_mut().enumerate() {
+            if phi.get(i).copied().unwrap_or(true) || self.decoy_key(key, cx) {
+                continue;
+            }
+            let len = cx.push(key);
+            self.judge_cluster_value(value, cx);
+            cx.pop(len);
+        }
+    }
+
+    /// An array's elements after the walk (a tuple, a row).
+    pub(super) fn judge_cluster_items(&self, items: &mut [Node<'_>], phi: &[bool], cx: &mut Cx) {
+        let held = phi
+            .iter()
+            .zip(items.iter())
+            .filter(|(p, v)| **p || self.holds_phi_label(v))
+            .count();
+        if held < MIN_PHI_FIELDS {
+            return;
+        }
+        for (i, value) in items.iter_mut().enumerate() {
+            if phi.get(i).copied().unwrap_or(true) {
+                continue;
+            }
+            let len = cx.push_index(i);
+            self.judge_cluster_value(value, cx);
+            cx.pop(len);
+        }
+    }
+
+    fn judge_cluster_value(&self, value: &mut Node<'_>, cx: &mut Cx) {
+        let text = match value {
+            Node::Str(s) => s.to_string(),
+            Node::Number(n) => n.to_string(),
+            _ => return,
+        };
+        let Some(class) = cluster_class(&text) else {
+            return;
+        };
+        if let Some(new) = self.redact_class(class, &text, cx) {
+            *value = Node::string(new);
+        }
+    }
+
+    fn decoy_key(&self, key: &str, cx: &mut Cx) -> bool {
+        cx.tokens.split(key);
+        self.structural.contains(key) || DECOY_KEY_WORDS.iter().any(|w| cx.tokens.contains(w))
+    }
+
+    /// A delimited record in a string (`Doe|Jane|1975-06-08|[ssn]|[phone]`, a CSV row, a
+    /// path, a file name `[name]_[name]_1975-06-08.pdf`), after its own scan: when two fields
+    /// are PHI labels, the others are judged. `None` if nothing changed.
+    pub(super) fn judge_cluster_fields(&self, text: &str, cx: &mut Cx) -> Option<String> {
+        if text.len() < 8 || !text.contains('[') {
+            return None;
+        }
+        let delim = record_delimiter(text)?;
+        let fields: Vec<&str> = text.split(delim).collect();
+        let label = |f: &str| {
+            let f = f.trim().trim_matches(|c| c == '"' || c == '\'');
+            let f = f.rsplit_once('.').map_or(f, |(stem, ext)| {
+                if ext.len() <= 4 && ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    stem
+                } else {
+                    f
+                }
+            });
+            f != "[Filtered]" && self.is_label(f)
+        };
+        // A path is a record of its segments, and each segment may be a file name with
+        // fields of its own.
+        let is_record = fields.iter().filter(|f| label(f)).count() >= MIN_PHI_FIELDS;
+        if !is_record && delim != '/' {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut changed = false;
+        for (i, field) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(delim);
+            }
+            let core = field.trim().trim_matches(|c| c == '"' || c == '\'');
+            // The last field of a file name carries its extension.
+            let core = match core.rsplit_once('.') {
+                Some((stem, ext))
+                    if delim == '_'
+                        && (1..=4).contains(&ext.len())
+                        && ext.bytes().all(|b| b.is_ascii_alphabetic()) =>
+                {
+                    stem
+                }
+                _ => core,
+            };
+            let class = if !is_record || label(field) || core.is_empty() {
+                None
+            } else {
+                cluster_class(core)
+            };
+            let replaced = match class {
+                Some(class) => self.redact_class(class, core, cx),
+                // A path segment may be a file name with fields of its own.
+                None if delim == '/' && !label(field) => self.judge_cluster_fields(field, cx),
+                None => None,
+            };
+            match replaced {
+                Some(new) => {
+                    // Keep the blanks and quotes around the field.
+                    let at = field.find(core).unwrap_or(0);
+                    out.push_str(&field[..at]);
+                    out.push_str(&new);
+                    out.push_str(&field[at + core.len()..]);
+                    changed = true;
+                }
+                None => out.push_str(field),
+            }
+        }
+        changed.then_some(out)
+    }
+}
+
+/// The delimiter of a record: the most frequent of `|`, tab, `,`, `;` (at least two of
+/// them), else `/` for a path, else `_` for a file name without blanks.
+fn record_delimiter(text: &str) -> Option<char> {
+    let best = ['|', '\t', ',', ';']
+        .into_iter()
+        .map(|d| (text.matches(d).count(), d))
+        .max_by_key(|(n, _)| *n)
+        .filter(|(n, _)| *n >= 2)
+        .map(|(_, d)| d);
+    if best.is_some() {
+        return best;
+    }
+    if text.contains(char::is_whitespace) {
+        return None;
+    }
+    if text.matches('/').count() >= 2 {
+        return Some('/');
+    }
+    (text.matches('_').count() >= 2).then_some('_')
+}
+
+/// What a field of a PHI record is, by its shape alone; `None` for what reads as a
+/// timestamp, a UUID or digest, a version, or ordinary text.
+pub(super) fn cluster_class(s: &str) -> Option<KeyClass> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > MAX_FIELD_LEN {
+        return None;
+    }
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    let letters = s.bytes().filter(u8::is_ascii_alphabetic).count();
+    // A time of day or a timestamp.
+    if s.contains(':') && digits > 0 {
+        return None;
+    }
+    if is_date_shape(s) && validate::date(s) {
+        return Some(KeyClass::Dob);
+    }
+    if is_compact_date(s) {
+        return Some(KeyClass::Dob);
+    }
+    if letters == 0 && digits >= 6 {
+        if s.bytes()
+            .any(|b| !(b.is_ascii_digit() || matches!(b, b'-' | b' ' | b'.')))
+        {
+            return None;
+        }
+        // A version or a decimal number, not an identifier.
+        if s.contains('.') && !s.contains(['-', ' ']) {
+            return None;
+        }
+        if is_unix_time(s) {
+            return None;
+        }
+        return Some(match digits {
+            9 if validate::ssn(s) => KeyClass::Ssn,
+            10 | 11 if validate::phone(s) => KeyClass::Phone,
+            13..=19 if validate::card(s) => KeyClass::Card,
+            _ => KeyClass::Mrn,
+        });
+    }
+    if digits >= 2 && letters >= 1 && s.len() >= 5 && s.len() <= 24 {
+        let ident = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+        let hexy = s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') && s.len() >= 16;
+        let version =
+            s.starts_with(['v', 'V']) && s[1..].bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        return (ident && !hexy && !version).then_some(KeyClass::Mrn);
+    }
+    if digits == 0 && reads_as_person(s) {
+        return Some(KeyClass::Name);
+    }
+    None
+}
+
+/// Digits and date separators, or a month name with a day and year: the shapes a date
+/// field takes (`1975-06-08`, `06/08/1975`, `8.6.1975`, `08-Jun-1975`, `Jun 8, 1975`,
+/// `19750608`).
+fn is_date_shape(s: &str) -> bool {
+    let numeric = s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'/' | b'.'))
+        && s.bytes().filter(|b| !b.is_ascii_digit()).count() == 2;
+    if numeric {
+        // A four-digit year first or last (`2.14.3` is a version), or `6/8/75`.
+        let parts: Vec<&str> = s.split(['-', '/', '.']).collect();
+        let four = |p: Option<&&str>| p.is_some_and(|p| p.len() == 4);
+        return four(parts.first()) || four(parts.last()) || (s.contains('/') && !s.contains('.'));
+    }
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return false; // Compact dates are judged as digit runs unless they parse below.
+    }
+    let lower = s.to_ascii_lowercase();
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let has_month = lower
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .any(|w| w.len() >= 3 && MONTHS.iter().any(|m| w.starts_with(m)));
+    has_month
+        && s.bytes().filter(u8::is_ascii_digit).count() >= 3
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b',' | b'-' | b'.' | b'/'))
+}
+
+/// `YYYYMMDD` with a plausible birth year, month and day.
+fn is_compact_date(s: &str) -> bool {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|p| p.parse::<u32>().ok());
+    matches!(
+        (num(0..4), num(4..6), num(6..8)),
+        (Some(1900..=2030), Some(1..=12), Some(1..=31))
+    )
+}
+
+/// A unix time in seconds or milliseconds between 2001 and 2036.
+fn is_unix_time(s: &str) -> bool {
+    let Ok(n) = s.parse::<u64>() else {
+        return false;
+    };
+    (1_000_000_000..2_100_000_000).contains(&n)
+        || (1_000_000_000_000..2_100_000_000_000).contains(&n)
+}
+
+/// A capitalised given name or surname alone (`Jane`, `Doe`), or a given name and
+/// surnames (`Maria Gonzalez`); `Internal Server Error` is not one.
+fn reads_as_person(s: &str) -> bool {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if words.is_empty() || words.len() > 3 {
+        return false;
+    }
+    let shaped = words.iter().all(|w| {
+        let mut chars = w.chars();
+        // Capitalised, not in capitals (`OK`, `GET`, `POST` are words, not names).
+        chars.next().is_some_and(|c| c.is_ascii_uppercase())
+            && w.len() >= 2
+            && w.bytes().any(|b| b.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_alphabetic() || matches!(c, '\'' | '-' | '.'))
+    });
+    shaped
+        && match words.as_slice() {
+            [one] => names::is_name_word(one),
+            _ => names::is_full_name(s),
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_judged_by_shape() {
+        assert_eq!(cluster_class("1975-06-08"), Some(KeyClass::Dob));
+        assert_eq!(cluster_class("06/08/1975"), Some(KeyClass::Dob));
+        assert_eq!(cluster_class("08-Jun-1975"), Some(KeyClass::Dob));
+        assert_eq!(cluster_class("Jun 8, 1975"), Some(KeyClass::Dob));
+        assert_eq!(cluster_class("536-22-8471"), Some(KeyClass::Ssn));
+        assert_eq!(cluster_class("00482913"), Some(KeyClass::Mrn));
+        assert_eq!(cluster_class("19750608"), Some(KeyClass::Dob));
+        assert_eq!(cluster_class("A1234567"), Some(KeyClass::Mrn));
+        assert_eq!(cluster_class("Gonzalez"), Some(KeyClass::Name));
+        assert_eq!(cluster_class("Maria Gonzalez"), Some(KeyClass::Name));
+    }
+
+    #[test]
+    fn decoys_are_not_phi() {
+        for decoy in [
+            "2024-03-01T10:35:58Z",
+            "10:35",
+            "1764000000",
+            "1764000000123",
+            "2.14.3",
+            "v1.2.3",
+            "3.14159",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "200",
+            "12345",
+            "active",
+            "OK",
+            "Internal Server Error",
+            "",
+        ] {
+            assert_eq!(cluster_class(decoy), None, "{decoy}");
+        }
+    }
+
+    #[test]
+    fn delimiters() {
+        assert_eq!(record_delimiter("a|b|c"), Some('|'));
+        assert_eq!(record_delimiter("a,b,c|d"), Some(','));
+        assert_eq!(record_delimiter("/patients/x/y"), Some('/'));
+        assert_eq!(record_delimiter("doe_jane_x.pdf"), Some('_'));
+        assert_eq!(record_delimiter("one two"), None);
+    }
+}
