@@ -11,6 +11,7 @@
 mod compile;
 mod detectors;
 mod echo;
+mod formats;
 mod hashing;
 mod keys;
 mod profile;
@@ -51,6 +52,32 @@ pub struct ScrubSettings {
     pub detectors: BTreeMap<String, RuleOverride>,
     /// Custom value rules.
     pub patterns: Vec<PatternSettings>,
+    /// Healthcare message formats recognised inside strings.
+    pub formats: FormatSettings,
+}
+
+/// `[scrub.formats]`: which healthcare formats are parsed inside strings (each judged
+/// field by field by its own structure) and what a site adds to their field tables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormatSettings {
+    /// HL7 v2 messages (`MSH|^~\&|…`).
+    pub hl7: bool,
+    /// Doctors' names in HL7 provider fields (PV1-7/8/9/17, PD1-4, ORC-12, OBR-16): a
+    /// provider is not the patient, so they are kept unless this is on.
+    pub hl7_redact_providers: bool,
+    /// Site-specific HL7 fields that hold PHI, as `SEG-N` (`ZPI-4`).
+    pub hl7_phi_fields: Vec<String>,
+}
+
+impl Default for FormatSettings {
+    fn default() -> Self {
+        Self {
+            hl7: true,
+            hl7_redact_providers: false,
+            hl7_phi_fields: Vec::new(),
+        }
+    }
 }
 
 /// `[scrub.detectors.<rule>]`: changes how one built-in rule redacts, or turns it off/on.
@@ -108,6 +135,7 @@ impl Default for ScrubSettings {
             label_format: "[{label}]".to_owned(),
             dates_as_dob: false,
             detectors: BTreeMap::new(),
+            formats: FormatSettings::default(),
             patterns: Vec::new(),
         }
     }

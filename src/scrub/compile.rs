@@ -9,6 +9,7 @@ use super::detectors::builtin::{Structural, Tier, BUILTINS};
 use super::detectors::{
     Check, DetectorSpec, HitKind, Scanner, ScannerError, Scope, CUSTOM_PATTERN_SIZE_LIMIT,
 };
+use super::formats::{hl7, Formats};
 use super::hashing::FxBuild;
 use super::keys::{KeyClass, KeyMatcher};
 use super::redact::{self, Action, Redactor};
@@ -39,6 +40,7 @@ pub(super) fn compile(
         redactor: &redactor,
     };
     let (deny, safe, cookie_names) = key_matchers(settings)?;
+    let formats = formats(settings)?;
     let mut specs = builtin_specs(&cx);
     let builtin_count = specs.len();
     specs.extend(custom_specs(settings, &known, &redactor)?);
@@ -72,6 +74,7 @@ pub(super) fn compile(
         label_first: labels.first_bytes(),
         labels: labels.replacements,
         phi_rules: phi_rules(),
+        formats,
         structural: profile::STRUCTURAL_KEYS.iter().copied().collect(),
         echo_label,
         known_keys: KnownKeys::default(),
@@ -148,6 +151,30 @@ fn key_matchers(
         cookie_names.add(&format!("={name}"), KeyClass::Secret);
     }
     Ok((deny, safe, cookie_names))
+}
+
+/// Step 3b: `[scrub.formats]`, with each site field checked (`ZPI-4`).
+fn formats(settings: &ScrubSettings) -> Result<Formats, ScrubConfigError> {
+    let f = &settings.formats;
+    let hl7 = if f.hl7 {
+        let mut phi_fields = Vec::new();
+        for (i, field) in f.hl7_phi_fields.iter().enumerate() {
+            let parsed = hl7::parse_field_ref(field).ok_or_else(|| {
+                invalid(
+                    format!("formats.hl7_phi_fields[{i}]"),
+                    "expected a segment and field number such as `ZPI-4`",
+                )
+            })?;
+            phi_fields.push(parsed);
+        }
+        Some(hl7::Hl7Options {
+            redact_providers: f.hl7_redact_providers,
+            phi_fields,
+        })
+    } else {
+        None
+    };
+    Ok(Formats { hl7 })
 }
 
 /// The settings as they bear on one rule: its override and its action.

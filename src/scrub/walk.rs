@@ -61,6 +61,8 @@ pub(crate) struct Engine {
     pub(crate) label_first: [bool; 256],
     /// Unkeyed: the rules whose redactions are PHI (what makes a record a cluster).
     pub(crate) phi_rules: HashSet<String, FxBuild>,
+    /// Healthcare formats parsed inside strings.
+    pub(crate) formats: super::formats::Formats,
     /// Unkeyed: static key names.
     pub(crate) structural: HashSet<&'static str, FxBuild>,
     /// Unkeyed: the fixed set of key classes.

@@ -164,6 +164,10 @@ impl Engine {
         if text.len() < 8 || !text.contains('[') {
             return None;
         }
+        // An HL7 message is judged field by field by its own parser.
+        if self.formats.hl7.is_some() && crate::scrub::formats::hl7::find(text).is_some() {
+            return None;
+        }
         let delim = record_delimiter(text)?;
         let fields: Vec<&str> = text.split(delim).collect();
         let label = |f: &str| {

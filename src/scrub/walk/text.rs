@@ -4,6 +4,7 @@
 use crate::json::{self, Node};
 
 use super::*;
+use crate::scrub::formats::hl7;
 use crate::scrub::structured::url::{is_relative_url, trim_url_end};
 
 impl Engine {
@@ -169,6 +170,11 @@ impl Engine {
                     }
                     return (None, false);
                 }
+            }
+        }
+        if let Some(opts) = &self.formats.hl7 {
+            if let Some(at) = hl7::find(s) {
+                return (hl7::scrub(self, s, at, key, opts, cx), false);
             }
         }
         if is_relative_url(s) {

@@ -1,0 +1,10 @@
+//! Healthcare formats found inside strings (HL7 v2 today): parsed by their own
+//! structure, so the field decides what is PHI, and written back in the same format.
+
+pub(crate) mod hl7;
+
+/// The compiled `[scrub.formats]`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Formats {
+    pub(crate) hl7: Option<hl7::Hl7Options>,
+}
