@@ -68,6 +68,8 @@ pub struct FormatSettings {
     pub hl7_redact_providers: bool,
     /// Site-specific HL7 fields that hold PHI, as `SEG-N` (`ZPI-4`).
     pub hl7_phi_fields: Vec<String>,
+    /// X12 005010 EDI interchanges (`ISA*00*…~`).
+    pub x12: bool,
 }
 
 impl Default for FormatSettings {
@@ -76,6 +78,7 @@ impl Default for FormatSettings {
             hl7: true,
             hl7_redact_providers: false,
             hl7_phi_fields: Vec::new(),
+            x12: true,
         }
     }
 }

@@ -174,7 +174,7 @@ fn formats(settings: &ScrubSettings) -> Result<Formats, ScrubConfigError> {
     } else {
         None
     };
-    Ok(Formats { hl7 })
+    Ok(Formats { hl7, x12: f.x12 })
 }
 
 /// The settings as they bear on one rule: its override and its action.

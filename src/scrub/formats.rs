@@ -1,10 +1,12 @@
-//! Healthcare formats found inside strings (HL7 v2 today): parsed by their own
+//! Healthcare formats found inside strings (HL7 v2, X12 EDI): parsed by their own
 //! structure, so the field decides what is PHI, and written back in the same format.
 
 pub(crate) mod hl7;
+pub(crate) mod x12;
 
 /// The compiled `[scrub.formats]`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Formats {
     pub(crate) hl7: Option<hl7::Hl7Options>,
+    pub(crate) x12: bool,
 }
