@@ -63,22 +63,26 @@ pub struct ScrubSettings {
 pub struct FormatSettings {
     /// HL7 v2 messages (`MSH|^~\&|…`).
     pub hl7: bool,
-    /// Doctors' names in HL7 provider fields (PV1-7/8/9/17, PD1-4, ORC-12, OBR-16): a
-    /// provider is not the patient, so they are kept unless this is on.
-    pub hl7_redact_providers: bool,
+    /// Doctors' names in HL7 provider fields (PV1-7/8/9/17, PD1-4, ORC-12, OBR-16) and
+    /// FHIR Practitioner resources and references: a provider is not the patient, so
+    /// they are kept unless this is on.
+    pub redact_providers: bool,
     /// Site-specific HL7 fields that hold PHI, as `SEG-N` (`ZPI-4`).
     pub hl7_phi_fields: Vec<String>,
     /// X12 005010 EDI interchanges (`ISA*00*…~`).
     pub x12: bool,
+    /// FHIR R4/R5 JSON resources (objects with a `resourceType`).
+    pub fhir: bool,
 }
 
 impl Default for FormatSettings {
     fn default() -> Self {
         Self {
             hl7: true,
-            hl7_redact_providers: false,
+            redact_providers: false,
             hl7_phi_fields: Vec::new(),
             x12: true,
+            fhir: true,
         }
     }
 }

@@ -168,13 +168,18 @@ fn formats(settings: &ScrubSettings) -> Result<Formats, ScrubConfigError> {
             phi_fields.push(parsed);
         }
         Some(hl7::Hl7Options {
-            redact_providers: f.hl7_redact_providers,
+            redact_providers: f.redact_providers,
             phi_fields,
         })
     } else {
         None
     };
-    Ok(Formats { hl7, x12: f.x12 })
+    Ok(Formats {
+        hl7,
+        x12: f.x12,
+        fhir: f.fhir,
+        redact_providers: f.redact_providers,
+    })
 }
 
 /// The settings as they bear on one rule: its override and its action.

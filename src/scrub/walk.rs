@@ -22,6 +22,7 @@ use super::{Method, PayloadKind, Redaction, ScrubReport};
 
 mod cluster;
 mod echo_pass;
+mod fhir;
 mod generic;
 mod kinds;
 mod template;

@@ -83,6 +83,10 @@ impl Engine {
 
     /// Walks an object. `person` says the object describes a person (so `name` is PII).
     pub(super) fn walk_map(&self, map: &mut Object<'_>, parent: &str, person: bool, cx: &mut Cx) {
+        if self.is_fhir_resource(map) {
+            self.fhir_resource(map, cx);
+            return;
+        }
         let person = person || (map.contains_key("name") && self.person_context(map, parent, cx));
         let mut phi = Vec::with_capacity(map.len());
         let mut remove = Vec::new();
