@@ -73,6 +73,8 @@ pub struct FormatSettings {
     pub x12: bool,
     /// FHIR R4/R5 JSON resources (objects with a `resourceType`).
     pub fhir: bool,
+    /// C-CDA / CDA R2 XML documents (`<ClinicalDocument …>`).
+    pub cda: bool,
 }
 
 impl Default for FormatSettings {
@@ -83,6 +85,7 @@ impl Default for FormatSettings {
             hl7_phi_fields: Vec::new(),
             x12: true,
             fhir: true,
+            cda: true,
         }
     }
 }

@@ -178,6 +178,7 @@ fn formats(settings: &ScrubSettings) -> Result<Formats, ScrubConfigError> {
         hl7,
         x12: f.x12,
         fhir: f.fhir,
+        cda: f.cda,
         redact_providers: f.redact_providers,
     })
 }

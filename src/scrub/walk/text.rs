@@ -4,7 +4,7 @@
 use crate::json::{self, Node};
 
 use super::*;
-use crate::scrub::formats::{hl7, x12};
+use crate::scrub::formats::{cda, hl7, x12};
 use crate::scrub::structured::url::{is_relative_url, trim_url_end};
 
 impl Engine {
@@ -175,6 +175,11 @@ impl Engine {
         if let Some(opts) = &self.formats.hl7 {
             if let Some(at) = hl7::find(s) {
                 return (hl7::scrub(self, s, at, key, opts, cx), false);
+            }
+        }
+        if self.formats.cda {
+            if let Some(at) = cda::find(s) {
+                return (cda::scrub(self, s, at, key, cx), false);
             }
         }
         if self.formats.x12 {
