@@ -88,24 +88,59 @@ struct Delimiters {
 }
 
 /// Where the first message in `text` starts: an `MSH` followed by a field separator and
-/// at least three encoding characters, at the start of the text or of a line (or after
-/// a blank: `parse failed: MSH|^~\&|…`).
+/// at least three encoding characters, or (a log quoting the segment it failed on) a
+/// segment that carries a person (`PID|1||…`) with the standard delimiters; either at the
+/// start of the text or of a line, or after a blank, a quote, `:` or `=`.
 pub(crate) fn find(text: &str) -> Option<usize> {
+    let header = find_at(text, "MSH", |rest| delimiters(rest).is_some());
+    let bare = PERSON_SEGMENTS
+        .iter()
+        .filter_map(|seg| {
+            find_at(text, seg, |rest| {
+                rest.as_bytes().get(3) == Some(&b'|')
+                    && rest
+                        .split(['\r', '\n'])
+                        .next()
+                        .is_some_and(|l| l.matches('|').count() >= 4)
+            })
+        })
+        .min();
+    match (header, bare) {
+        (Some(h), Some(b)) => Some(h.min(b)),
+        (h, b) => h.or(b),
+    }
+}
+
+/// Segments that carry a person, recognised without their message header.
+const PERSON_SEGMENTS: [&str; 7] = ["PID", "PD1", "NK1", "GT1", "IN1", "IN2", "PV1"];
+
+/// The first `id` at a line start (or after a blank, quote, `:`, `=`) for which `ok`
+/// holds of the text from there.
+fn find_at(text: &str, id: &str, ok: impl Fn(&str) -> bool) -> Option<usize> {
     let mut from = 0;
-    while let Some(rel) = text.get(from..)?.find("MSH") {
+    while let Some(rel) = text.get(from..)?.find(id) {
         let at = from + rel;
         let starts_line = at == 0
             || text[..at]
                 .chars()
                 .next_back()
                 .is_some_and(|c| c.is_whitespace() || matches!(c, '"' | '\'' | ':' | '='));
-        if starts_line && delimiters(&text[at..]).is_some() {
+        if starts_line && ok(&text[at..]) {
             return Some(at);
         }
-        from = at + 3;
+        from = at + id.len();
     }
     None
 }
+
+/// The delimiters of a segment quoted without its header: HL7's defaults.
+const STANDARD: Delimiters = Delimiters {
+    field: '|',
+    component: '^',
+    repetition: '~',
+    escape: Some('\\'),
+    subcomponent: Some('&'),
+};
 
 fn delimiters(msh: &str) -> Option<Delimiters> {
     let mut chars = msh.get(3..)?.chars();
@@ -179,7 +214,12 @@ pub(crate) fn scrub(
     opts: &Hl7Options,
     cx: &mut Cx,
 ) -> Option<String> {
-    let d = delimiters(text.get(start..)?)?;
+    let rest = text.get(start..)?;
+    let d = if rest.starts_with("MSH") {
+        delimiters(rest)?
+    } else {
+        STANDARD
+    };
     let mut out = String::with_capacity(text.len() + 16);
     let mut changed = false;
     let head = &text[..start];
@@ -437,6 +477,12 @@ mod tests {
         assert_eq!(find("XMSH|^~\\&|A"), None);
         assert_eq!(find("MSH is a segment"), None);
         assert_eq!(find("MSH|"), None);
+        assert_eq!(
+            find("error in segment PID|1||123^^^H^MR||DOE^JANE"),
+            Some(17)
+        );
+        assert_eq!(find("PID|1"), None);
+        assert_eq!(find("RAPID|1||2||3"), None);
     }
 
     #[test]

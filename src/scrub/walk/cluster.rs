@@ -157,79 +157,229 @@ impl Engine {
         self.structural.contains(key) || DECOY_KEY_WORDS.iter().any(|w| cx.tokens.contains(w))
     }
 
-    /// A delimited record in a string (`Doe|Jane|1975-06-08|[ssn]|[phone]`, a CSV row, a
-    /// path, a file name `[name]_[name]_1975-06-08.pdf`), after its own scan: when two fields
-    /// are PHI labels, the others are judged. `None` if nothing changed.
+    /// Delimited records in a string, after the string's own scan: a CSV or pipe export
+    /// (one record a line, perhaps under a header line), a path, a file name
+    /// (`[name]_[name]_1975-06-08.pdf`). Under a header, each field is judged by its
+    /// column's name as a JSON key would be (`mrn`, `dob`, `last_name`); in any record
+    /// holding two PHI values, the other fields are judged by shape. `None` if nothing
+    /// changed.
     pub(super) fn judge_cluster_fields(&self, text: &str, cx: &mut Cx) -> Option<String> {
-        if text.len() < 8 || !text.contains('[') {
+        if text.len() < 8 {
             return None;
         }
         // An HL7 message is judged field by field by its own parser.
         if self.formats.hl7.is_some() && crate::scrub::formats::hl7::find(text).is_some() {
             return None;
         }
-        let delim = record_delimiter(text)?;
-        let fields: Vec<&str> = text.split(delim).collect();
-        let label = |f: &str| {
-            let f = f.trim().trim_matches(|c| c == '"' || c == '\'');
-            let f = f.rsplit_once('.').map_or(f, |(stem, ext)| {
-                if ext.len() <= 4 && ext.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    stem
-                } else {
-                    f
-                }
-            });
-            f != "[Filtered]" && self.is_label(f)
-        };
-        // A path is a record of its segments, and each segment may be a file name with
-        // fields of its own.
-        let is_record = fields.iter().filter(|f| label(f)).count() >= MIN_PHI_FIELDS;
-        if !is_record && delim != '/' {
+        if !text.contains('\n') {
+            if !text.contains('[') {
+                return None;
+            }
+            let delim = record_delimiter(text)?;
+            return self.judge_record(text, delim, None, cx);
+        }
+        let mut lines = text.split('\n');
+        let first = lines.next().unwrap_or("");
+        let header = header_columns(first);
+        if header.is_none() && !text.contains('[') {
             return None;
         }
         let mut out = String::with_capacity(text.len());
         let mut changed = false;
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(delim);
+        out.push_str(first);
+        if header.is_none() {
+            if let Some(new) =
+                record_delimiter(first).and_then(|d| self.judge_record(first, d, None, cx))
+            {
+                out.clear();
+                out.push_str(&new);
+                changed = true;
             }
-            let core = field.trim().trim_matches(|c| c == '"' || c == '\'');
-            // The last field of a file name carries its extension.
-            let core = match core.rsplit_once('.') {
-                Some((stem, ext))
-                    if delim == '_'
-                        && (1..=4).contains(&ext.len())
-                        && ext.bytes().all(|b| b.is_ascii_alphabetic()) =>
-                {
-                    stem
+        }
+        for line in lines {
+            out.push('\n');
+            let judged = match &header {
+                Some((delim, columns)) if line.split(*delim).count() == columns.len() => {
+                    self.judge_record(line, *delim, Some(columns), cx)
                 }
-                _ => core,
+                _ => record_delimiter(line).and_then(|d| self.judge_record(line, d, None, cx)),
             };
-            let class = if !is_record || label(field) || core.is_empty() {
-                None
-            } else {
-                cluster_class(core)
-            };
-            let replaced = match class {
-                Some(class) => self.redact_class(class, core, cx),
-                // A path segment may be a file name with fields of its own.
-                None if delim == '/' && !label(field) => self.judge_cluster_fields(field, cx),
-                None => None,
-            };
-            match replaced {
+            match judged {
                 Some(new) => {
-                    // Keep the blanks and quotes around the field.
-                    let at = field.find(core).unwrap_or(0);
-                    out.push_str(&field[..at]);
                     out.push_str(&new);
-                    out.push_str(&field[at + core.len()..]);
                     changed = true;
                 }
-                None => out.push_str(field),
+                None => out.push_str(line),
             }
         }
         changed.then_some(out)
     }
+
+    /// One record: fields under a PHI column get their class; when the record then holds
+    /// two PHI values (labels, or a given name and a surname in adjacent fields), the
+    /// other fields are judged by shape.
+    fn judge_record(
+        &self,
+        text: &str,
+        delim: char,
+        header: Option<&[String]>,
+        cx: &mut Cx,
+    ) -> Option<String> {
+        let mut fields: Vec<String> = text.split(delim).map(str::to_owned).collect();
+        let mut changed = false;
+        if let Some(columns) = header {
+            for (field, column) in fields.iter_mut().zip(columns) {
+                let core = field_core(field, delim).to_owned();
+                if core.is_empty() || self.is_label(&core) {
+                    continue;
+                }
+                let Some(class) = self.key_class(column, cx) else {
+                    continue;
+                };
+                if let Some(new) = self.redact_class(class, &core, cx) {
+                    *field = field.replacen(&core, &new, 1);
+                    changed = true;
+                }
+            }
+        }
+        let label = |f: &str| {
+            let core = field_core(f, delim);
+            core != "[Filtered]" && self.is_label(core)
+        };
+        let labels = fields.iter().filter(|f| label(f)).count();
+        let name_pairs = fields
+            .windows(2)
+            .filter(|w| {
+                let (a, b) = (field_core(&w[0], delim), field_core(&w[1], delim));
+                record_name_word(a) && record_name_word(b)
+            })
+            .count();
+        let is_record = labels + name_pairs.min(1) >= MIN_PHI_FIELDS;
+        // A path is a record of its segments, and each segment may be a file name with
+        // fields of its own.
+        if !is_record && delim != '/' {
+            return changed.then(|| fields.join(&delim.to_string()));
+        }
+        for (i, field) in fields.iter_mut().enumerate() {
+            // A leading record type (`PID`, `ROW`, `IN1`) names the record, not a person.
+            let record_type = i == 0
+                && field.len() == 3
+                && field.starts_with(|c: char| c.is_ascii_uppercase())
+                && field
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if record_type || label(field) {
+                continue;
+            }
+            let core = field_core(field, delim).to_owned();
+            if core.is_empty() {
+                continue;
+            }
+            let class = if is_record {
+                cluster_class(&core).or_else(|| record_name_word(&core).then_some(KeyClass::Name))
+            } else {
+                None
+            };
+            let replaced = match class {
+                Some(class) => self.redact_class(class, &core, cx),
+                // A path segment may be a file name with fields of its own.
+                None if delim == '/' => self.judge_cluster_fields(field, cx),
+                None => None,
+            };
+            if let Some(new) = replaced {
+                *field = if class.is_some() {
+                    field.replacen(&core, &new, 1)
+                } else {
+                    new
+                };
+                changed = true;
+            }
+        }
+        changed.then(|| fields.join(&delim.to_string()))
+    }
+}
+
+/// A field without the blanks and quotes around it, and without a file name's
+/// extension.
+fn field_core(field: &str, delim: char) -> &str {
+    let core = field.trim().trim_matches(|c| c == '"' || c == '\'');
+    match core.rsplit_once('.') {
+        Some((stem, ext))
+            if delim == '_'
+                && (1..=4).contains(&ext.len())
+                && ext.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            stem
+        }
+        _ => core,
+    }
+}
+
+/// A header line: two or more column names (`last_name,first_name,mrn,dob`), the
+/// delimiter, and the names.
+fn header_columns(line: &str) -> Option<(char, Vec<String>)> {
+    let delim = ['|', '\t', ',', ';']
+        .into_iter()
+        .max_by_key(|d| line.matches(*d).count())
+        .filter(|d| line.contains(*d))?;
+    let columns: Vec<String> = line
+        .split(delim)
+        .map(|c| c.trim().trim_matches('"').to_owned())
+        .collect();
+    let key_like = |c: &String| {
+        !c.is_empty()
+            && c.len() <= 40
+            && c.starts_with(|ch: char| ch.is_ascii_alphabetic())
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b' ' | b'-'))
+            && (c.bytes().any(|b| b.is_ascii_lowercase())
+                || c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+    };
+    (columns.len() >= 2 && columns.iter().all(key_like)).then_some((delim, columns))
+}
+
+/// A record field that is a personal name word: capitalised (`Gonzalez`) or in
+/// capitals (`GUPTA`, as exports write them) and a known given name or surname, but
+/// not a word a log or protocol writes in capitals.
+fn record_name_word(s: &str) -> bool {
+    const CAPITALS: &[&str] = &[
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "INFO", "WARN", "WARNING",
+        "ERROR", "DEBUG", "TRACE", "FATAL", "OK", "TRUE", "FALSE", "NULL", "NONE", "YES", "NO",
+        "MALE", "FEMALE", "ACTIVE", "PENDING", "PAID", "FAILED", "SUCCESS", "USD", "EUR",
+    ];
+    if s.len() < 2 || s.len() > 30 || CAPITALS.contains(&s) {
+        return false;
+    }
+    let upper = s.chars().all(|c| c.is_uppercase() || c == '-' || c == '\'');
+    let capitalised = s.starts_with(char::is_uppercase)
+        && s.chars()
+            .skip(1)
+            .all(|c| c.is_lowercase() || c == '-' || c == '\'');
+    if !(upper || capitalised) {
+        return false;
+    }
+    // The name lists are ASCII: a capitalised word with other letters (`Çelik`, `Peña`)
+    // is judged by its shape alone.
+    if !s.is_ascii() {
+        return s.chars().filter(|c| c.is_alphabetic()).count() >= 2;
+    }
+    let word = if upper {
+        let mut w = String::with_capacity(s.len());
+        for (i, part) in s.split('-').enumerate() {
+            if i > 0 {
+                w.push('-');
+            }
+            let mut chars = part.chars();
+            if let Some(c) = chars.next() {
+                w.push(c);
+                w.extend(chars.map(|c| c.to_ascii_lowercase()));
+            }
+        }
+        w
+    } else {
+        s.to_owned()
+    };
+    word.split('-').all(names::is_name_word)
 }
 
 /// The delimiter of a record: the most frequent of `|`, tab, `,`, `;` (at least two of
