@@ -61,10 +61,12 @@ pub(super) fn compile(
         &labels.pseudonym_prefixes,
         redact::HASH_HEX_LEN,
     );
+    let cookies_allowlisted = cx.hipaa() && cx.enabled("cookie") != Some(false);
+    let echo_enabled = cx.echo_enabled();
     let mut engine = Engine {
         scanner,
         rules,
-        echo_enabled: cx.echo_enabled(),
+        echo_enabled,
         class_actions,
         deny,
         safe,
@@ -74,6 +76,7 @@ pub(super) fn compile(
         label_first: labels.first_bytes(),
         labels: labels.replacements,
         phi_rules: phi_rules(),
+        cookies_allowlisted,
         formats,
         structural: profile::STRUCTURAL_KEYS.iter().copied().collect(),
         echo_label,

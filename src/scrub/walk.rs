@@ -62,6 +62,8 @@ pub(crate) struct Engine {
     pub(crate) label_first: [bool; 256],
     /// Unkeyed: the rules whose redactions are PHI (what makes a record a cluster).
     pub(crate) phi_rules: HashSet<String, FxBuild>,
+    /// Every cookie value is removed unless its name is a preference (hipaa profile).
+    pub(crate) cookies_allowlisted: bool,
     /// Healthcare formats parsed inside strings.
     pub(crate) formats: super::formats::Formats,
     /// Unkeyed: static key names.

@@ -42,7 +42,24 @@ impl Engine {
                     }
                     Outcome::Keep
                 }
-                "sdk" => Outcome::Keep,
+                "sdk" => {
+                    // The SDK block is the SDK's own, but Relay reads `sdk.client_ip` as the
+                    // client's address: it goes wherever client IPs go.
+                    if let Node::Object(sdk) = child {
+                        let mut remove = Vec::new();
+                        for (i, (k, v)) in sdk.iter_mut().enumerate() {
+                            if k.as_str() == "client_ip" {
+                                let l = cx.push("client_ip");
+                                if self.rule_field(Structural::ClientIp, v, cx) == Outcome::Remove {
+                                    remove.push(i);
+                                }
+                                cx.pop(l);
+                            }
+                        }
+                        sdk.remove_indices(&remove);
+                    }
+                    Outcome::Keep
+                }
                 "_meta" => {
                     self.meta(child, cx);
                     Outcome::Keep

@@ -135,6 +135,11 @@ impl Engine {
         }
         match self.key_class(name, cx) {
             Some(class) => self.redact_class(class, value, cx),
+            // An application's session cookie can have any name (`rxsession`,
+            // `claims_sid`), so in the hipaa profile only preference cookies keep theirs.
+            None if self.cookies_allowlisted && !allowed_cookie(name, cx) => {
+                self.redact_rule(Structural::Cookie, value, cx)
+            }
             None => self.scrub_text(value, name, cx),
         }
     }
@@ -321,4 +326,54 @@ impl Engine {
         }
         !hits.is_empty()
     }
+}
+
+/// Cookie names whose values are preferences, not identities: every word of the name is
+/// one of these (`locale`, `theme`, `cookie_consent`, `OptanonConsent`, `dark-mode`).
+const ALLOWED_COOKIE_WORDS: &[&str] = &[
+    "locale",
+    "lang",
+    "language",
+    "theme",
+    "tz",
+    "timezone",
+    "consent",
+    "cookieconsent",
+    "optanon",
+    "optanonconsent",
+    "currency",
+    "dark",
+    "mode",
+    "color",
+    "colour",
+    "scheme",
+    "sidebar",
+    "collapsed",
+    "font",
+    "size",
+    "layout",
+    "view",
+    "cookie",
+    "cookies",
+    "banner",
+    "dismissed",
+    "accepted",
+    "prefs",
+    "preferences",
+    "region",
+    "country",
+    "i18n",
+    "next",
+    "ui",
+    "density",
+    "contrast",
+    "notice",
+    "gdpr",
+    "ccpa",
+];
+
+fn allowed_cookie(name: &str, cx: &mut Cx) -> bool {
+    cx.tokens.split(name);
+    let n = cx.tokens.len();
+    n > 0 && (0..n).all(|i| ALLOWED_COOKIE_WORDS.contains(&cx.tokens.get(i)))
 }
