@@ -372,4 +372,6 @@ impl Scrubber {
 }
 
 #[cfg(test)]
+mod sentry_superset_tests;
+#[cfg(test)]
 mod tests;

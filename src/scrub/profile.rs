@@ -49,6 +49,18 @@ pub(crate) const SECRET_KEYS: &[&str] = &[
     "saml",
     "otp",
     "=pin",
+    // Second factors.
+    "two_factor",
+    "2fa",
+    "mfa",
+    "totp",
+    "hotp",
+    "one_time_code",
+    "one_time_password",
+    // Names that glue a word to the secret word (`stripetoken`, `githubtoken`).
+    "*token",
+    "*password",
+    "*passwd",
 ];
 
 /// Cookie names that are session handles even though the word is too short for keys.
