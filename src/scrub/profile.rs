@@ -178,6 +178,23 @@ pub(crate) const HIPAA_KEYS: &[(KeyClass, &[&str])] = &[
             "patient_id",
             "chart_number",
             "health_record",
+            // Safe Harbor K, L, M: certificate and licence numbers, vehicle identifiers
+            // and plates, device identifiers and serial numbers.
+            "licence_number",
+            "drivers_licence",
+            "professional_license",
+            "medical_license",
+            "certificate_number",
+            "=vin",
+            "vehicle_id",
+            "license_plate",
+            "licence_plate",
+            "plate_number",
+            "serial_number",
+            "serialnumber",
+            "device_serial",
+            "imei",
+            "udid",
         ],
     ),
     (
