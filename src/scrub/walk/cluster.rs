@@ -299,6 +299,115 @@ impl Engine {
     }
 }
 
+/// Path segments that announce a secret in the next segment (`/reset-password/<token>`).
+const SECRET_PATH_WORDS: &[&str] = &[
+    "reset",
+    "password",
+    "verify",
+    "verification",
+    "confirm",
+    "confirmation",
+    "invite",
+    "invitation",
+    "activate",
+    "activation",
+    "magic",
+    "token",
+    "unsubscribe",
+    "login",
+    "signin",
+    "auth",
+    "share",
+    "download",
+];
+
+impl Engine {
+    /// A URL path (in a URL, a route, a transaction name `GET /directory/jane-doe`): a
+    /// segment that is a person's name written as a slug (`jane-doe`, `maria_gonzalez`)
+    /// becomes `[name]`, and an opaque token after a segment that announces one
+    /// (`/reset-password/f8Kq…`) becomes the secret label. `None` if nothing changed.
+    pub(super) fn judge_path_segments(&self, text: &str, cx: &mut Cx) -> Option<String> {
+        let start = text.find('/')?;
+        let path_end = text[start..]
+            .find(['?', '#', ' ', '\t', '\n'])
+            .map_or(text.len(), |e| start + e);
+        let path = &text[start..path_end];
+        if path.len() < 4 {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        out.push_str(&text[..start]);
+        let mut changed = false;
+        let mut previous = "";
+        for (i, segment) in path.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            let class = if slug_is_name(segment) {
+                Some(KeyClass::Name)
+            } else if is_opaque_token(segment) && announces_secret(previous) {
+                Some(KeyClass::Secret)
+            } else {
+                None
+            };
+            match class.and_then(|c| self.redact_class(c, segment, cx)) {
+                Some(new) => {
+                    out.push_str(&new);
+                    changed = true;
+                }
+                None => out.push_str(segment),
+            }
+            previous = segment;
+        }
+        out.push_str(&text[path_end..]);
+        changed.then_some(out)
+    }
+}
+
+/// `jane-doe`, `maria_gonzalez`, `mary-ann-smith`: two or three lower-case words that
+/// read as a given name and surnames.
+fn slug_is_name(segment: &str) -> bool {
+    if segment.len() < 5 || segment.len() > 40 {
+        return false;
+    }
+    let words: Vec<&str> = segment.split(['-', '_']).collect();
+    if !(2..=3).contains(&words.len())
+        || !words
+            .iter()
+            .all(|w| w.len() >= 2 && w.bytes().all(|b| b.is_ascii_lowercase()))
+    {
+        return false;
+    }
+    let capitalised: Vec<String> = words
+        .iter()
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    names::is_full_name(&capitalised.join(" "))
+}
+
+/// 16 or more characters of letters and digits (base64url-ish) with both: not a word,
+/// not a number, not a hex digest (trace ids and hashes are routes' own).
+fn is_opaque_token(segment: &str) -> bool {
+    segment.len() >= 16
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+        && segment.bytes().any(|b| b.is_ascii_digit())
+        && segment.bytes().any(|b| b.is_ascii_alphabetic())
+        && !segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+fn announces_secret(segment: &str) -> bool {
+    segment
+        .split(['-', '_', '.'])
+        .any(|w| SECRET_PATH_WORDS.contains(&w.to_ascii_lowercase().as_str()))
+}
+
 /// A field without the blanks and quotes around it, and without a file name's
 /// extension.
 fn field_core(field: &str, delim: char) -> &str {
@@ -569,6 +678,20 @@ mod tests {
         ] {
             assert_eq!(cluster_class(decoy), None, "{decoy}");
         }
+    }
+
+    #[test]
+    fn path_segments() {
+        assert!(slug_is_name("jane-doe"));
+        assert!(slug_is_name("maria_gonzalez"));
+        assert!(!slug_is_name("user-profile"));
+        assert!(!slug_is_name("api"));
+        assert!(!slug_is_name("Jane-Doe-2"));
+        assert!(is_opaque_token("f8Kq2LmZ9xP4wR7tY3nB"));
+        assert!(!is_opaque_token("0f1e2d3c4b5a69788796a5b4c3d2e1f0"));
+        assert!(!is_opaque_token("settings"));
+        assert!(announces_secret("reset-password"));
+        assert!(!announces_secret("users"));
     }
 
     #[test]

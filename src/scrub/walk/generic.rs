@@ -41,6 +41,11 @@ impl Engine {
                 if let Some(new) = self.judge_cluster_fields(s, cx) {
                     s.set(new);
                 }
+                if s.contains('/') && s.len() < 2048 {
+                    if let Some(new) = self.judge_path_segments(s, cx) {
+                        s.set(new);
+                    }
+                }
             }
             Node::Number(n) => {
                 if is_big_integer(n) {
