@@ -6,8 +6,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::detectors::builtin::{Structural, Tier, BUILTINS};
+use super::detectors::validate::Validator;
 use super::detectors::{
-    Check, DetectorSpec, HitKind, Scanner, ScannerError, Scope, CUSTOM_PATTERN_SIZE_LIMIT,
+    Check, DetectorSpec, HitKind, Scanner, ScannerError, Scope, Strength, CUSTOM_PATTERN_SIZE_LIMIT,
 };
 use super::hashing::FxBuild;
 use super::keys::{KeyClass, KeyMatcher};
@@ -206,6 +207,7 @@ fn builtin_specs(cx: &Actions<'_>) -> Vec<DetectorSpec> {
             last_segment: b.last_segment,
             kind: b.kind,
             scope: None,
+            strength: b.strength,
             size_limit: BUILTIN_SIZE_LIMIT,
             custom: false,
             action: cx.action(b.rule, b.method, b.label),
@@ -262,6 +264,18 @@ fn custom_specs(
             last_segment: false,
             kind: HitKind::Redact,
             scope,
+            // A rule the operator wrote for their own data: as strong as a shape check,
+            // and a checksum when it has one.
+            strength: match p.validator {
+                Some(
+                    Validator::Card
+                    | Validator::Iban
+                    | Validator::Npi
+                    | Validator::Dea
+                    | Validator::Luhn,
+                ) => Strength::Checksum,
+                _ => Strength::Shaped,
+            },
             size_limit: CUSTOM_PATTERN_SIZE_LIMIT,
             custom: true,
             action: redactor.action(

@@ -50,6 +50,26 @@ pub(crate) enum Check {
     GivenNameFirst,
 }
 
+/// How much a detector's hit says, for choosing between overlapping candidates: a hit
+/// that a checksum confirmed beats one that only has the right shape, which beats one
+/// found only by a context word, which beats a bare shape (`94107-1234`, a capitalised
+/// word pair). So `(415)%20867-5309` is one phone number, not `(415)%` and a ZIP+4 code,
+/// and `+44 4111 1111 1111 1111` keeps its card whole. Declared weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Strength {
+    /// A shape and no check (`zip4`, `address`, `full_name`).
+    Weak,
+    /// An id after a context word (`mrn`, `insurance_id`, `person_name`, paths).
+    Context,
+    /// A shape with a range or format check (`ssn`, `phone`, `email`, dates, IPs).
+    Shaped,
+    /// A checksum (`card`, `iban`, `npi`, `dea`, routing numbers).
+    Checksum,
+    /// Holds other values and is scrubbed as a whole or part by part: URLs, secrets,
+    /// private keys, tokens.
+    Container,
+}
+
 /// What a hit means to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HitKind {
@@ -117,6 +137,7 @@ pub(crate) struct Detector {
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
     custom: bool,
+    strength: Strength,
     /// How this detector's hits are redacted: carried by the detector itself, so a hit
     /// can never find a missing or another detector's action.
     action: Action,
@@ -203,6 +224,7 @@ pub(crate) struct DetectorSpec {
     pub(crate) last_segment: bool,
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
+    pub(crate) strength: Strength,
     pub(crate) size_limit: usize,
     /// A user pattern (disables the byte prefilter).
     pub(crate) custom: bool,
@@ -266,6 +288,7 @@ impl Scanner {
                 kind: spec.kind,
                 scope: spec.scope,
                 custom: spec.custom,
+                strength: spec.strength,
                 action: spec.action,
             });
         }
@@ -335,15 +358,50 @@ impl Scanner {
         if !self.has_custom && !may_hold_data(text) {
             return;
         }
+        self.candidates(text, key, path, hits, skip_after_whole, false);
+        // Text outside a URL can still be percent- or form-encoded (`123%20Main%20St`,
+        // `(415)%20867-5309`, `Maria+Gonzalez` in a file name or a cache key). The
+        // decoded text is searched too and its hits mapped back onto the encoded bytes,
+        // so the whole encoded value is redacted and no detector takes half of it.
+        if let Some(decoded) = Decoded::of(text) {
+            let mut more = Vec::new();
+            self.candidates(&decoded.text, key, path, &mut more, false, true);
+            hits.extend(more.into_iter().filter_map(|h| {
+                Some(Hit {
+                    start: decoded.original(h.start)?,
+                    end: decoded.original(h.end)?,
+                    detector: h.detector,
+                })
+            }));
+        }
+        let detectors = &self.detectors;
+        resolve_overlaps(hits, |d| {
+            detectors.get(d).map_or(Strength::Weak, |det| det.strength)
+        });
+    }
+
+    /// Every validated candidate of every matching detector in `text`, overlapping ones
+    /// included, less those inside text scrubgate wrote. `decoded`: `text` is a decoded
+    /// copy, whose URL hits are left to the URL parser of the encoded original.
+    fn candidates(
+        &self,
+        text: &str,
+        key: &str,
+        path: &str,
+        hits: &mut Vec<Hit>,
+        skip_after_whole: bool,
+        decoded: bool,
+    ) {
         let mut matched = Vec::new();
         self.matching_detectors(text, &mut matched);
         if matched.is_empty() {
             return;
         }
         let inert = self.inert.spans(text);
-        // A hit over the whole text that survives the inert filter (a string that is one
-        // URL) is the only hit `resolve_overlaps` can keep: it starts first and ends last,
-        // and wins a tie against every later detector. The detectors after it are skipped.
+        // A hit of the strongest kind over the whole text that survives the inert filter
+        // (a string that is one URL) is the only hit `resolve_overlaps` can keep: nothing
+        // is stronger or longer, and it wins a tie against every later detector. The
+        // detectors after it are skipped.
         let mut whole = false;
         for &index in &matched {
             if whole {
@@ -352,6 +410,9 @@ impl Scanner {
             let Some(det) = self.detectors.get(index) else {
                 continue;
             };
+            if decoded && det.kind == HitKind::Url {
+                continue;
+            }
             if let Some(scope) = &det.scope {
                 if !scope.allows(key, path) {
                     continue;
@@ -448,8 +509,85 @@ impl Scanner {
                     || !inside(&inert, h.start, h.end)
             });
         }
-        resolve_overlaps(hits);
     }
+}
+
+/// A percent- or form-decoded copy of a text, with the way back to the original bytes.
+/// Only escapes of printable ASCII are decoded (`%20`, `%28`, `%2C`, …), and `+` only
+/// between two letters, digits or brackets (`123+Main+St`, `(415)+867-5309`), so every
+/// decoded byte is one character and a format string's `%02d` or an expression's
+/// `a + b` stays as it is.
+struct Decoded {
+    text: String,
+    /// Per byte of `text`, where it starts in the original; one more entry for the end.
+    starts: Vec<usize>,
+}
+
+impl Decoded {
+    /// `None` when there is nothing to decode.
+    fn of(original: &str) -> Option<Self> {
+        let bytes = original.as_bytes();
+        let has_escape = memchr::memchr(b'%', bytes).is_some();
+        let has_plus = memchr::memchr(b'+', bytes).is_some();
+        if !has_escape && !has_plus {
+            return None;
+        }
+        let mut text = Vec::with_capacity(bytes.len());
+        let mut starts = Vec::with_capacity(bytes.len() + 1);
+        let mut changed = false;
+        let mut i = 0usize;
+        while let Some(&b) = bytes.get(i) {
+            if b == b'%' {
+                if let Some(c) = escaped_ascii(bytes.get(i + 1..i + 3)) {
+                    text.push(c);
+                    starts.push(i);
+                    changed = true;
+                    i += 3;
+                    continue;
+                }
+            }
+            if b == b'+' && plus_joins(text.last().copied(), bytes.get(i + 1).copied()) {
+                text.push(b' ');
+                starts.push(i);
+                changed = true;
+                i += 1;
+                continue;
+            }
+            text.push(b);
+            starts.push(i);
+            i += 1;
+        }
+        starts.push(bytes.len());
+        if !changed {
+            return None;
+        }
+        // Only ASCII bytes were written in place of ASCII escapes: still UTF-8.
+        let text = String::from_utf8(text).ok()?;
+        Some(Self { text, starts })
+    }
+
+    /// The original offset of decoded offset `i` (a character boundary of the decoded
+    /// text, which is a character boundary of the original too).
+    fn original(&self, i: usize) -> Option<usize> {
+        self.starts.get(i).copied()
+    }
+}
+
+/// The byte a `%XX` escape stands for, if it is printable ASCII.
+fn escaped_ascii(hex: Option<&[u8]>) -> Option<u8> {
+    let hex = hex?;
+    let digit = |b: u8| char::from(b).to_digit(16);
+    let value = digit(*hex.first()?)? * 16 + digit(*hex.get(1)?)?;
+    let byte = u8::try_from(value).ok()?;
+    (0x20..0x7f).contains(&byte).then_some(byte)
+}
+
+/// Whether a `+` between `before` (already decoded) and `after` reads as a form-encoded
+/// space: both sides a letter, a digit or a bracket.
+fn plus_joins(before: Option<u8>, after: Option<u8>) -> bool {
+    let word =
+        |b: Option<u8>, bracket: u8| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == bracket);
+    word(before, b')') && word(after, b'(')
 }
 
 impl Scanner {
@@ -511,32 +649,44 @@ fn may_hold_data(text: &str) -> bool {
     })
 }
 
-/// Keeps the earliest-starting hit; on a tie the longer one, then the higher-priority one.
-fn resolve_overlaps(hits: &mut Vec<Hit>) {
+/// Chooses among overlapping candidates: the strongest ([`Strength`]) wins, then the
+/// longer (the whole match over a part of it), then the earlier, then the detector listed
+/// first. The kept hits are returned in text order and never overlap.
+fn resolve_overlaps(hits: &mut Vec<Hit>, strength: impl Fn(usize) -> Strength) {
     if hits.len() < 2 {
         return;
     }
     hits.sort_by(|a, b| {
-        a.start
-            .cmp(&b.start)
-            .then(b.end.cmp(&a.end))
+        strength(b.detector)
+            .cmp(&strength(a.detector))
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
             .then(a.detector.cmp(&b.detector))
     });
-    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+    // Kept hits by start; they never overlap, so a new hit can only overlap the kept hit
+    // that starts last before it ends.
+    let mut kept: std::collections::BTreeMap<usize, Hit> = std::collections::BTreeMap::new();
     for h in hits.iter() {
-        match kept.last() {
-            Some(last) if h.start < last.end => {}
-            _ => kept.push(*h),
+        let clash = kept
+            .range(..h.end)
+            .next_back()
+            .is_some_and(|(_, k)| k.end > h.start);
+        if !clash {
+            kept.insert(h.start, *h);
         }
     }
-    *hits = kept;
+    hits.clear();
+    hits.extend(kept.into_values());
 }
 
 impl Detector {
     /// Whether the accepted hit `start..end` spans all of `text` and is not dropped later
     /// as text scrubgate wrote (URL hits never are).
     fn covers_whole(&self, text: &str, start: usize, end: usize, inert: &[(usize, usize)]) -> bool {
-        start == 0 && end == text.len() && (self.kind == HitKind::Url || !inside(inert, start, end))
+        self.strength == Strength::Container
+            && start == 0
+            && end == text.len()
+            && (self.kind == HitKind::Url || !inside(inert, start, end))
     }
 
     /// Validates a candidate span; may shrink it. Returns the accepted span.
@@ -579,6 +729,11 @@ impl Detector {
         let before = text.get(..start).and_then(|t| t.chars().next_back());
         let after = text.get(end..).unwrap_or("");
         if self.isolated && !isolated(text, start, end) {
+            return false;
+        }
+        // `%20867-5309`: the `20` belongs to an escape, not to the candidate (the
+        // decoded copy of the text is searched as well).
+        if before == Some('%') && s.bytes().take(2).filter(u8::is_ascii_hexdigit).count() == 2 {
             return false;
         }
         match self.check {

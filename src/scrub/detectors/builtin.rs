@@ -4,7 +4,7 @@
 //! into ASCII classes and ASCII word boundaries before compiling.
 
 use super::validate::Validator;
-use super::{Check, HitKind};
+use super::{Check, HitKind, Strength};
 use crate::scrub::Method;
 
 /// Which profiles enable a detector.
@@ -33,6 +33,23 @@ pub(crate) struct Builtin {
     pub(crate) last_segment: bool,
     pub(crate) kind: HitKind,
     pub(crate) tier: Tier,
+    /// How much a hit says when it overlaps another detector's ([`Strength`]).
+    pub(crate) strength: Strength,
+}
+
+/// What a check says about a hit, unless the detector says otherwise ([`strength`]).
+const fn default_strength(check: Check) -> Strength {
+    match check {
+        Check::Validator(
+            Validator::Card | Validator::Iban | Validator::Npi | Validator::Dea | Validator::Luhn,
+        ) => Strength::Checksum,
+        Check::Validator(_) | Check::Mac => Strength::Shaped,
+        Check::SecretValue => Strength::Container,
+        Check::HasDigit | Check::PathId | Check::HomeUser | Check::GivenNameFirst => {
+            Strength::Context
+        }
+        Check::None | Check::FullName => Strength::Weak,
+    }
 }
 
 const fn det(
@@ -54,7 +71,13 @@ const fn det(
         last_segment: false,
         kind: HitKind::Redact,
         tier,
+        strength: default_strength(check),
     }
+}
+
+const fn strength(mut b: Builtin, strength: Strength) -> Builtin {
+    b.strength = strength;
+    b
 }
 
 const fn with_context(mut b: Builtin, words: &'static [&'static str], window: usize) -> Builtin {
@@ -97,6 +120,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     // URLs first: their parts are scrubbed structurally.
     Builtin {
         kind: HitKind::Url,
+        strength: Strength::Container,
         ..det(
             "url",
             "url",
@@ -105,19 +129,25 @@ pub(crate) const BUILTINS: &[Builtin] = &[
             Tier::Secret,
         )
     },
-    det(
-        "private_key",
-        "private-key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "private_key",
+            "private-key",
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
-    det(
-        "jwt",
-        "jwt",
-        r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "jwt",
+            "jwt",
+            r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
     det(
         "bearer",
@@ -126,33 +156,45 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::SecretValue,
         Tier::Secret,
     ),
-    det(
-        "aws_key",
-        "aws-key",
-        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "aws_key",
+            "aws-key",
+            r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
-    det(
-        "github_token",
-        "github-token",
-        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "github_token",
+            "github-token",
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
-    det(
-        "slack_token",
-        "slack-token",
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "slack_token",
+            "slack-token",
+            r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
-    det(
-        "stripe_key",
-        "stripe-key",
-        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "stripe_key",
+            "stripe-key",
+            r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
     det(
         "secret_pair",
@@ -193,12 +235,15 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         SSN_WORDS,
         24,
     )),
-    det(
-        "email",
-        "email",
-        r"(?i)\b[a-z0-9][a-z0-9._%+-]*(?:@|%40)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,24}\b",
-        Check::None,
-        Tier::Phi,
+    strength(
+        det(
+            "email",
+            "email",
+            r"(?i)\b[a-z0-9][a-z0-9._%+-]*(?:@|%40)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,24}\b",
+            Check::None,
+            Tier::Phi,
+        ),
+        Strength::Shaped,
     ),
     with_context(
         det(
@@ -301,12 +346,15 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     )),
     // Honorifics are written `Dr`/`DR`, not `dr`: lower case they are units and words
     // (`15.6 ms. Use 50 ms`, `12 pt Arial`), and `MS` in capitals is Microsoft (`MS Office`).
-    det(
-        "person_name",
-        "name",
-        r#"(?:\b(?i:patient)|\b(?:Pt|PT|Mr|MR|Mrs|MRS|Ms|Miss|MISS|Mx|MX|Dr|DR))\.?[ \t]+([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
-        Check::None,
-        Tier::Phi,
+    strength(
+        det(
+            "person_name",
+            "name",
+            r#"(?:\b(?i:patient)|\b(?:Pt|PT|Mr|MR|Mrs|MRS|Ms|Miss|MISS|Mx|MX|Dr|DR))\.?[ \t]+([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
+            Check::None,
+            Tier::Phi,
+        ),
+        Strength::Context,
     ),
     // Weak contexts: `name:` (source lines say `name: "Optional[str]" = None`) and `results
     // of` / `record for` (`the results of Python objects`). The name must start with a known

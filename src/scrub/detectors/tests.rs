@@ -83,6 +83,72 @@ fn phone() {
     same("v 155-010-4477");
 }
 
+/// Overlapping candidates: the best-validated whole match wins, never a part of it.
+#[test]
+fn overlapping_candidates_resolve_to_the_best_validated_whole_match() {
+    // phone vs zip: the `20` of an encoded space made `20867-5309` a ZIP+4 code.
+    assert_eq!(
+        scrub("Caller (415)%20867-5309 left a message"),
+        "Caller [phone] left a message"
+    );
+    assert_eq!(scrub("(415)+867-5309"), "[phone]");
+    same("file%20867-5309.txt");
+    // card vs phone: an E.164 candidate ending inside a card number.
+    assert_eq!(scrub("+44 4111 1111 1111 1111"), "+44 [card]");
+    // ssn vs phone: the whole international number, not `+49 [ssn]`.
+    assert_eq!(scrub("+49 123 45 6789"), "[phone]");
+    // date vs phone: `1.23.45` is a plausible date after `born`, inside a phone number.
+    assert_eq!(
+        scrub("born in Lyon, tel +33 1.23.45.67.89"),
+        "born in Lyon, tel [phone]"
+    );
+}
+
+#[test]
+fn overlap_resolution_ranks_strength_then_length_then_position() {
+    use super::{resolve_overlaps, Hit, Strength};
+    let strength = |d: usize| match d {
+        0 => Strength::Weak,
+        1 => Strength::Shaped,
+        2 => Strength::Checksum,
+        _ => Strength::Shaped,
+    };
+    let hit = |start, end, detector| Hit {
+        start,
+        end,
+        detector,
+    };
+    // A weak hit that starts first loses to the shaped one it overlaps (zip in a phone).
+    let mut hits = vec![hit(6, 16, 0), hit(0, 16, 1)];
+    resolve_overlaps(&mut hits, strength);
+    assert_eq!(hits, [hit(0, 16, 1)]);
+    // A checksum beats a longer, earlier shape (card vs phone); the rest of the phone
+    // candidate is no hit.
+    let mut hits = vec![hit(0, 18, 1), hit(4, 23, 2)];
+    resolve_overlaps(&mut hits, strength);
+    assert_eq!(hits, [hit(4, 23, 2)]);
+    // Equal strength: the longer (whole) match; equal length: the earlier one.
+    let mut hits = vec![hit(4, 11, 1), hit(0, 17, 3), hit(20, 25, 1), hit(22, 27, 3)];
+    resolve_overlaps(&mut hits, strength);
+    assert_eq!(hits, [hit(0, 17, 3), hit(20, 25, 1)]);
+    // Hits that do not overlap are all kept, in text order.
+    let mut hits = vec![hit(10, 12, 0), hit(0, 2, 2), hit(5, 7, 1)];
+    resolve_overlaps(&mut hits, strength);
+    assert_eq!(hits, [hit(0, 2, 2), hit(5, 7, 1), hit(10, 12, 0)]);
+}
+
+/// Percent- and form-encoded text outside URLs is searched decoded, and the whole encoded
+/// value is redacted.
+#[test]
+fn encoded_text_is_searched_decoded() {
+    assert_eq!(scrub("key addr:123%20Main%20St"), "key addr:[address]");
+    assert_eq!(scrub("q=Maria+Gonzalez+called"), "q=[name]+called");
+    assert_eq!(scrub("ssn%3A219-09-9999"), "ssn%3A[ssn]");
+    same("printf(\"%02d-%02d-%04d\", d, m, y)");
+    same("x = a+b+c");
+    same("50%25 off");
+}
+
 #[test]
 fn ip_addresses() {
     assert_eq!(scrub("from 203.0.113.42:8080"), "from [ip]:8080");
