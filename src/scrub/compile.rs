@@ -72,7 +72,7 @@ pub(super) fn compile(
         label_max_len: labels.max_len(),
         label_first: labels.first_bytes(),
         labels: labels.replacements,
-        structural: profile::STRUCTURAL_KEYS.iter().copied().collect(),
+        structural: profile::SCHEMA_FIELDS.iter().copied().collect(),
         echo_label,
         known_keys: KnownKeys::default(),
     };
