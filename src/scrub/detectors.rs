@@ -48,6 +48,8 @@ pub(crate) enum Check {
     FullName,
     /// Starts with a known given name ([`names::starts_with_given_name`]).
     GivenNameFirst,
+    /// A date a living person was born on ([`validate::birth_date`]).
+    BirthDate,
 }
 
 /// How much a detector's hit says, for choosing between overlapping candidates: a hit
@@ -768,6 +770,7 @@ impl Detector {
             }
             Check::FullName => names::is_full_name(s),
             Check::GivenNameFirst => names::starts_with_given_name(s),
+            Check::BirthDate => validate::birth_date(s),
             Check::HomeUser => !matches!(
                 s.to_ascii_lowercase().as_str(),
                 "shared" | "public" | "default" | "all users"
@@ -895,7 +898,10 @@ fn passes_itself(before: &str, value: &str) -> bool {
 }
 
 /// Whether one of `words` (lowercase) occurs in the `window` bytes before `start`, outside
-/// the `inert` spans (labels and pseudonyms scrubgate wrote).
+/// the `inert` spans (labels and pseudonyms scrubgate wrote), and at the start of a word:
+/// after a character that is not a letter, or as the next word of a camelCase key
+/// (`patientDOB`, `dateOfBirth`). So `dob` is not found in `adobe`, `born` not in
+/// `stubborn`, `tel` not in `hotel`.
 pub(crate) fn near_keyword(
     text: &str,
     start: usize,
@@ -911,10 +917,22 @@ pub(crate) fn near_keyword(
         return false;
     };
     let lower = before.to_ascii_lowercase();
+    let raw = before.as_bytes();
+    let word_start = |i: usize| match i.checked_sub(1).and_then(|p| raw.get(p)) {
+        None => {
+            from == 0
+                || !text
+                    .as_bytes()
+                    .get(from - 1)
+                    .is_some_and(u8::is_ascii_alphabetic)
+        }
+        Some(prev) if !prev.is_ascii_alphabetic() => true,
+        Some(prev) => prev.is_ascii_lowercase() && raw.get(i).is_some_and(u8::is_ascii_uppercase),
+    };
     words.iter().any(|w| {
         lower
             .match_indices(w)
-            .any(|(i, _)| !inside(inert, from + i, from + i + w.len()))
+            .any(|(i, _)| word_start(i) && !inside(inert, from + i, from + i + w.len()))
     })
 }
 

@@ -43,7 +43,7 @@ const fn default_strength(check: Check) -> Strength {
         Check::Validator(
             Validator::Card | Validator::Iban | Validator::Npi | Validator::Dea | Validator::Luhn,
         ) => Strength::Checksum,
-        Check::Validator(_) | Check::Mac => Strength::Shaped,
+        Check::Validator(_) | Check::Mac | Check::BirthDate => Strength::Shaped,
         Check::SecretValue => Strength::Container,
         Check::HasDigit | Check::PathId | Check::HomeUser | Check::GivenNameFirst => {
             Strength::Context
@@ -108,7 +108,9 @@ const SSN_WORDS: &[&str] = &[
     "soc sec",
     "socsec",
 ];
-const DOB_WORDS: &[&str] = &["dob", "d.o.b", "born", "birth", "bday"];
+/// Birth context: `dob`, `d.o.b.`, `date of birth`, `date_of_birth`, `birthdate`,
+/// `birth date`, `birthday`, `born`, `b.` (`Jane Roe (b. 8 Jun 1975)`), `bday`, `b-day`.
+const DOB_WORDS: &[&str] = &["dob", "d.o.b", "born", "birth", "bday", "b-day", "b."];
 const PHONE_WORDS: &[&str] = &[
     "phone", "tel", "mobile", "cell", "fax", "call", "sms", "contact",
 ];
@@ -249,8 +251,12 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         det(
             "dob",
             "dob",
-            r"(?i)\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4}|\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? \d{4})\b",
-            Check::Validator(V::Date),
+            // ISO and numeric (`1975-06-08`, `06/08/1975`, `6/8/75`, `08.06.1975`),
+            // compact (`19750608`), month first (`Jun 8, 1975`, `Jul 11 1957`,
+            // `November 22, 1970`) and day first (`08-Jun-1975`, `8 Jun 1975`,
+            // `8th of June, 1975`).
+            r"(?i)\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})|\d{8}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[-/ \t]+\d{1,2}(?:st|nd|rd|th)?,?[-/ \t]+\d{4}|\d{1,2}(?:st|nd|rd|th)?(?:[ \t]+of)?[-/. \t]+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?[-/. \t]+(?:\d{4}|\d{2}))\b",
+            Check::BirthDate,
             Tier::Phi,
         ),
         DOB_WORDS,

@@ -179,6 +179,38 @@ fn dob() {
 }
 
 #[test]
+fn dob_in_every_rendering_after_birth_context() {
+    for (text, want) in [
+        ("DOB 08-Jun-1975", "DOB [dob]"),
+        ("dob: Jul 11 1957", "dob: [dob]"),
+        ("born November 22, 1970", "born [dob]"),
+        ("birthdate 19750608", "birthdate [dob]"),
+        ("dateOfBirth: 6/8/75", "dateOfBirth: [dob]"),
+        ("D.O.B. 08.06.1975", "D.O.B. [dob]"),
+        ("Date of Birth: 8th of June, 1975", "Date of Birth: [dob]"),
+        ("Jane Roe (b. 8 Jun 1975)", "[name] (b. [dob])"),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    // No birth context, a keyword inside another word, an impossible or future date.
+    same("deploy 2024-03-01");
+    same("Adobe 2024-03-01");
+    same("stubborn since 2021-04-05");
+    same("dob 2031-01-01");
+    same("dob 19751308");
+    same("born 12345678 times");
+}
+
+/// Context words count at the start of a word (or of a camelCase part) only.
+#[test]
+fn context_words_start_a_word() {
+    assert_eq!(scrub("patientSSN 219099999"), "patientSSN [ssn]");
+    same("hotel 5550104477");
+    same("recall 5550104477");
+    same("classn 219099999");
+}
+
+#[test]
 fn us_dates_as_dob_option() {
     let settings = ScrubSettings {
         dates_as_dob: true,

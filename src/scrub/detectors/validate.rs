@@ -330,6 +330,147 @@ pub(crate) fn date(s: &str) -> bool {
     }
 }
 
+/// A date of birth in any common rendering (`1975-06-08`, `06/08/1975`, `6/8/75`,
+/// `08.06.1975`, `08-Jun-1975`, `8 Jun 1975`, `Jun 8, 1975`, `November 22, 1970`,
+/// `19750608`): a real calendar day, in a year from 1900 to this one (two-digit years
+/// aside). Numeric dates are read month first or day first, whichever is a real day.
+pub(crate) fn birth_date(s: &str) -> bool {
+    let month_name = month_named(s);
+    let nums: Vec<&str> = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let value = |p: &str| p.parse::<u32>().ok();
+    match (month_name, nums.as_slice()) {
+        (Some(m), [a, b]) => {
+            // `Jun 8, 1975` or `8 Jun 1975`: the day comes first among the numbers.
+            match (value(a), value(b)) {
+                (Some(d), Some(y)) => birth_ymd(year_of(y, b.len()), m, d),
+                _ => false,
+            }
+        }
+        (None, [a, b, c]) if a.len() == 4 => match (value(a), value(b), value(c)) {
+            (Some(y), Some(m), Some(d)) => birth_ymd(Some(y), m, d),
+            _ => false,
+        },
+        (None, [a, b, c]) if a.len() <= 2 && b.len() <= 2 => match (value(a), value(b), value(c)) {
+            (Some(a), Some(b), Some(y)) => {
+                let y = year_of(y, c.len());
+                birth_ymd(y, a, b) || birth_ymd(y, b, a)
+            }
+            _ => false,
+        },
+        (None, [compact]) if compact.len() == 8 => {
+            let part = |r: std::ops::Range<usize>| compact.get(r).and_then(value);
+            let ymd = match (part(0..4), part(4..6), part(6..8)) {
+                (Some(y), Some(m), Some(d)) => birth_ymd(Some(y), m, d),
+                _ => false,
+            };
+            let mdy = match (part(0..2), part(2..4), part(4..8)) {
+                (Some(a), Some(b), Some(y)) => birth_ymd(Some(y), a, b) || birth_ymd(Some(y), b, a),
+                _ => false,
+            };
+            ymd || mdy
+        }
+        _ => false,
+    }
+}
+
+/// A four-digit year as written; a two-digit one stands for some year, `None`: any
+/// century is plausible. Other lengths are no year.
+fn year_of(value: u32, digits: usize) -> Option<u32> {
+    match digits {
+        2 => None,
+        4 => Some(value),
+        _ => Some(0),
+    }
+}
+
+/// Whether `month`/`day` is a real day of `year` (any year when `None`), and the year one
+/// a living person was born in.
+fn birth_ymd(year: Option<u32>, month: u32, day: u32) -> bool {
+    let leap = year.is_none_or(|y| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day) && year.is_none_or(|y| (1900..=current_year()).contains(&y))
+}
+
+/// The month a date names in words (`Jun`, `June`, `Sept.`), 1–12; `None` if it names none
+/// or something that is not a month (`Junk`).
+fn month_named(s: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let word: String = s
+        .chars()
+        .skip_while(|c| !c.is_ascii_alphabetic())
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let word = word.as_str();
+    let word = match word {
+        // Ordinal suffixes come after digits, never first: `8th of June`.
+        "st" | "nd" | "rd" | "th" => {
+            let rest = s
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .map(str::to_ascii_lowercase)
+                .find(|w| w.len() >= 3)?;
+            return month_named(&rest);
+        }
+        "sept" => "sep",
+        w => w,
+    };
+    if word.len() < 3 {
+        return None;
+    }
+    MONTHS
+        .iter()
+        .position(|m| m.starts_with(word))
+        .and_then(|i| u32::try_from(i + 1).ok())
+}
+
+/// This year (UTC), from the system clock once per process: a birth year after it is a
+/// mistake or not a birth date.
+fn current_year() -> u32 {
+    static YEAR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *YEAR.get_or_init(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        civil_year(secs / 86_400)
+    })
+}
+
+/// The proleptic Gregorian year of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_year(days: u64) -> u32 {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month_from_march = mp;
+    let year = yoe + era * 400 + u64::from(month_from_march >= 10);
+    u32::try_from(year).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +555,52 @@ mod tests {
         assert!(date("12 Mar 1984"));
         assert!(!date("1984-13-12"));
         assert!(!date("99/99/1984"));
+    }
+
+    #[test]
+    fn birth_dates_in_every_rendering() {
+        for d in [
+            "1975-06-08",
+            "1975/6/8",
+            "06/08/1975",
+            "6/8/75",
+            "08.06.1975",
+            "31/12/1975",
+            "08-Jun-1975",
+            "8 Jun 1975",
+            "8th of June, 1975",
+            "Jun 8, 1975",
+            "Jul 11 1957",
+            "November 22, 1970",
+            "Sept. 3, 1948",
+            "19750608",
+            "06081975",
+            "29.02.1976",
+        ] {
+            assert!(birth_date(d), "{d}");
+        }
+        for d in [
+            "1975-13-08",
+            "1975-02-30",
+            "29.02.1975",
+            "1899-12-31",
+            "2999-01-01",
+            "Junk 8, 1975",
+            "19751308",
+            "12345678",
+            "13/13/1975",
+        ] {
+            assert!(!birth_date(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn civil_years() {
+        assert_eq!(civil_year(0), 1970);
+        assert_eq!(civil_year(10_956), 1999); // 1999-12-31
+        assert_eq!(civil_year(10_957), 2000);
+        assert_eq!(civil_year(20_818), 2026); // 2026-12-31
+        assert_eq!(civil_year(20_819), 2027);
+        assert!(current_year() >= 2026);
     }
 }
