@@ -266,15 +266,10 @@ fn custom_specs(
             scope,
             // A rule the operator wrote for their own data: as strong as a shape check,
             // and a checksum when it has one.
-            strength: match p.validator {
-                Some(
-                    Validator::Card
-                    | Validator::Iban
-                    | Validator::Npi
-                    | Validator::Dea
-                    | Validator::Luhn,
-                ) => Strength::Checksum,
-                _ => Strength::Shaped,
+            strength: if p.validator.is_some_and(Validator::is_checksum) {
+                Strength::Checksum
+            } else {
+                Strength::Shaped
             },
             size_limit: CUSTOM_PATTERN_SIZE_LIMIT,
             custom: true,

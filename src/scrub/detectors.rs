@@ -50,6 +50,8 @@ pub(crate) enum Check {
     GivenNameFirst,
     /// A date a living person was born on ([`validate::birth_date`]).
     BirthDate,
+    /// A bank account number ([`validate::account_number`]).
+    AccountNumber,
 }
 
 /// How much a detector's hit says, for choosing between overlapping candidates: a hit
@@ -751,6 +753,7 @@ impl Detector {
                 Validator::Ipv4 => validate::ipv4(s, before, after),
                 Validator::Ipv6 => validate::ipv6(s, before, after),
                 Validator::Date => validate::date(s),
+                Validator::AbaRouting => validate::aba_routing(s),
             },
             Check::Mac => {
                 let seps: Vec<u8> = s.bytes().filter(|b| *b == b':' || *b == b'-').collect();
@@ -771,6 +774,7 @@ impl Detector {
             Check::FullName => names::is_full_name(s),
             Check::GivenNameFirst => names::starts_with_given_name(s),
             Check::BirthDate => validate::birth_date(s),
+            Check::AccountNumber => validate::account_number(s),
             Check::HomeUser => !matches!(
                 s.to_ascii_lowercase().as_str(),
                 "shared" | "public" | "default" | "all users"

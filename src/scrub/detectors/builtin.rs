@@ -40,14 +40,14 @@ pub(crate) struct Builtin {
 /// What a check says about a hit, unless the detector says otherwise ([`strength`]).
 const fn default_strength(check: Check) -> Strength {
     match check {
-        Check::Validator(
-            Validator::Card | Validator::Iban | Validator::Npi | Validator::Dea | Validator::Luhn,
-        ) => Strength::Checksum,
+        Check::Validator(v) if v.is_checksum() => Strength::Checksum,
         Check::Validator(_) | Check::Mac | Check::BirthDate => Strength::Shaped,
         Check::SecretValue => Strength::Container,
-        Check::HasDigit | Check::PathId | Check::HomeUser | Check::GivenNameFirst => {
-            Strength::Context
-        }
+        Check::HasDigit
+        | Check::PathId
+        | Check::HomeUser
+        | Check::GivenNameFirst
+        | Check::AccountNumber => Strength::Context,
         Check::None | Check::FullName => Strength::Weak,
     }
 }
@@ -315,11 +315,32 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::HasDigit,
         Tier::Phi,
     ),
+    // Member, subscriber, policy, group and plan numbers after their context words, in
+    // every common shape: `XKJ123456789`, `W123456789`, `123456789-01`, `GRP-00123`,
+    // `ABC 1234 5678` (groups after a space start with a digit, so the next word is not
+    // taken). `group id` alone is a Unix or Kafka group; `grp` is only insurance.
     det(
         "insurance_id",
         "member-id",
-        r"(?i)\b(?:member|subscriber|beneficiary|insurance|policy|medicaid|medicare|insured|group)[ _-]?(?:id|number|no|num|#)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*([a-z0-9][a-z0-9-]{3,24})\b",
+        r"(?i)(?:\b(?:member|mbr|subscriber|beneficiary|insurance|insured|policy|policyholder|medicaid|medicare|(?:health[ _-]?)?plan|coverage)[ _-]?(?:(?:id|identifier|number|nbr|no|num)\b|#)|\b(?:group|grp)[ _-]?(?:(?:number|nbr|no|num)\b|#)|\bgrp\b|\brx[ _-]?(?:bin|pcn|grp|group|id)\b)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*([a-z0-9][a-z0-9-]{1,24}(?:[ ]\d[a-z0-9-]{2,11}){0,3})\b",
         Check::HasDigit,
+        Tier::Phi,
+    ),
+    // Bank account numbers after their context words (`account number`, `acct #`,
+    // `bank account`, `checking account`), and routing numbers after `routing` or `ABA`
+    // with the ABA check digit. A bare `account` is not enough: `account 42` is an id.
+    det(
+        "account_number",
+        "account",
+        r"(?i)(?:\b(?:bank[ _-]?)?(?:account|acct|a/c)[ _-]?(?:(?:number|nbr|no|num)\b|#)|\bacct\b|\b(?:bank|checking|savings|deposit)[ _-]?(?:account|acct)\b)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*(\d(?:[ -]?\d){3,19})\b",
+        Check::AccountNumber,
+        Tier::Phi,
+    ),
+    det(
+        "routing_number",
+        "account",
+        r"(?i)\b(?:routing|aba|rtn|transit)(?:[ _-]?(?:number|nbr|no|num|routing|transit)\b|[ _-]?#)*\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*(\d{9})\b",
+        Check::Validator(V::AbaRouting),
         Tier::Phi,
     ),
     det(

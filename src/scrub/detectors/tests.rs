@@ -234,6 +234,44 @@ fn ids_near_keywords() {
 }
 
 #[test]
+fn member_and_account_numbers_after_context_words() {
+    for (text, want) in [
+        ("Member #: W123456789", "Member #: [member-id]"),
+        ("policy number 123456789-01", "policy number [member-id]"),
+        ("group number GRP-00123", "group number [member-id]"),
+        ("GRP: 00123", "GRP: [member-id]"),
+        (
+            "subscriber id ABC 1234 5678 on file",
+            "subscriber id [member-id] on file",
+        ),
+        ("plan id H1234-001", "plan id [member-id]"),
+        ("Rx BIN 610014 PCN ADV", "Rx BIN [member-id] PCN ADV"),
+        ("account number 000123456789", "account number [account]"),
+        ("Acct #: 12345678", "Acct #: [account]"),
+        (
+            "checking account: 9876543210",
+            "checking account: [account]",
+        ),
+        ("routing number 021000021", "routing number [account]"),
+        ("ABA 021000021", "ABA [account]"),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    for text in [
+        "order id 123456789",
+        "group id 1000",
+        "account 12345678",
+        "group.id=consumer-7",
+        "routing # 021000022",
+        "member numbers 1234 updated",
+        "plan_id = plan.id",
+        "account number 0000",
+    ] {
+        same(text);
+    }
+}
+
+#[test]
 fn address_and_zip() {
     assert_eq!(scrub("at 42 Wallaby Way, Apt 3."), "at [address].");
     assert_eq!(scrub("1600 Pennsylvania Avenue NW"), "[address]");

@@ -27,6 +27,19 @@ pub enum Validator {
     Ipv6,
     /// A plausible calendar date.
     Date,
+    /// A US bank routing (ABA) number: 9 digits with the ABA check digit.
+    AbaRouting,
+}
+
+impl Validator {
+    /// Whether the validator checks a check digit or checksum (a strong signal when two
+    /// detectors' candidates overlap).
+    pub(crate) const fn is_checksum(self) -> bool {
+        matches!(
+            self,
+            Self::Luhn | Self::Card | Self::Iban | Self::Npi | Self::Dea | Self::AbaRouting
+        )
+    }
 }
 
 fn digits(s: &str) -> Vec<u8> {
@@ -255,6 +268,32 @@ pub(crate) fn phone(s: &str) -> bool {
     };
     // Area code 2–9; N11 service codes are not personal numbers.
     nanp[0] >= 2 && !(nanp[1] == 1 && nanp[2] == 1)
+}
+
+/// A US bank routing number: 9 digits, weights 3-7-1, sum a multiple of 10, and a first
+/// pair that the Federal Reserve assigns (00–12, 21–32, 61–72, 80).
+pub(crate) fn aba_routing(s: &str) -> bool {
+    let d = digits(s);
+    if d.len() != 9 || s.bytes().any(|b| !b.is_ascii_digit()) {
+        return false;
+    }
+    let prefix = d[0] * 10 + d[1];
+    if !matches!(prefix, 0..=12 | 21..=32 | 61..=72 | 80) || d.iter().all(|&x| x == 0) {
+        return false;
+    }
+    let sum: u32 = d
+        .iter()
+        .zip([3u32, 7, 1, 3, 7, 1, 3, 7, 1])
+        .map(|(&x, w)| u32::from(x) * w)
+        .sum();
+    sum % 10 == 0
+}
+
+/// A bank account number after its context word: 4 to 17 digits (US accounts; others
+/// are IBANs), not one digit repeated (`0000`, a placeholder).
+pub(crate) fn account_number(s: &str) -> bool {
+    let d = digits(s);
+    (4..=17).contains(&d.len()) && d.iter().any(|&x| x != d[0])
 }
 
 /// `s` is the candidate, `before`/`after` the characters around it in the text.
@@ -592,6 +631,22 @@ mod tests {
         ] {
             assert!(!birth_date(d), "{d}");
         }
+    }
+
+    #[test]
+    fn routing_and_account_numbers() {
+        assert!(aba_routing("021000021")); // JPMorgan Chase, NY
+        assert!(aba_routing("011000015")); // Federal Reserve Bank of Boston
+        assert!(aba_routing("121000358"));
+        assert!(!aba_routing("021000022"));
+        assert!(!aba_routing("000000000"));
+        assert!(!aba_routing("991000021"));
+        assert!(!aba_routing("02100002"));
+        assert!(account_number("000123456789"));
+        assert!(account_number("1234-5678"));
+        assert!(!account_number("123"));
+        assert!(!account_number("0000"));
+        assert!(!account_number("123456789012345678"));
     }
 
     #[test]
