@@ -199,7 +199,7 @@ fn builtin_specs(cx: &Actions<'_>) -> Vec<DetectorSpec> {
         }
         specs.push(DetectorSpec {
             rule: b.rule.to_owned(),
-            pattern: b.pattern.to_owned(),
+            pattern: b.source().into_owned(),
             check: b.check,
             context: b.context,
             shrink: b.shrink,

@@ -6,6 +6,7 @@
 //! ASCII word boundaries so the lazy DFA stays usable on any text, and the regex crate keeps
 //! matching linear in the text length.
 
+mod address;
 pub(crate) mod builtin;
 mod names;
 mod prescan;
@@ -52,6 +53,8 @@ pub(crate) enum Check {
     BirthDate,
     /// A bank account number ([`validate::account_number`]).
     AccountNumber,
+    /// A random-looking token, not a placeholder ([`validate::random_token`]).
+    RandomToken,
 }
 
 /// How much a detector's hit says, for choosing between overlapping candidates: a hit
@@ -587,11 +590,11 @@ fn escaped_ascii(hex: Option<&[u8]>) -> Option<u8> {
 }
 
 /// Whether a `+` between `before` (already decoded) and `after` reads as a form-encoded
-/// space: both sides a letter, a digit or a bracket.
+/// space: a letter, a digit or the end of a clause (`)`, `,`, `.`, `:`) before it, and a
+/// letter, a digit, `(` or `#` after it. `a + b`, `C++` and `+1 415…` stay as they are.
 fn plus_joins(before: Option<u8>, after: Option<u8>) -> bool {
-    let word =
-        |b: Option<u8>, bracket: u8| b.is_some_and(|b| b.is_ascii_alphanumeric() || b == bracket);
-    word(before, b')') && word(after, b'(')
+    before.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b')' | b',' | b'.' | b':'))
+        && after.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'(' | b'#'))
 }
 
 impl Scanner {
@@ -775,6 +778,7 @@ impl Detector {
             Check::GivenNameFirst => names::starts_with_given_name(s),
             Check::BirthDate => validate::birth_date(s),
             Check::AccountNumber => validate::account_number(s),
+            Check::RandomToken => validate::random_token(s) && secret_value(s, true),
             Check::HomeUser => !matches!(
                 s.to_ascii_lowercase().as_str(),
                 "shared" | "public" | "default" | "all users"

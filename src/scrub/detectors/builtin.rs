@@ -38,11 +38,18 @@ pub(crate) struct Builtin {
 }
 
 /// What a check says about a hit, unless the detector says otherwise ([`strength`]).
+impl Builtin {
+    /// The pattern to compile, with its word lists written out ([`super::address`]).
+    pub(crate) fn source(&self) -> std::borrow::Cow<'static, str> {
+        super::address::expand(self.pattern)
+    }
+}
+
 const fn default_strength(check: Check) -> Strength {
     match check {
         Check::Validator(v) if v.is_checksum() => Strength::Checksum,
         Check::Validator(_) | Check::Mac | Check::BirthDate => Strength::Shaped,
-        Check::SecretValue => Strength::Container,
+        Check::SecretValue | Check::RandomToken => Strength::Container,
         Check::HasDigit
         | Check::PathId
         | Check::HomeUser
@@ -114,6 +121,37 @@ const DOB_WORDS: &[&str] = &["dob", "d.o.b", "born", "birth", "bday", "b-day", "
 const PHONE_WORDS: &[&str] = &[
     "phone", "tel", "mobile", "cell", "fax", "call", "sms", "contact",
 ];
+
+/// The start of a street address: house number, optional directional, the street's name
+/// words and the space before its suffix.
+macro_rules! addr_head {
+    () => {
+        r"\b\d{1,6}(?:-\d{1,5})?[A-Za-z]?(?:[ \t]+(?:[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+(?:[A-Z][A-Za-z0-9'-]*|\d{1,3}(?:st|nd|rd|th|ST|ND|RD|TH))){1,4}[ \t]+"
+    };
+}
+
+/// A directional after the suffix (`NW`).
+macro_rules! addr_dir {
+    () => {
+        r"(?:[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b\.?)"
+    };
+}
+
+/// A secondary unit: a USPS designator and its number (`Apt 4B`, `Ste. 200`), one that
+/// stands alone (`Rear`), `# 3`, or an ordinal floor (`Fifth Floor`). A designator's
+/// number has a digit or is one or two letters (`Apt B`), so `Unit Tests` is no unit.
+macro_rules! addr_unit {
+    () => {
+        r"(?:,?[ \t]+(?:(?:{UNIT})\b\.?[ \t]*#?[ \t]*(?:[A-Za-z]{0,3}-?\d[A-Za-z0-9-]{0,6}|[A-Za-z]{1,2})\b|(?:{UNIT_ALONE})\b\.?|#[ \t]*[A-Za-z0-9-]{1,8}\b|(?:\d{1,3}(?:st|nd|rd|th)|First|Second|Third|Fourth|Fifth|Sixth|Seventh|Eighth|Ninth|Tenth)[ \t]+(?:Floor|FLOOR)\b))"
+    };
+}
+
+/// `, City, ST 12345-6789` (the ZIP code optional; the commas too when there is one).
+macro_rules! addr_city {
+    () => {
+        r"(?:,[ \t]*[A-Z][A-Za-z.'-]+(?:[ \t]+[A-Z][A-Za-z.'-]+){0,2},?[ \t]+(?:{STATE})\b(?:[ \t]+\d{5}(?:-\d{4})?\b)?|[ \t]+[A-Z][A-Za-z.'-]+(?:[ \t]+[A-Z][A-Za-z.'-]+){0,2},?[ \t]+(?:{STATE})[ \t]+\d{5}(?:-\d{4})?\b)"
+    };
+}
 
 use Validator as V;
 
@@ -198,12 +236,75 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         ),
         Strength::Container,
     ),
+    // Known vendor prefixes, each with the length and alphabet of its body: Google OAuth
+    // access (`ya29.`) and refresh (`1//0`) tokens and API keys (`AIza`), GitLab (`glpat-`
+    // and its kin), Slack app tokens and webhook paths, Stripe webhook secrets, npm,
+    // SendGrid, Twilio, OpenAI, Anthropic, Hugging Face, DigitalOcean, Shopify, Mailgun,
+    // Mailchimp, PyPI, Atlassian, Square, Postman, Linear, Sentry, Doppler, Databricks,
+    // Grafana, New Relic, HashiCorp Vault, Telegram bots, age keys, Azure storage keys.
+    strength(
+        det(
+            "vendor_token",
+            "token",
+            concat!(
+                r"\bya29\.[0-9A-Za-z_-]{20,}",
+                r"|\b1//0[0-9A-Za-z_-]{40,}",
+                r"|\bAIza[0-9A-Za-z_-]{35}",
+                r"|\bgl(?:pat|dt|rt|ptt|cbt|imt|soat|oas|ft|agent)-[0-9A-Za-z_-]{20,}",
+                r"|\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+",
+                r"|\bxox[ec]-[A-Za-z0-9-]{20,}",
+                r"|\bT[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/[A-Za-z0-9]{24}\b",
+                r"|\bwhsec_[A-Za-z0-9+/=]{24,}",
+                r"|\bnpm_[A-Za-z0-9]{36}\b",
+                r"|\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b",
+                r"|\bSK[0-9a-f]{32}\b",
+                r"|\bsk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d{2}-)?[A-Za-z0-9_-]{32,}",
+                r"|\bhf_[A-Za-z]{34}\b",
+                r"|\bdo[opr]_v1_[a-f0-9]{64}\b",
+                r"|\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b",
+                r"|\bkey-[0-9a-f]{32}\b",
+                r"|\b[0-9a-f]{32}-us\d{1,2}\b",
+                r"|\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}",
+                r"|\bATATT3[A-Za-z0-9_=-]{100,}",
+                r"|\bsq0(?:atp|csp)-[0-9A-Za-z_-]{22,}",
+                r"|\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b",
+                r"|\blin_api_[A-Za-z0-9]{40}\b",
+                r"|\bsntry[su]_[A-Za-z0-9+/=_-]{30,}",
+                r"|\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}",
+                r"|\bdapi[a-f0-9]{32}\b",
+                r"|\bgl(?:c|sa)_[A-Za-z0-9+/=_]{32,}",
+                r"|\bNRAK-[A-Z0-9]{27}\b",
+                r"|\bhv[sb]\.[A-Za-z0-9_-]{90,}",
+                r"|\b\d{8,10}:AA[0-9A-Za-z_-]{33}\b",
+                r"|\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b",
+                r"|\bAccountKey=[A-Za-z0-9+/]{86}==",
+            ),
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
+    ),
     det(
         "secret_pair",
         "secret",
         r#"(?i)\b(?:[a-z0-9]+[_.-])*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|authorization|credentials?)["']?[ \t]*(?:=|:)[ \t]*(?:(?:bearer|basic|digest|token)[ \t]+)?(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&,;)]+))"#,
         Check::SecretValue,
         Tier::Secret,
+    ),
+    // A random-looking string after a secret's context word, in prose as well as in
+    // `key=value` (`auth key 8f3Kd9sLq2Wm7Zx1Vb6Nc4Hj`, `Invalid API key provided: …`,
+    // `session 7c373a13-…`): up to two lower-case words may stand between them. The
+    // candidate must look random ([`validate::random_token`]), not like an identifier
+    // (`cache_manager_registry_v2`) or a version.
+    strength(
+        det(
+            "context_token",
+            "token",
+            r#"(?i:\b(?:tokens?|bearer|secrets?|api[_ -]?keys?|apikeys?|access[_ -]?keys?|keys?|auth|authorization|passphrase|credentials?|signature|session(?:[_ -]?id)?|sid)\b)(?:[ \t]*[:=#][ \t]*|[ \t]+)(?:[a-z]{1,12}(?:[ \t]*[:=#])?[ \t]+){0,2}["'`]?([A-Za-z0-9+/=_~-][A-Za-z0-9+/=_.~-]{14,510}[A-Za-z0-9+/=_~-])"#,
+            Check::RandomToken,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
     isolated(shrinking(det(
         "card",
@@ -357,10 +458,57 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::Validator(V::Dea),
         Tier::Phi,
     ),
+    // Street addresses: a house number (`1600`, `221B`, `123-45`), an optional
+    // directional, one to four capitalised words or ordinals (`Baker`, `W 42nd`) and a
+    // USPS street suffix, then optionally a directional, a unit (`Apt 4B`, `Suite 200`,
+    // `# 3`, `Fifth Floor`) and a city with its state and ZIP code. The suffix lists are in
+    // `address.rs`.
     det(
         "address",
         "address",
-        r"\b\d{1,6}(?:[ \t]+(?:[NSEW]\.?|North|South|East|West))?(?:[ \t]+[A-Z][A-Za-z0-9'-]*){1,4}[ \t]+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl)\b\.?(?:[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b)?(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?[ \t]*#?[A-Za-z0-9-]+)?",
+        concat!(
+            addr_head!(),
+            r"(?:{STREET})\b\.?",
+            addr_dir!(),
+            "?",
+            addr_unit!(),
+            "?",
+            addr_city!(),
+            "?"
+        ),
+        Check::None,
+        Tier::Phi,
+    ),
+    // Suffixes that are everyday words (`Park`, `Run`, `Point`) need a directional, a
+    // unit or a city and state after them.
+    det(
+        "address",
+        "address",
+        concat!(
+            addr_head!(),
+            r"(?:{STREET_WORD})\b\.?(?:",
+            addr_dir!(),
+            addr_unit!(),
+            "?",
+            addr_city!(),
+            "?|",
+            addr_unit!(),
+            addr_city!(),
+            "?|",
+            addr_city!(),
+            ")"
+        ),
+        Check::None,
+        Tier::Phi,
+    ),
+    det(
+        "address",
+        "address",
+        concat!(
+            r"\b(?:P\.?[ \t]?O\.?|Post[ \t]+Office|POST[ \t]+OFFICE)[ \t]*(?:Box|BOX)[ \t]+\d{1,6}\b",
+            addr_city!(),
+            "?"
+        ),
         Check::None,
         Tier::Phi,
     ),

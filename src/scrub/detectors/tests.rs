@@ -279,6 +279,49 @@ fn address_and_zip() {
     same("retry 3 times");
 }
 
+/// Every USPS suffix and unit designator, a city, state and ZIP after them, and the
+/// encoded forms; suffixes that are everyday words need one of those after them.
+#[test]
+fn addresses_with_usps_suffixes_units_and_cities() {
+    for (text, want) in [
+        (
+            "ship to 123 Main St Apt 4B, Springfield, IL 62704 today",
+            "ship to [address] today",
+        ),
+        (
+            "51 Franklin St, Fifth Floor, Boston, MA 02110-1301",
+            "[address]",
+        ),
+        ("100 W 42nd St Suite 3300", "[address]"),
+        ("42 Elm Crossing", "[address]"),
+        ("9 Cedar Pike, Lot 12", "[address]"),
+        ("14 Harbor Plaza Bldg C", "[address]"),
+        ("123 MAIN ST RM 5", "[address]"),
+        ("12 Oak Ridge, Austin, TX 78701", "[address]"),
+        ("88 Lookout Point Unit 2", "[address]"),
+        ("77 Mill Run NE", "[address]"),
+        ("P.O. Box 1234, Reno, NV 89501", "[address]"),
+        ("geocode 123%20Main%20St%2C%20Apt%204B", "geocode [address]"),
+        ("addr:123+Main+St+Apt+4B", "addr:[address]"),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    for text in [
+        "Step 2 Click Run",
+        "Top 10 Theme Park",
+        "Chapter 11 Grand Central Station",
+        "42 Unit Tests Failed",
+        "see 12 main st",
+        "12 Oak Ridge",
+    ] {
+        same(text);
+    }
+    assert_eq!(
+        scrub("123 Main St Unit Tests Failed"),
+        "[address] Unit Tests Failed"
+    );
+}
+
 #[test]
 fn secrets() {
     assert_eq!(
@@ -299,6 +342,44 @@ fn secrets() {
         "[private-key]"
     );
     same("token=[Filtered] password=%s token_count: 5");
+}
+
+#[test]
+fn vendor_tokens_and_random_tokens_after_context() {
+    for (text, want) in [
+        (
+            "401 for ya29.a0AfH6SMBx3Lk9fj2nZp8QwErTyUiOp-1x2Y3z",
+            "401 for [token]",
+        ),
+        ("AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "[token]"),
+        ("gho_16C7e42F292c6912E7710c838347Ae178B4a", "[github-token]"),
+        ("xoxe-1-My0xLTEyMzQ1Njc4OTAxMjM0NTY3ODkw", "[token]"),
+        ("glpat-Abc123Def456Ghi789Jk", "[token]"),
+        ("npm_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "[token]"),
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "[token]"),
+        ("auth key 8f3Kd9sLq2Wm7Zx1Vb6Nc4Hj", "auth key [token]"),
+        (
+            "Invalid API key provided: a1b2c3d4e5f6a7b8c9d0e1f2",
+            "Invalid API key provided: [token]",
+        ),
+        (
+            "session 7c373a13-b19e-44ec-8c60-79bbdb7e08ee expired",
+            "session [token] expired",
+        ),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    for text in [
+        "trace 7c373a13-b19e-44ec-8c60-79bbdb7e08ee",
+        "sha256 e3b0c44298fc1c149afbf4c8996fb924",
+        "cache key user_profile_v2_cache",
+        "key = lambda item: item[0]",
+        "monkey a1b2c3d4e5f6a7b8c9d0e1f2",
+        "token v1.2.3-beta.4+build.567",
+        "pk_live_51H8abcDEFghiJKLmnoPQRstu",
+    ] {
+        same(text);
+    }
 }
 
 /// Frames carry source lines: an assignment of an expression is code, a quoted literal (or

@@ -296,6 +296,57 @@ pub(crate) fn account_number(s: &str) -> bool {
     (4..=17).contains(&d.len()) && d.iter().any(|&x| x != d[0])
 }
 
+/// A random-looking token (an API key, a session id, a signature): 16 or more characters,
+/// with digits in at least two places, whose characters switch between lower case, upper
+/// case and digits often, as random text does (at least once per four neighbouring pairs:
+/// a random base-62 string switches at about 3 in 5, random hex at about 1 in 2).
+/// Identifiers, versions and words (`cache_manager_registry_v2`, `x86_64-linux-gnu`,
+/// `1.2.3-beta.4`, `ThisIsACamelCaseName2`) switch rarely or hold one number. A random
+/// string with digits in one place only (likelier the shorter it is) is not found.
+pub(crate) fn random_token(s: &str) -> bool {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Class {
+        Lower,
+        Upper,
+        Digit,
+        Other,
+    }
+    let class = |b: u8| match b {
+        b'a'..=b'z' => Class::Lower,
+        b'A'..=b'Z' => Class::Upper,
+        b'0'..=b'9' => Class::Digit,
+        _ => Class::Other,
+    };
+    let bytes = s.as_bytes();
+    if bytes.len() < 16 {
+        return false;
+    }
+    let digit_runs = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, b)| {
+            b.is_ascii_digit() && (i == 0 || !bytes.get(i - 1).is_some_and(u8::is_ascii_digit))
+        })
+        .count();
+    let letters = bytes.iter().filter(|b| b.is_ascii_alphabetic()).count();
+    if digit_runs < 2 || letters == 0 {
+        return false;
+    }
+    let mut switches = 0usize;
+    let mut pairs = 0usize;
+    for w in bytes.windows(2) {
+        let (a, b) = (class(w[0]), class(w[1]));
+        if a == Class::Other || b == Class::Other {
+            continue;
+        }
+        pairs += 1;
+        if a != b {
+            switches += 1;
+        }
+    }
+    pairs >= 12 && switches * 4 >= pairs
+}
+
 /// `s` is the candidate, `before`/`after` the characters around it in the text.
 pub(crate) fn ipv4(s: &str, before: Option<char>, after: &str) -> bool {
     if matches!(before, Some(c) if c == '.' || c.is_alphanumeric() || c == '-' || c == '_' || c == '/')
@@ -647,6 +698,30 @@ mod tests {
         assert!(!account_number("123"));
         assert!(!account_number("0000"));
         assert!(!account_number("123456789012345678"));
+    }
+
+    #[test]
+    fn random_tokens() {
+        for t in [
+            "8f3Kd9sLq2Wm7Zx1Vb6Nc4Hj",
+            "e3b0c44298fc1c149afbf4c8996fb924",
+            "7c373a13-b19e-44ec-8c60-79bbdb7e08ee",
+            "a1b2c3d4e5f6a7b8c9d0",
+        ] {
+            assert!(random_token(t), "{t}");
+        }
+        for t in [
+            "cache_manager_registry_v2",
+            "x86_64-linux-gnu",
+            "1.2.3-beta.4+build.567",
+            "0123456789abcdef",
+            "abcdefghijklmnopqrstuvwxyz",
+            "2024-03-01T10-00-00",
+            "short1A",
+            "ThisIsACamelCaseName2",
+        ] {
+            assert!(!random_token(t), "{t}");
+        }
     }
 
     #[test]
