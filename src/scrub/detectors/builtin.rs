@@ -531,13 +531,14 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         ),
         Strength::Context,
     ),
-    // Weak contexts: `name:` (source lines say `name: "Optional[str]" = None`) and `results
-    // of` / `record for` (`the results of Python objects`). The name must start with a known
-    // given name.
+    // Weak contexts: `name:` (source lines say `name: "Optional[str]" = None`), `results
+    // of` / `record for` (`the results of Python objects`) and the people around a patient
+    // or an account by role (`Guarantor: Maria Gonzalez`, `emergency contact John Smith`).
+    // The name must start with a known given name.
     det(
         "person_name",
         "name",
-        r#"(?:\b(?i:name)[ \t]*[:=][ \t]*["']?|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
+        r#"(?:\b(?i:name)[ \t]*[:=][ \t]*["']?|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+|\b(?i:account[ \t]+holder|beneficiary|payee|guarantor|subscriber|guardian|caregiver|next[ \t]+of[ \t]+kin|emergency[ \t]+contact|spouse|insured|policy[ \t]?holder|card[ \t]?holder|responsible[ \t]+party)(?:[ \t]+(?i:name|is|was))?[ \t]*[:=,-]?[ \t]*["']?)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
         Check::GivenNameFirst,
         Tier::Phi,
     ),

@@ -474,6 +474,27 @@ fn person_names_after_context_words() {
     assert_eq!(scrub("name: Grant Hill"), "name: [name]");
 }
 
+/// The people around a patient or an account, named by their role.
+#[test]
+fn person_names_after_role_words() {
+    for (text, want) in [
+        ("Guarantor: Maria Gonzalez", "Guarantor: [name]"),
+        ("account holder Patricia Nguyen", "account holder [name]"),
+        ("beneficiary is Linda Okafor", "beneficiary is [name]"),
+        ("next of kin Jennifer Lopez-Garcia", "next of kin [name]"),
+        ("spouse name: Michael Brown", "spouse name: [name]"),
+        ("guardian Grant Hill", "guardian [name]"),
+        (
+            "policyholder = \"Elizabeth Warren\"",
+            "policyholder = \"[name]\"",
+        ),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    same("caregiver: Optional[str] = None");
+    same("payee: Unknown Vendor");
+}
+
 #[test]
 fn full_names_without_context_words() {
     assert_eq!(
