@@ -6,8 +6,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::detectors::builtin::{Structural, Tier, BUILTINS};
+use super::detectors::validate::Validator;
 use super::detectors::{
-    Check, DetectorSpec, HitKind, Scanner, ScannerError, Scope, CUSTOM_PATTERN_SIZE_LIMIT,
+    Check, DetectorSpec, HitKind, Scanner, ScannerError, Scope, Strength, CUSTOM_PATTERN_SIZE_LIMIT,
 };
 use super::formats::{hl7, Formats};
 use super::hashing::FxBuild;
@@ -78,7 +79,7 @@ pub(super) fn compile(
         phi_rules: phi_rules(),
         cookies_allowlisted,
         formats,
-        structural: profile::STRUCTURAL_KEYS.iter().copied().collect(),
+        structural: profile::SCHEMA_FIELDS.iter().copied().collect(),
         echo_label,
         known_keys: KnownKeys::default(),
     };
@@ -235,7 +236,7 @@ fn builtin_specs(cx: &Actions<'_>) -> Vec<DetectorSpec> {
         }
         specs.push(DetectorSpec {
             rule: b.rule.to_owned(),
-            pattern: b.pattern.to_owned(),
+            pattern: b.source().into_owned(),
             check: b.check,
             context: b.context,
             shrink: b.shrink,
@@ -243,6 +244,7 @@ fn builtin_specs(cx: &Actions<'_>) -> Vec<DetectorSpec> {
             last_segment: b.last_segment,
             kind: b.kind,
             scope: None,
+            strength: b.strength,
             size_limit: BUILTIN_SIZE_LIMIT,
             custom: false,
             action: cx.action(b.rule, b.method, b.label),
@@ -299,6 +301,13 @@ fn custom_specs(
             last_segment: false,
             kind: HitKind::Redact,
             scope,
+            // A rule the operator wrote for their own data: as strong as a shape check,
+            // and a checksum when it has one.
+            strength: if p.validator.is_some_and(Validator::is_checksum) {
+                Strength::Checksum
+            } else {
+                Strength::Shaped
+            },
             size_limit: CUSTOM_PATTERN_SIZE_LIMIT,
             custom: true,
             action: redactor.action(

@@ -6,6 +6,7 @@
 //! ASCII word boundaries so the lazy DFA stays usable on any text, and the regex crate keeps
 //! matching linear in the text length.
 
+mod address;
 pub(crate) mod builtin;
 pub(crate) mod names;
 mod prescan;
@@ -48,6 +49,32 @@ pub(crate) enum Check {
     FullName,
     /// Starts with a known given name ([`names::starts_with_given_name`]).
     GivenNameFirst,
+    /// A date a living person was born on ([`validate::birth_date`]).
+    BirthDate,
+    /// A bank account number ([`validate::account_number`]).
+    AccountNumber,
+    /// A random-looking token, not a placeholder ([`validate::random_token`]).
+    RandomToken,
+}
+
+/// How much a detector's hit says, for choosing between overlapping candidates: a hit
+/// that a checksum confirmed beats one that only has the right shape, which beats one
+/// found only by a context word, which beats a bare shape (`94107-1234`, a capitalised
+/// word pair). So `(415)%20867-5309` is one phone number, not `(415)%` and a ZIP+4 code,
+/// and `+44 4111 1111 1111 1111` keeps its card whole. Declared weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Strength {
+    /// A shape and no check (`zip4`, `address`, `full_name`).
+    Weak,
+    /// An id after a context word (`mrn`, `insurance_id`, `person_name`, paths).
+    Context,
+    /// A shape with a range or format check (`ssn`, `phone`, `email`, dates, IPs).
+    Shaped,
+    /// A checksum (`card`, `iban`, `npi`, `dea`, routing numbers).
+    Checksum,
+    /// Holds other values and is scrubbed as a whole or part by part: URLs, secrets,
+    /// private keys, tokens.
+    Container,
 }
 
 /// What a hit means to the caller.
@@ -117,6 +144,7 @@ pub(crate) struct Detector {
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
     custom: bool,
+    strength: Strength,
     /// How this detector's hits are redacted: carried by the detector itself, so a hit
     /// can never find a missing or another detector's action.
     action: Action,
@@ -203,6 +231,7 @@ pub(crate) struct DetectorSpec {
     pub(crate) last_segment: bool,
     pub(crate) kind: HitKind,
     pub(crate) scope: Option<Scope>,
+    pub(crate) strength: Strength,
     pub(crate) size_limit: usize,
     /// A user pattern (disables the byte prefilter).
     pub(crate) custom: bool,
@@ -266,6 +295,7 @@ impl Scanner {
                 kind: spec.kind,
                 scope: spec.scope,
                 custom: spec.custom,
+                strength: spec.strength,
                 action: spec.action,
             });
         }
@@ -335,15 +365,50 @@ impl Scanner {
         if !self.has_custom && !may_hold_data(text) {
             return;
         }
+        self.candidates(text, key, path, hits, skip_after_whole, false);
+        // Text outside a URL can still be percent- or form-encoded (`123%20Main%20St`,
+        // `(415)%20867-5309`, `Maria+Gonzalez` in a file name or a cache key). The
+        // decoded text is searched too and its hits mapped back onto the encoded bytes,
+        // so the whole encoded value is redacted and no detector takes half of it.
+        if let Some(decoded) = Decoded::of(text) {
+            let mut more = Vec::new();
+            self.candidates(&decoded.text, key, path, &mut more, false, true);
+            hits.extend(more.into_iter().filter_map(|h| {
+                Some(Hit {
+                    start: decoded.original(h.start)?,
+                    end: decoded.original(h.end)?,
+                    detector: h.detector,
+                })
+            }));
+        }
+        let detectors = &self.detectors;
+        resolve_overlaps(hits, |d| {
+            detectors.get(d).map_or(Strength::Weak, |det| det.strength)
+        });
+    }
+
+    /// Every validated candidate of every matching detector in `text`, overlapping ones
+    /// included, less those inside text scrubgate wrote. `decoded`: `text` is a decoded
+    /// copy, whose URL hits are left to the URL parser of the encoded original.
+    fn candidates(
+        &self,
+        text: &str,
+        key: &str,
+        path: &str,
+        hits: &mut Vec<Hit>,
+        skip_after_whole: bool,
+        decoded: bool,
+    ) {
         let mut matched = Vec::new();
         self.matching_detectors(text, &mut matched);
         if matched.is_empty() {
             return;
         }
         let inert = self.inert.spans(text);
-        // A hit over the whole text that survives the inert filter (a string that is one
-        // URL) is the only hit `resolve_overlaps` can keep: it starts first and ends last,
-        // and wins a tie against every later detector. The detectors after it are skipped.
+        // A hit of the strongest kind over the whole text that survives the inert filter
+        // (a string that is one URL) is the only hit `resolve_overlaps` can keep: nothing
+        // is stronger or longer, and it wins a tie against every later detector. The
+        // detectors after it are skipped.
         let mut whole = false;
         for &index in &matched {
             if whole {
@@ -352,6 +417,9 @@ impl Scanner {
             let Some(det) = self.detectors.get(index) else {
                 continue;
             };
+            if decoded && det.kind == HitKind::Url {
+                continue;
+            }
             if let Some(scope) = &det.scope {
                 if !scope.allows(key, path) {
                     continue;
@@ -448,8 +516,85 @@ impl Scanner {
                     || !inside(&inert, h.start, h.end)
             });
         }
-        resolve_overlaps(hits);
     }
+}
+
+/// A percent- or form-decoded copy of a text, with the way back to the original bytes.
+/// Only escapes of printable ASCII are decoded (`%20`, `%28`, `%2C`, …), and `+` only
+/// between two letters, digits or brackets (`123+Main+St`, `(415)+867-5309`), so every
+/// decoded byte is one character and a format string's `%02d` or an expression's
+/// `a + b` stays as it is.
+struct Decoded {
+    text: String,
+    /// Per byte of `text`, where it starts in the original; one more entry for the end.
+    starts: Vec<usize>,
+}
+
+impl Decoded {
+    /// `None` when there is nothing to decode.
+    fn of(original: &str) -> Option<Self> {
+        let bytes = original.as_bytes();
+        let has_escape = memchr::memchr(b'%', bytes).is_some();
+        let has_plus = memchr::memchr(b'+', bytes).is_some();
+        if !has_escape && !has_plus {
+            return None;
+        }
+        let mut text = Vec::with_capacity(bytes.len());
+        let mut starts = Vec::with_capacity(bytes.len() + 1);
+        let mut changed = false;
+        let mut i = 0usize;
+        while let Some(&b) = bytes.get(i) {
+            if b == b'%' {
+                if let Some(c) = escaped_ascii(bytes.get(i + 1..i + 3)) {
+                    text.push(c);
+                    starts.push(i);
+                    changed = true;
+                    i += 3;
+                    continue;
+                }
+            }
+            if b == b'+' && plus_joins(text.last().copied(), bytes.get(i + 1).copied()) {
+                text.push(b' ');
+                starts.push(i);
+                changed = true;
+                i += 1;
+                continue;
+            }
+            text.push(b);
+            starts.push(i);
+            i += 1;
+        }
+        starts.push(bytes.len());
+        if !changed {
+            return None;
+        }
+        // Only ASCII bytes were written in place of ASCII escapes: still UTF-8.
+        let text = String::from_utf8(text).ok()?;
+        Some(Self { text, starts })
+    }
+
+    /// The original offset of decoded offset `i` (a character boundary of the decoded
+    /// text, which is a character boundary of the original too).
+    fn original(&self, i: usize) -> Option<usize> {
+        self.starts.get(i).copied()
+    }
+}
+
+/// The byte a `%XX` escape stands for, if it is printable ASCII.
+fn escaped_ascii(hex: Option<&[u8]>) -> Option<u8> {
+    let hex = hex?;
+    let digit = |b: u8| char::from(b).to_digit(16);
+    let value = digit(*hex.first()?)? * 16 + digit(*hex.get(1)?)?;
+    let byte = u8::try_from(value).ok()?;
+    (0x20..0x7f).contains(&byte).then_some(byte)
+}
+
+/// Whether a `+` between `before` (already decoded) and `after` reads as a form-encoded
+/// space: a letter, a digit or the end of a clause (`)`, `,`, `.`, `:`) before it, and a
+/// letter, a digit, `(` or `#` after it. `a + b`, `C++` and `+1 415…` stay as they are.
+fn plus_joins(before: Option<u8>, after: Option<u8>) -> bool {
+    before.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b')' | b',' | b'.' | b':'))
+        && after.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'(' | b'#'))
 }
 
 impl Scanner {
@@ -511,32 +656,44 @@ fn may_hold_data(text: &str) -> bool {
     })
 }
 
-/// Keeps the earliest-starting hit; on a tie the longer one, then the higher-priority one.
-fn resolve_overlaps(hits: &mut Vec<Hit>) {
+/// Chooses among overlapping candidates: the strongest ([`Strength`]) wins, then the
+/// longer (the whole match over a part of it), then the earlier, then the detector listed
+/// first. The kept hits are returned in text order and never overlap.
+fn resolve_overlaps(hits: &mut Vec<Hit>, strength: impl Fn(usize) -> Strength) {
     if hits.len() < 2 {
         return;
     }
     hits.sort_by(|a, b| {
-        a.start
-            .cmp(&b.start)
-            .then(b.end.cmp(&a.end))
+        strength(b.detector)
+            .cmp(&strength(a.detector))
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
             .then(a.detector.cmp(&b.detector))
     });
-    let mut kept: Vec<Hit> = Vec::with_capacity(hits.len());
+    // Kept hits by start; they never overlap, so a new hit can only overlap the kept hit
+    // that starts last before it ends.
+    let mut kept: std::collections::BTreeMap<usize, Hit> = std::collections::BTreeMap::new();
     for h in hits.iter() {
-        match kept.last() {
-            Some(last) if h.start < last.end => {}
-            _ => kept.push(*h),
+        let clash = kept
+            .range(..h.end)
+            .next_back()
+            .is_some_and(|(_, k)| k.end > h.start);
+        if !clash {
+            kept.insert(h.start, *h);
         }
     }
-    *hits = kept;
+    hits.clear();
+    hits.extend(kept.into_values());
 }
 
 impl Detector {
     /// Whether the accepted hit `start..end` spans all of `text` and is not dropped later
     /// as text scrubgate wrote (URL hits never are).
     fn covers_whole(&self, text: &str, start: usize, end: usize, inert: &[(usize, usize)]) -> bool {
-        start == 0 && end == text.len() && (self.kind == HitKind::Url || !inside(inert, start, end))
+        self.strength == Strength::Container
+            && start == 0
+            && end == text.len()
+            && (self.kind == HitKind::Url || !inside(inert, start, end))
     }
 
     /// Validates a candidate span; may shrink it. Returns the accepted span.
@@ -581,6 +738,11 @@ impl Detector {
         if self.isolated && !isolated(text, start, end) {
             return false;
         }
+        // `%20867-5309`: the `20` belongs to an escape, not to the candidate (the
+        // decoded copy of the text is searched as well).
+        if before == Some('%') && s.bytes().take(2).filter(u8::is_ascii_hexdigit).count() == 2 {
+            return false;
+        }
         match self.check {
             Check::None => true,
             Check::Validator(v) => match v {
@@ -594,6 +756,7 @@ impl Detector {
                 Validator::Ipv4 => validate::ipv4(s, before, after),
                 Validator::Ipv6 => validate::ipv6(s, before, after),
                 Validator::Date => validate::date(s),
+                Validator::AbaRouting => validate::aba_routing(s),
             },
             Check::Mac => {
                 let seps: Vec<u8> = s.bytes().filter(|b| *b == b':' || *b == b'-').collect();
@@ -613,6 +776,9 @@ impl Detector {
             }
             Check::FullName => names::is_full_name(s),
             Check::GivenNameFirst => names::starts_with_given_name(s),
+            Check::BirthDate => validate::birth_date(s),
+            Check::AccountNumber => validate::account_number(s),
+            Check::RandomToken => validate::random_token(s) && secret_value(s, true),
             Check::HomeUser => !matches!(
                 s.to_ascii_lowercase().as_str(),
                 "shared" | "public" | "default" | "all users"
@@ -740,7 +906,10 @@ fn passes_itself(before: &str, value: &str) -> bool {
 }
 
 /// Whether one of `words` (lowercase) occurs in the `window` bytes before `start`, outside
-/// the `inert` spans (labels and pseudonyms scrubgate wrote).
+/// the `inert` spans (labels and pseudonyms scrubgate wrote), and at the start of a word:
+/// after a character that is not a letter, or as the next word of a camelCase key
+/// (`patientDOB`, `dateOfBirth`). So `dob` is not found in `adobe`, `born` not in
+/// `stubborn`, `tel` not in `hotel`.
 pub(crate) fn near_keyword(
     text: &str,
     start: usize,
@@ -756,10 +925,22 @@ pub(crate) fn near_keyword(
         return false;
     };
     let lower = before.to_ascii_lowercase();
+    let raw = before.as_bytes();
+    let word_start = |i: usize| match i.checked_sub(1).and_then(|p| raw.get(p)) {
+        None => {
+            from == 0
+                || !text
+                    .as_bytes()
+                    .get(from - 1)
+                    .is_some_and(u8::is_ascii_alphabetic)
+        }
+        Some(prev) if !prev.is_ascii_alphabetic() => true,
+        Some(prev) => prev.is_ascii_lowercase() && raw.get(i).is_some_and(u8::is_ascii_uppercase),
+    };
     words.iter().any(|w| {
         lower
             .match_indices(w)
-            .any(|(i, _)| !inside(inert, from + i, from + i + w.len()))
+            .any(|(i, _)| word_start(i) && !inside(inert, from + i, from + i + w.len()))
     })
 }
 

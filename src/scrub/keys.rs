@@ -274,7 +274,10 @@ impl KeyMatcher {
         self.literal.is_empty() && self.globs.is_empty() && self.exact.is_empty()
     }
 
-    /// The class of the first entry matching any run of `tokens`.
+    /// The class of the entry matching a run of `tokens`: an exact entry; else the literal
+    /// entry whose run ends last, the longest of those (a compound key is named for its
+    /// last word: `guardian_phone` is a phone, `beneficiary_id` an id, `payee_name` a
+    /// name); else the first glob.
     pub(crate) fn find(&self, tokens: &mut Tokens) -> Option<KeyClass> {
         let n = tokens.len();
         if n == 0 {
@@ -294,20 +297,23 @@ impl KeyMatcher {
         }
         if !self.literal.is_empty() {
             let mut scratch = std::mem::take(&mut tokens.scratch);
-            let mut found = None;
-            'outer: for i in 0..n {
+            // (end, start, class) of the best run so far: the largest end, then the
+            // smallest start.
+            let mut best: Option<(usize, usize, KeyClass)> = None;
+            for i in 0..n {
                 scratch.clear();
                 for j in i..n {
                     scratch.push_str(tokens.get(j));
                     if let Some(class) = self.literal.get(scratch.as_str()) {
-                        found = Some(*class);
-                        break 'outer;
+                        if best.is_none_or(|(end, _, _)| j > end) {
+                            best = Some((j, i, *class));
+                        }
                     }
                 }
             }
             tokens.scratch = scratch;
-            if found.is_some() {
-                return found;
+            if let Some((_, _, class)) = best {
+                return Some(class);
             }
         }
         for glob in &self.globs {
@@ -409,6 +415,27 @@ mod tests {
         assert!(hits(&m, "apikey"));
         assert!(hits(&m, "x-api-key"));
         assert!(!hits(&m, "sessions"));
+    }
+
+    #[test]
+    fn a_compound_key_is_named_for_its_last_matching_word() {
+        let mut m = KeyMatcher::default();
+        m.add("guardian", KeyClass::Name);
+        m.add("phone", KeyClass::Phone);
+        m.add("beneficiary", KeyClass::Name);
+        m.add("beneficiary_id", KeyClass::Insurance);
+        let class = |key: &str| {
+            let mut t = Tokens::default();
+            t.split(key);
+            m.find(&mut t)
+        };
+        assert_eq!(class("guardian_phone"), Some(KeyClass::Phone));
+        assert_eq!(class("guardianName"), Some(KeyClass::Name));
+        assert_eq!(class("beneficiary_id"), Some(KeyClass::Insurance));
+        assert_eq!(class("beneficiaryId"), Some(KeyClass::Insurance));
+        assert_eq!(class("primary_beneficiary"), Some(KeyClass::Name));
+        assert_eq!(class("guardian_id"), Some(KeyClass::Name));
+        assert_eq!(class("order"), None);
     }
 
     #[test]

@@ -92,9 +92,44 @@ pub(crate) const HIPAA_KEYS: &[(KeyClass, &[&str])] = &[
             "user_name",
             "nickname",
             "guardian",
+            "guardian_name",
             "next_of_kin",
+            "next_of_kin_name",
             "emergency_contact",
+            "emergency_contact_name",
+            "contact_person",
             "signature_name",
+            // People around a patient or an account, by role.
+            "account_holder",
+            "account_holder_name",
+            "holder_name",
+            "beneficiary",
+            "beneficiary_name",
+            "payee",
+            "payee_name",
+            "payer_name",
+            "guarantor",
+            "guarantor_name",
+            // Not a bare `subscriber`: newsletter links carry `subscriber=<email>`.
+            "subscriber_name",
+            "member_name",
+            "caregiver",
+            "caregiver_name",
+            "spouse",
+            "spouse_name",
+            "parent_name",
+            "mother_name",
+            "father_name",
+            "=insured",
+            "insured_name",
+            "policyholder",
+            "policy_holder",
+            "policyholder_name",
+            "responsible_party",
+            "recipient_name",
+            "sender_name",
+            "legal_name",
+            "preferred_name",
         ],
     ),
     (
@@ -208,8 +243,8 @@ pub(crate) const HIPAA_KEYS: &[(KeyClass, &[&str])] = &[
             "policy_number",
             "policy_no",
             "group_number",
-            "beneficiary",
             "beneficiary_id",
+            "beneficiary_number",
             "medicaid*",
             "medicare*",
             "health_plan",
@@ -290,6 +325,12 @@ pub(crate) const PERSON_CONTEXT_WORDS: &[&str] = &[
     "member",
     "subscriber",
     "guardian",
+    "guarantor",
+    "payee",
+    "caregiver",
+    "spouse",
+    "kin",
+    "policyholder",
     "employee",
     "doctor",
     "physician",
@@ -329,84 +370,96 @@ pub(crate) const IP_HEADERS: &[&str] = &[
     "x-original-forwarded-for",
 ];
 
-/// Sentry fields that are structural (ids, times, code locations, versions): never
-/// sensitive, never scanned. Matched on the raw key.
-pub(crate) const STRUCTURAL_KEYS: &[&str] = &[
-    "event_id",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "segment_id",
-    "profile_id",
-    "profiler_id",
-    "replay_id",
-    "check_in_id",
-    "associated_event_id",
-    "release",
-    "dist",
-    "environment",
-    "platform",
-    "level",
-    "logger",
-    "timestamp",
-    "start_timestamp",
-    "end_timestamp",
-    "received",
-    "sent_at",
-    "started",
-    "public_key",
-    "sample_rate",
-    "sample_rand",
-    "sampled",
-    "debug_id",
-    "code_id",
-    "instruction_addr",
-    "image_addr",
-    "symbol_addr",
-    "function",
-    "raw_function",
-    "module",
-    "package",
-    "symbol",
-    "lineno",
-    "colno",
-    "in_app",
-    "monitor_slug",
-    "type",
-    "op",
-    "origin",
-    "status",
-    "sdk",
-    "modules",
-    "measurements",
-    "integrations",
-    "version",
-    "is_segment",
-    "same_process_as_parent",
-    "duration",
-    "seq",
-    "init",
-    "errors",
-    "exclusive_time",
-    "hash",
-    "fingerprint_hash",
-    "severity_number",
-    "trace_lifecycle",
-    "sentry.release",
-    "sentry.environment",
-    "sentry.sdk.name",
-    "sentry.sdk.version",
-    "sentry.sdk.integrations",
-    "sentry.segment.id",
-    "sentry.origin",
-    "sentry.op",
-    "sentry.trace_lifecycle",
-    "sentry.timestamp.sequence",
-    "sentry.severity_text",
-    "sentry.severity_number",
-    "sentry.sample_rate",
-    "_meta",
+/// What a schema field's value must look like to be left unscanned ([`SCHEMA_FIELDS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Anything: SDK and build metadata the application configures, not data it handles.
+    Any,
+    /// An id: at least 16 hex digits, with or without dashes (UUIDs, trace and span ids,
+    /// debug ids), or `0x` and hex digits (instruction addresses).
+    Id,
+    /// A time: an RFC 3339 date-time or a unix time, as a string or a number.
+    Time,
+}
+
+/// The only fields whose values are never scanned, matched on the raw key wherever it
+/// occurs: Sentry's ids and times (while the value has that shape: `trace_id` holding
+/// anything else is scanned like any string) and the SDK and build metadata. Everything
+/// else is scanned, enums and code locations included: the key alone cannot tell
+/// `exception.type` from a local variable called `type`, and a check-in's `monitor_slug`
+/// is named by the application (`patient-536-22-8471-sync`). Keys ending in `version`
+/// are metadata too (see the generic walk). `docs/scrubbing.md` lists them.
+pub(crate) const SCHEMA_FIELDS: &[(&str, Shape)] = &[
+    ("event_id", Shape::Id),
+    ("trace_id", Shape::Id),
+    ("span_id", Shape::Id),
+    ("parent_span_id", Shape::Id),
+    ("segment_id", Shape::Id),
+    ("profile_id", Shape::Id),
+    ("profiler_id", Shape::Id),
+    ("replay_id", Shape::Id),
+    ("check_in_id", Shape::Id),
+    ("associated_event_id", Shape::Id),
+    ("chunk_id", Shape::Id),
+    ("sid", Shape::Id),
+    ("debug_id", Shape::Id),
+    ("code_id", Shape::Id),
+    ("instruction_addr", Shape::Id),
+    ("image_addr", Shape::Id),
+    ("symbol_addr", Shape::Id),
+    ("public_key", Shape::Id),
+    ("sentry.segment.id", Shape::Id),
+    ("timestamp", Shape::Time),
+    ("start_timestamp", Shape::Time),
+    ("end_timestamp", Shape::Time),
+    ("received", Shape::Time),
+    ("sent_at", Shape::Time),
+    ("started", Shape::Time),
+    ("release", Shape::Any),
+    ("dist", Shape::Any),
+    ("environment", Shape::Any),
+    ("sdk", Shape::Any),
+    ("modules", Shape::Any),
+    ("integrations", Shape::Any),
+    ("sentry.release", Shape::Any),
+    ("sentry.environment", Shape::Any),
+    ("sentry.sdk.name", Shape::Any),
+    ("sentry.sdk.integrations", Shape::Any),
 ];
+
+impl Shape {
+    /// Whether `value` has this shape (`value` is a JSON string's content or a number).
+    pub(crate) fn fits(self, value: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Id => {
+                // An address is `0x` and any number of hex digits; any other id has at
+                // least the 16 of a span id, so `536-22-8471` under `trace_id` is scanned.
+                let (hex, min) = match value
+                    .strip_prefix("0x")
+                    .or_else(|| value.strip_prefix("0X"))
+                {
+                    Some(hex) => (hex, 1),
+                    None => (value, 16),
+                };
+                hex.len() <= 128
+                    && hex.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+                    && hex.bytes().filter(u8::is_ascii_hexdigit).count() >= min
+            }
+            Self::Time => {
+                !value.is_empty()
+                    && value.len() <= 40
+                    && value.bytes().all(|b| {
+                        b.is_ascii_digit()
+                            || matches!(
+                                b,
+                                b'-' | b':' | b'.' | b'+' | b'T' | b'Z' | b't' | b'z' | b' '
+                            )
+                    })
+            }
+        }
+    }
+}
 
 /// Keys SDKs send in almost every payload (protocol fields, context fields, common headers
 /// and OpenTelemetry-style attributes). Their meaning is worked out once when the
@@ -638,3 +691,60 @@ pub(crate) const COMMON_KEYS: &[&str] = &[
     "ssn",
     "dob",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::{Shape, SCHEMA_FIELDS};
+
+    #[test]
+    fn schema_shapes_take_ids_and_times_only() {
+        for id in [
+            "59aa86fc723645769c6a7eb19ac62cef",
+            "aa32e3332d8c5b97",
+            "7c373a13-b19e-44ec-8c60-79bbdb7e08ee",
+            "0x1a2b",
+            "0X00000001000a1b2c",
+        ] {
+            assert!(Shape::Id.fits(id), "{id}");
+        }
+        for other in ["536-22-8471", "patient-1", "0x", "", "abc", "0xzz"] {
+            assert!(!Shape::Id.fits(other), "{other}");
+        }
+        for time in [
+            "2026-11-22T11:50:03.638Z",
+            "1795348108.307",
+            "2026-11-22 11:50:03+00:00",
+        ] {
+            assert!(Shape::Time.fits(time), "{time}");
+        }
+        for other in ["tomorrow", "", "born 1975-06-08"] {
+            assert!(!Shape::Time.fits(other), "{other}");
+        }
+    }
+
+    /// Enums, code locations and application-named fields are scanned like any string.
+    #[test]
+    fn only_ids_times_and_sdk_metadata_are_schema_fields() {
+        for scanned in [
+            "monitor_slug",
+            "type",
+            "status",
+            "op",
+            "origin",
+            "level",
+            "logger",
+            "function",
+            "module",
+            "package",
+            "symbol",
+            "errors",
+            "hash",
+            "_meta",
+        ] {
+            assert!(
+                SCHEMA_FIELDS.iter().all(|(k, _)| *k != scanned),
+                "{scanned}"
+            );
+        }
+    }
+}

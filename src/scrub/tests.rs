@@ -111,7 +111,8 @@ keys = ["note*"]
 /// The name is in neither Census list, so `full_name` leaves it to the echo pass.
 /// The echo pass writes a value's path out only when it labels something: the report must
 /// still name each copy where the eager walkers would, through arrays, nested arrays, keys
-/// holding a dot and empty keys, and keep skipping structural keys.
+/// holding a dot and empty keys, and in enum fields such as `op` (only ids, times and SDK
+/// metadata are schema fields left unscanned).
 #[test]
 fn echo_report_names_each_copy_at_its_path() {
     let mut v = json!({
@@ -135,10 +136,11 @@ fn echo_report_names_each_copy_at_its_path() {
             "extra.notes.1.0 echo replace 2",
             "extra.a.b echo replace 1",
             "extra..k echo replace 1",
+            "contexts.trace.op echo replace 1",
         ]
     );
     assert_eq!(v["extra"]["notes"][1][0], "for [name], again [name]");
-    assert_eq!(v["contexts"]["trace"]["op"], "Zelphine Quardo");
+    assert_eq!(v["contexts"]["trace"]["op"], "[name]");
 }
 
 /// The per-call scan cache must give every repeat of a string the same treatment as the

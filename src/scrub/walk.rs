@@ -14,7 +14,7 @@ use super::detectors::{Hit, HitKind, Scanner};
 use super::echo::EchoMatcher;
 use super::hashing::{FxBuild, KeyedBuild};
 use super::keys::{KeyClass, KeyMatcher, Tokens};
-use super::profile::{IP_HEADERS, PERSON_CONTEXT_WORDS};
+use super::profile::{Shape, IP_HEADERS, PERSON_CONTEXT_WORDS};
 use super::redact::{Action, Redactor};
 use super::rule_table::RuleTable;
 use super::structured::{cookie, query, sql, url};
@@ -66,8 +66,9 @@ pub(crate) struct Engine {
     pub(crate) cookies_allowlisted: bool,
     /// Healthcare formats parsed inside strings.
     pub(crate) formats: super::formats::Formats,
-    /// Unkeyed: static key names.
-    pub(crate) structural: HashSet<&'static str, FxBuild>,
+    /// Unkeyed: static key names. The schema fields left unscanned while their value
+    /// has the field's shape ([`super::profile::SCHEMA_FIELDS`]).
+    pub(crate) structural: HashMap<&'static str, Shape, FxBuild>,
     /// Unkeyed: the fixed set of key classes.
     pub(crate) echo_label: HashMap<KeyClass, String, FxBuild>,
     /// What keys mean, shared by every call: seeded with the common keys at compile time
@@ -166,6 +167,8 @@ struct KeyInfo {
     class: Option<KeyClass>,
     /// The key is just `name`.
     bare_name: bool,
+    /// A schema field: its value is left unscanned while it has this shape.
+    schema: Option<Shape>,
 }
 
 impl Cx {
@@ -229,7 +232,8 @@ enum Outcome {
 /// How a key's value is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
-    Skip,
+    /// `_meta`: SDK remarks kept, original values removed ([`Engine::meta`]).
+    Meta,
     Cookie,
     Query,
     Sql,

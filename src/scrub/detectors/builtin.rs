@@ -4,7 +4,7 @@
 //! into ASCII classes and ASCII word boundaries before compiling.
 
 use super::validate::Validator;
-use super::{Check, HitKind};
+use super::{Check, HitKind, Strength};
 use crate::scrub::Method;
 
 /// Which profiles enable a detector.
@@ -33,6 +33,30 @@ pub(crate) struct Builtin {
     pub(crate) last_segment: bool,
     pub(crate) kind: HitKind,
     pub(crate) tier: Tier,
+    /// How much a hit says when it overlaps another detector's ([`Strength`]).
+    pub(crate) strength: Strength,
+}
+
+/// What a check says about a hit, unless the detector says otherwise ([`strength`]).
+impl Builtin {
+    /// The pattern to compile, with its word lists written out ([`super::address`]).
+    pub(crate) fn source(&self) -> std::borrow::Cow<'static, str> {
+        super::address::expand(self.pattern)
+    }
+}
+
+const fn default_strength(check: Check) -> Strength {
+    match check {
+        Check::Validator(v) if v.is_checksum() => Strength::Checksum,
+        Check::Validator(_) | Check::Mac | Check::BirthDate => Strength::Shaped,
+        Check::SecretValue | Check::RandomToken => Strength::Container,
+        Check::HasDigit
+        | Check::PathId
+        | Check::HomeUser
+        | Check::GivenNameFirst
+        | Check::AccountNumber => Strength::Context,
+        Check::None | Check::FullName => Strength::Weak,
+    }
 }
 
 const fn det(
@@ -54,7 +78,13 @@ const fn det(
         last_segment: false,
         kind: HitKind::Redact,
         tier,
+        strength: default_strength(check),
     }
+}
+
+const fn strength(mut b: Builtin, strength: Strength) -> Builtin {
+    b.strength = strength;
+    b
 }
 
 const fn with_context(mut b: Builtin, words: &'static [&'static str], window: usize) -> Builtin {
@@ -85,10 +115,43 @@ const SSN_WORDS: &[&str] = &[
     "soc sec",
     "socsec",
 ];
-const DOB_WORDS: &[&str] = &["dob", "d.o.b", "born", "birth", "bday"];
+/// Birth context: `dob`, `d.o.b.`, `date of birth`, `date_of_birth`, `birthdate`,
+/// `birth date`, `birthday`, `born`, `b.` (`Jane Roe (b. 8 Jun 1975)`), `bday`, `b-day`.
+const DOB_WORDS: &[&str] = &["dob", "d.o.b", "born", "birth", "bday", "b-day", "b."];
 const PHONE_WORDS: &[&str] = &[
     "phone", "tel", "mobile", "cell", "fax", "call", "sms", "contact",
 ];
+
+/// The start of a street address: house number, optional directional, the street's name
+/// words and the space before its suffix.
+macro_rules! addr_head {
+    () => {
+        r"\b\d{1,6}(?:-\d{1,5})?[A-Za-z]?(?:[ \t]+(?:[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+(?:[A-Z][A-Za-z0-9'-]*|\d{1,3}(?:st|nd|rd|th|ST|ND|RD|TH))){1,4}[ \t]+"
+    };
+}
+
+/// A directional after the suffix (`NW`).
+macro_rules! addr_dir {
+    () => {
+        r"(?:[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b\.?)"
+    };
+}
+
+/// A secondary unit: a USPS designator and its number (`Apt 4B`, `Ste. 200`), one that
+/// stands alone (`Rear`), `# 3`, or an ordinal floor (`Fifth Floor`). A designator's
+/// number has a digit or is one or two letters (`Apt B`), so `Unit Tests` is no unit.
+macro_rules! addr_unit {
+    () => {
+        r"(?:,?[ \t]+(?:(?:{UNIT})\b\.?[ \t]*#?[ \t]*(?:[A-Za-z]{0,3}-?\d[A-Za-z0-9-]{0,6}|[A-Za-z]{1,2})\b|(?:{UNIT_ALONE})\b\.?|#[ \t]*[A-Za-z0-9-]{1,8}\b|(?:\d{1,3}(?:st|nd|rd|th)|First|Second|Third|Fourth|Fifth|Sixth|Seventh|Eighth|Ninth|Tenth)[ \t]+(?:Floor|FLOOR)\b))"
+    };
+}
+
+/// `, City, ST 12345-6789` (the ZIP code optional; the commas too when there is one).
+macro_rules! addr_city {
+    () => {
+        r"(?:,[ \t]*[A-Z][A-Za-z.'-]+(?:[ \t]+[A-Z][A-Za-z.'-]+){0,2},?[ \t]+(?:{STATE})\b(?:[ \t]+\d{5}(?:-\d{4})?\b)?|[ \t]+[A-Z][A-Za-z.'-]+(?:[ \t]+[A-Z][A-Za-z.'-]+){0,2},?[ \t]+(?:{STATE})[ \t]+\d{5}(?:-\d{4})?\b)"
+    };
+}
 
 use Validator as V;
 
@@ -97,6 +160,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     // URLs first: their parts are scrubbed structurally.
     Builtin {
         kind: HitKind::Url,
+        strength: Strength::Container,
         ..det(
             "url",
             "url",
@@ -105,19 +169,25 @@ pub(crate) const BUILTINS: &[Builtin] = &[
             Tier::Secret,
         )
     },
-    det(
-        "private_key",
-        "private-key",
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "private_key",
+            "private-key",
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z)",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
-    det(
-        "jwt",
-        "jwt",
-        r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "jwt",
+            "jwt",
+            r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
     det(
         "bearer",
@@ -126,33 +196,93 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::SecretValue,
         Tier::Secret,
     ),
-    det(
-        "aws_key",
-        "aws-key",
-        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "aws_key",
+            "aws-key",
+            r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
-    det(
-        "github_token",
-        "github-token",
-        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "github_token",
+            "github-token",
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
-    det(
-        "slack_token",
-        "slack-token",
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "slack_token",
+            "slack-token",
+            r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
-    det(
-        "stripe_key",
-        "stripe-key",
-        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}",
-        Check::None,
-        Tier::Secret,
+    strength(
+        det(
+            "stripe_key",
+            "stripe-key",
+            r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}",
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
+    ),
+    // Known vendor prefixes, each with the length and alphabet of its body: Google OAuth
+    // access (`ya29.`) and refresh (`1//0`) tokens and API keys (`AIza`), GitLab (`glpat-`
+    // and its kin), Slack app tokens and webhook paths, Stripe webhook secrets, npm,
+    // SendGrid, Twilio, OpenAI, Anthropic, Hugging Face, DigitalOcean, Shopify, Mailgun,
+    // Mailchimp, PyPI, Atlassian, Square, Postman, Linear, Sentry, Doppler, Databricks,
+    // Grafana, New Relic, HashiCorp Vault, Telegram bots, age keys, Azure storage keys.
+    strength(
+        det(
+            "vendor_token",
+            "token",
+            concat!(
+                r"\bya29\.[0-9A-Za-z_-]{20,}",
+                r"|\b1//0[0-9A-Za-z_-]{40,}",
+                r"|\bAIza[0-9A-Za-z_-]{35}",
+                r"|\bgl(?:pat|dt|rt|ptt|cbt|imt|soat|oas|ft|agent)-[0-9A-Za-z_-]{20,}",
+                r"|\bxapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+",
+                r"|\bxox[ec]-[A-Za-z0-9-]{20,}",
+                r"|\bT[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/[A-Za-z0-9]{24}\b",
+                r"|\bwhsec_[A-Za-z0-9+/=]{24,}",
+                r"|\bnpm_[A-Za-z0-9]{36}\b",
+                r"|\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b",
+                r"|\bSK[0-9a-f]{32}\b",
+                r"|\bsk-(?:proj-|svcacct-|admin-|ant-(?:api|admin)\d{2}-)?[A-Za-z0-9_-]{32,}",
+                r"|\bhf_[A-Za-z]{34}\b",
+                r"|\bdo[opr]_v1_[a-f0-9]{64}\b",
+                r"|\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b",
+                r"|\bkey-[0-9a-f]{32}\b",
+                r"|\b[0-9a-f]{32}-us\d{1,2}\b",
+                r"|\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}",
+                r"|\bATATT3[A-Za-z0-9_=-]{100,}",
+                r"|\bsq0(?:atp|csp)-[0-9A-Za-z_-]{22,}",
+                r"|\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b",
+                r"|\blin_api_[A-Za-z0-9]{40}\b",
+                r"|\bsntry[su]_[A-Za-z0-9+/=_-]{30,}",
+                r"|\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}",
+                r"|\bdapi[a-f0-9]{32}\b",
+                r"|\bgl(?:c|sa)_[A-Za-z0-9+/=_]{32,}",
+                r"|\bNRAK-[A-Z0-9]{27}\b",
+                r"|\bhv[sb]\.[A-Za-z0-9_-]{90,}",
+                r"|\b\d{8,10}:AA[0-9A-Za-z_-]{33}\b",
+                r"|\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b",
+                r"|\bAccountKey=[A-Za-z0-9+/]{86}==",
+            ),
+            Check::None,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
     det(
         "secret_pair",
@@ -160,6 +290,21 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         r#"(?i)\b(?:[a-z0-9]+[_.-])*(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|authorization|credentials?)["']?[ \t]*(?:=|:)[ \t]*(?:(?:bearer|basic|digest|token)[ \t]+)?(?:"([^"\n]+)"|'([^'\n]+)'|([^\s"'&,;)]+))"#,
         Check::SecretValue,
         Tier::Secret,
+    ),
+    // A random-looking string after a secret's context word, in prose as well as in
+    // `key=value` (`auth key 8f3Kd9sLq2Wm7Zx1Vb6Nc4Hj`, `Invalid API key provided: …`,
+    // `session 7c373a13-…`): up to two lower-case words may stand between them. The
+    // candidate must look random ([`validate::random_token`]), not like an identifier
+    // (`cache_manager_registry_v2`) or a version.
+    strength(
+        det(
+            "context_token",
+            "token",
+            r#"(?i:\b(?:tokens?|bearer|secrets?|api[_ -]?keys?|apikeys?|access[_ -]?keys?|keys?|auth|authorization|passphrase|credentials?|signature|session(?:[_ -]?id)?|sid)\b)(?:[ \t]*[:=#][ \t]*|[ \t]+)(?:[a-z]{1,12}(?:[ \t]*[:=#])?[ \t]+){0,2}["'`]?([A-Za-z0-9+/=_~-][A-Za-z0-9+/=_.~-]{14,510}[A-Za-z0-9+/=_~-])"#,
+            Check::RandomToken,
+            Tier::Secret,
+        ),
+        Strength::Container,
     ),
     isolated(shrinking(det(
         "card",
@@ -193,19 +338,26 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         SSN_WORDS,
         24,
     )),
-    det(
-        "email",
-        "email",
-        r"(?i)\b[a-z0-9][a-z0-9._%+-]*(?:@|%40)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,24}\b",
-        Check::None,
-        Tier::Phi,
+    strength(
+        det(
+            "email",
+            "email",
+            r"(?i)\b[a-z0-9][a-z0-9._%+-]*(?:@|%40)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,24}\b",
+            Check::None,
+            Tier::Phi,
+        ),
+        Strength::Shaped,
     ),
     with_context(
         det(
             "dob",
             "dob",
-            r"(?i)\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4}|\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? \d{4})\b",
-            Check::Validator(V::Date),
+            // ISO and numeric (`1975-06-08`, `06/08/1975`, `6/8/75`, `08.06.1975`),
+            // compact (`19750608`), month first (`Jun 8, 1975`, `Jul 11 1957`,
+            // `November 22, 1970`) and day first (`08-Jun-1975`, `8 Jun 1975`,
+            // `8th of June, 1975`).
+            r"(?i)\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})|\d{8}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[-/ \t]+\d{1,2}(?:st|nd|rd|th)?,?[-/ \t]+\d{4}|\d{1,2}(?:st|nd|rd|th)?(?:[ \t]+of)?[-/. \t]+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?[-/. \t]+(?:\d{4}|\d{2}))\b",
+            Check::BirthDate,
             Tier::Phi,
         ),
         DOB_WORDS,
@@ -264,11 +416,32 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::HasDigit,
         Tier::Phi,
     ),
+    // Member, subscriber, policy, group and plan numbers after their context words, in
+    // every common shape: `XKJ123456789`, `W123456789`, `123456789-01`, `GRP-00123`,
+    // `ABC 1234 5678` (groups after a space start with a digit, so the next word is not
+    // taken). `group id` alone is a Unix or Kafka group; `grp` is only insurance.
     det(
         "insurance_id",
         "member-id",
-        r"(?i)\b(?:member|subscriber|beneficiary|insurance|policy|medicaid|medicare|insured|group)[ _-]?(?:id|number|no|num|#)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*([a-z0-9][a-z0-9-]{3,24})\b",
+        r"(?i)(?:\b(?:member|mbr|subscriber|beneficiary|insurance|insured|policy|policyholder|medicaid|medicare|(?:health[ _-]?)?plan|coverage)[ _-]?(?:(?:id|identifier|number|nbr|no|num)\b|#)|\b(?:group|grp)[ _-]?(?:(?:number|nbr|no|num)\b|#)|\bgrp\b|\brx[ _-]?(?:bin|pcn|grp|group|id)\b)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*([a-z0-9][a-z0-9-]{1,24}(?:[ ]\d[a-z0-9-]{2,11}){0,3})\b",
         Check::HasDigit,
+        Tier::Phi,
+    ),
+    // Bank account numbers after their context words (`account number`, `acct #`,
+    // `bank account`, `checking account`), and routing numbers after `routing` or `ABA`
+    // with the ABA check digit. A bare `account` is not enough: `account 42` is an id.
+    det(
+        "account_number",
+        "account",
+        r"(?i)(?:\b(?:bank[ _-]?)?(?:account|acct|a/c)[ _-]?(?:(?:number|nbr|no|num)\b|#)|\bacct\b|\b(?:bank|checking|savings|deposit)[ _-]?(?:account|acct)\b)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*(\d(?:[ -]?\d){3,19})\b",
+        Check::AccountNumber,
+        Tier::Phi,
+    ),
+    det(
+        "routing_number",
+        "account",
+        r"(?i)\b(?:routing|aba|rtn|transit)(?:[ _-]?(?:number|nbr|no|num|routing|transit)\b|[ _-]?#)*\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*(\d{9})\b",
+        Check::Validator(V::AbaRouting),
         Tier::Phi,
     ),
     det(
@@ -285,10 +458,57 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::Validator(V::Dea),
         Tier::Phi,
     ),
+    // Street addresses: a house number (`1600`, `221B`, `123-45`), an optional
+    // directional, one to four capitalised words or ordinals (`Baker`, `W 42nd`) and a
+    // USPS street suffix, then optionally a directional, a unit (`Apt 4B`, `Suite 200`,
+    // `# 3`, `Fifth Floor`) and a city with its state and ZIP code. The suffix lists are in
+    // `address.rs`.
     det(
         "address",
         "address",
-        r"\b\d{1,6}(?:[ \t]+(?:[NSEW]\.?|North|South|East|West))?(?:[ \t]+[A-Z][A-Za-z0-9'-]*){1,4}[ \t]+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Highway|Hwy|Square|Sq|Trail|Trl)\b\.?(?:[ \t]+(?:NW|NE|SW|SE|N|S|E|W)\b)?(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?[ \t]*#?[A-Za-z0-9-]+)?",
+        concat!(
+            addr_head!(),
+            r"(?:{STREET})\b\.?",
+            addr_dir!(),
+            "?",
+            addr_unit!(),
+            "?",
+            addr_city!(),
+            "?"
+        ),
+        Check::None,
+        Tier::Phi,
+    ),
+    // Suffixes that are everyday words (`Park`, `Run`, `Point`) need a directional, a
+    // unit or a city and state after them.
+    det(
+        "address",
+        "address",
+        concat!(
+            addr_head!(),
+            r"(?:{STREET_WORD})\b\.?(?:",
+            addr_dir!(),
+            addr_unit!(),
+            "?",
+            addr_city!(),
+            "?|",
+            addr_unit!(),
+            addr_city!(),
+            "?|",
+            addr_city!(),
+            ")"
+        ),
+        Check::None,
+        Tier::Phi,
+    ),
+    det(
+        "address",
+        "address",
+        concat!(
+            r"\b(?:P\.?[ \t]?O\.?|Post[ \t]+Office|POST[ \t]+OFFICE)[ \t]*(?:Box|BOX)[ \t]+\d{1,6}\b",
+            addr_city!(),
+            "?"
+        ),
         Check::None,
         Tier::Phi,
     ),
@@ -301,20 +521,24 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     )),
     // Honorifics are written `Dr`/`DR`, not `dr`: lower case they are units and words
     // (`15.6 ms. Use 50 ms`, `12 pt Arial`), and `MS` in capitals is Microsoft (`MS Office`).
-    det(
-        "person_name",
-        "name",
-        r#"(?:\b(?i:patient)|\b(?:Pt|PT|Mr|MR|Mrs|MRS|Ms|Miss|MISS|Mx|MX|Dr|DR))\.?[ \t]+([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
-        Check::None,
-        Tier::Phi,
+    strength(
+        det(
+            "person_name",
+            "name",
+            r#"(?:\b(?i:patient)|\b(?:Pt|PT|Mr|MR|Mrs|MRS|Ms|Miss|MISS|Mx|MX|Dr|DR))\.?[ \t]+([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
+            Check::None,
+            Tier::Phi,
+        ),
+        Strength::Context,
     ),
-    // Weak contexts: `name:` (source lines say `name: "Optional[str]" = None`) and `results
-    // of` / `record for` (`the results of Python objects`). The name must start with a known
-    // given name.
+    // Weak contexts: `name:` (source lines say `name: "Optional[str]" = None`), `results
+    // of` / `record for` (`the results of Python objects`) and the people around a patient
+    // or an account by role (`Guarantor: Maria Gonzalez`, `emergency contact John Smith`).
+    // The name must start with a known given name.
     det(
         "person_name",
         "name",
-        r#"(?:\b(?i:name)[ \t]*[:=][ \t]*["']?|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
+        r#"(?:\b(?i:name)[ \t]*[:=][ \t]*["']?|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+|\b(?i:account[ \t]+holder|beneficiary|payee|guarantor|subscriber|guardian|caregiver|next[ \t]+of[ \t]+kin|emergency[ \t]+contact|spouse|insured|policy[ \t]?holder|card[ \t]?holder|responsible[ \t]+party)(?:[ \t]+(?i:name|is|was))?[ \t]*[:=,-]?[ \t]*["']?)([A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:[ \t]+[A-Z]\.)?(?:[ \t]+[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?){0,2})\b"#,
         Check::GivenNameFirst,
         Tier::Phi,
     ),

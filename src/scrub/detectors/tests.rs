@@ -83,6 +83,72 @@ fn phone() {
     same("v 155-010-4477");
 }
 
+/// Overlapping candidates: the best-validated whole match wins, never a part of it.
+#[test]
+fn overlapping_candidates_resolve_to_the_best_validated_whole_match() {
+    // phone vs zip: the `20` of an encoded space made `20867-5309` a ZIP+4 code.
+    assert_eq!(
+        scrub("Caller (415)%20867-5309 left a message"),
+        "Caller [phone] left a message"
+    );
+    assert_eq!(scrub("(415)+867-5309"), "[phone]");
+    same("file%20867-5309.txt");
+    // card vs phone: an E.164 candidate ending inside a card number.
+    assert_eq!(scrub("+44 4111 1111 1111 1111"), "+44 [card]");
+    // ssn vs phone: the whole international number, not `+49 [ssn]`.
+    assert_eq!(scrub("+49 123 45 6789"), "[phone]");
+    // date vs phone: `1.23.45` is a plausible date after `born`, inside a phone number.
+    assert_eq!(
+        scrub("born in Lyon, tel +33 1.23.45.67.89"),
+        "born in Lyon, tel [phone]"
+    );
+}
+
+#[test]
+fn overlap_resolution_ranks_strength_then_length_then_position() {
+    use super::{resolve_overlaps, Hit, Strength};
+    let strength = |d: usize| match d {
+        0 => Strength::Weak,
+        1 => Strength::Shaped,
+        2 => Strength::Checksum,
+        _ => Strength::Shaped,
+    };
+    let hit = |start, end, detector| Hit {
+        start,
+        end,
+        detector,
+    };
+    // A weak hit that starts first loses to the shaped one it overlaps (zip in a phone).
+    let mut hits = vec![hit(6, 16, 0), hit(0, 16, 1)];
+    resolve_overlaps(&mut hits, strength);
+    assert_eq!(hits, [hit(0, 16, 1)]);
+    // A checksum beats a longer, earlier shape (card vs phone); the rest of the phone
+    // candidate is no hit.
+    let mut hits = vec![hit(0, 18, 1), hit(4, 23, 2)];
+    resolve_overlaps(&mut hits, strength);
+    assert_eq!(hits, [hit(4, 23, 2)]);
+    // Equal strength: the longer (whole) match; equal length: the earlier one.
+    let mut hits = vec![hit(4, 11, 1), hit(0, 17, 3), hit(20, 25, 1), hit(22, 27, 3)];
+    resolve_overlaps(&mut hits, strength);
+    assert_eq!(hits, [hit(0, 17, 3), hit(20, 25, 1)]);
+    // Hits that do not overlap are all kept, in text order.
+    let mut hits = vec![hit(10, 12, 0), hit(0, 2, 2), hit(5, 7, 1)];
+    resolve_overlaps(&mut hits, strength);
+    assert_eq!(hits, [hit(0, 2, 2), hit(5, 7, 1), hit(10, 12, 0)]);
+}
+
+/// Percent- and form-encoded text outside URLs is searched decoded, and the whole encoded
+/// value is redacted.
+#[test]
+fn encoded_text_is_searched_decoded() {
+    assert_eq!(scrub("key addr:123%20Main%20St"), "key addr:[address]");
+    assert_eq!(scrub("q=Maria+Gonzalez+called"), "q=[name]+called");
+    assert_eq!(scrub("ssn%3A219-09-9999"), "ssn%3A[ssn]");
+    same("printf(\"%02d-%02d-%04d\", d, m, y)");
+    same("x = a+b+c");
+    same("50%25 off");
+}
+
 #[test]
 fn ip_addresses() {
     assert_eq!(scrub("from 203.0.113.42:8080"), "from [ip]:8080");
@@ -113,6 +179,38 @@ fn dob() {
 }
 
 #[test]
+fn dob_in_every_rendering_after_birth_context() {
+    for (text, want) in [
+        ("DOB 08-Jun-1975", "DOB [dob]"),
+        ("dob: Jul 11 1957", "dob: [dob]"),
+        ("born November 22, 1970", "born [dob]"),
+        ("birthdate 19750608", "birthdate [dob]"),
+        ("dateOfBirth: 6/8/75", "dateOfBirth: [dob]"),
+        ("D.O.B. 08.06.1975", "D.O.B. [dob]"),
+        ("Date of Birth: 8th of June, 1975", "Date of Birth: [dob]"),
+        ("Jane Roe (b. 8 Jun 1975)", "[name] (b. [dob])"),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    // No birth context, a keyword inside another word, an impossible or future date.
+    same("deploy 2024-03-01");
+    same("Adobe 2024-03-01");
+    same("stubborn since 2021-04-05");
+    same("dob 2031-01-01");
+    same("dob 19751308");
+    same("born 12345678 times");
+}
+
+/// Context words count at the start of a word (or of a camelCase part) only.
+#[test]
+fn context_words_start_a_word() {
+    assert_eq!(scrub("patientSSN 219099999"), "patientSSN [ssn]");
+    same("hotel 5550104477");
+    same("recall 5550104477");
+    same("classn 219099999");
+}
+
+#[test]
 fn us_dates_as_dob_option() {
     let settings = ScrubSettings {
         dates_as_dob: true,
@@ -136,11 +234,92 @@ fn ids_near_keywords() {
 }
 
 #[test]
+fn member_and_account_numbers_after_context_words() {
+    for (text, want) in [
+        ("Member #: W123456789", "Member #: [member-id]"),
+        ("policy number 123456789-01", "policy number [member-id]"),
+        ("group number GRP-00123", "group number [member-id]"),
+        ("GRP: 00123", "GRP: [member-id]"),
+        (
+            "subscriber id ABC 1234 5678 on file",
+            "subscriber id [member-id] on file",
+        ),
+        ("plan id H1234-001", "plan id [member-id]"),
+        ("Rx BIN 610014 PCN ADV", "Rx BIN [member-id] PCN ADV"),
+        ("account number 000123456789", "account number [account]"),
+        ("Acct #: 12345678", "Acct #: [account]"),
+        (
+            "checking account: 9876543210",
+            "checking account: [account]",
+        ),
+        ("routing number 021000021", "routing number [account]"),
+        ("ABA 021000021", "ABA [account]"),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    for text in [
+        "order id 123456789",
+        "group id 1000",
+        "account 12345678",
+        "group.id=consumer-7",
+        "routing # 021000022",
+        "member numbers 1234 updated",
+        "plan_id = plan.id",
+        "account number 0000",
+    ] {
+        same(text);
+    }
+}
+
+#[test]
 fn address_and_zip() {
     assert_eq!(scrub("at 42 Wallaby Way, Apt 3."), "at [address].");
     assert_eq!(scrub("1600 Pennsylvania Avenue NW"), "[address]");
     assert_eq!(scrub("zip 94107-1234"), "zip [zip]");
     same("retry 3 times");
+}
+
+/// Every USPS suffix and unit designator, a city, state and ZIP after them, and the
+/// encoded forms; suffixes that are everyday words need one of those after them.
+#[test]
+fn addresses_with_usps_suffixes_units_and_cities() {
+    for (text, want) in [
+        (
+            "ship to 123 Main St Apt 4B, Springfield, IL 62704 today",
+            "ship to [address] today",
+        ),
+        (
+            "51 Franklin St, Fifth Floor, Boston, MA 02110-1301",
+            "[address]",
+        ),
+        ("100 W 42nd St Suite 3300", "[address]"),
+        ("42 Elm Crossing", "[address]"),
+        ("9 Cedar Pike, Lot 12", "[address]"),
+        ("14 Harbor Plaza Bldg C", "[address]"),
+        ("123 MAIN ST RM 5", "[address]"),
+        ("12 Oak Ridge, Austin, TX 78701", "[address]"),
+        ("88 Lookout Point Unit 2", "[address]"),
+        ("77 Mill Run NE", "[address]"),
+        ("P.O. Box 1234, Reno, NV 89501", "[address]"),
+        ("geocode 123%20Main%20St%2C%20Apt%204B", "geocode [address]"),
+        ("addr:123+Main+St+Apt+4B", "addr:[address]"),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    for text in [
+        "Step 2 Click Run",
+        "Top 10 Theme Park",
+        "Chapter 11 Grand Central Station",
+        "42 Unit Tests Failed",
+        "see 12 main st",
+        "12 Oak Ridge",
+    ] {
+        same(text);
+    }
+    assert_eq!(
+        scrub("123 Main St Unit Tests Failed"),
+        "[address] Unit Tests Failed"
+    );
 }
 
 #[test]
@@ -163,6 +342,44 @@ fn secrets() {
         "[private-key]"
     );
     same("token=[Filtered] password=%s token_count: 5");
+}
+
+#[test]
+fn vendor_tokens_and_random_tokens_after_context() {
+    for (text, want) in [
+        (
+            "401 for ya29.a0AfH6SMBx3Lk9fj2nZp8QwErTyUiOp-1x2Y3z",
+            "401 for [token]",
+        ),
+        ("AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "[token]"),
+        ("gho_16C7e42F292c6912E7710c838347Ae178B4a", "[github-token]"),
+        ("xoxe-1-My0xLTEyMzQ1Njc4OTAxMjM0NTY3ODkw", "[token]"),
+        ("glpat-Abc123Def456Ghi789Jk", "[token]"),
+        ("npm_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "[token]"),
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "[token]"),
+        ("auth key 8f3Kd9sLq2Wm7Zx1Vb6Nc4Hj", "auth key [token]"),
+        (
+            "Invalid API key provided: a1b2c3d4e5f6a7b8c9d0e1f2",
+            "Invalid API key provided: [token]",
+        ),
+        (
+            "session 7c373a13-b19e-44ec-8c60-79bbdb7e08ee expired",
+            "session [token] expired",
+        ),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    for text in [
+        "trace 7c373a13-b19e-44ec-8c60-79bbdb7e08ee",
+        "sha256 e3b0c44298fc1c149afbf4c8996fb924",
+        "cache key user_profile_v2_cache",
+        "key = lambda item: item[0]",
+        "monkey a1b2c3d4e5f6a7b8c9d0e1f2",
+        "token v1.2.3-beta.4+build.567",
+        "pk_live_51H8abcDEFghiJKLmnoPQRstu",
+    ] {
+        same(text);
+    }
 }
 
 /// Frames carry source lines: an assignment of an expression is code, a quoted literal (or
@@ -255,6 +472,27 @@ fn person_names_after_context_words() {
     );
     assert_eq!(scrub("PATIENT Jane Doe"), "PATIENT [name]");
     assert_eq!(scrub("name: Grant Hill"), "name: [name]");
+}
+
+/// The people around a patient or an account, named by their role.
+#[test]
+fn person_names_after_role_words() {
+    for (text, want) in [
+        ("Guarantor: Maria Gonzalez", "Guarantor: [name]"),
+        ("account holder Patricia Nguyen", "account holder [name]"),
+        ("beneficiary is Linda Okafor", "beneficiary is [name]"),
+        ("next of kin Jennifer Lopez-Garcia", "next of kin [name]"),
+        ("spouse name: Michael Brown", "spouse name: [name]"),
+        ("guardian Grant Hill", "guardian [name]"),
+        (
+            "policyholder = \"Elizabeth Warren\"",
+            "policyholder = \"[name]\"",
+        ),
+    ] {
+        assert_eq!(scrub(text), want, "{text}");
+    }
+    same("caregiver: Optional[str] = None");
+    same("payee: Unknown Vendor");
 }
 
 #[test]

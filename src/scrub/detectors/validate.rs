@@ -27,6 +27,19 @@ pub enum Validator {
     Ipv6,
     /// A plausible calendar date.
     Date,
+    /// A US bank routing (ABA) number: 9 digits with the ABA check digit.
+    AbaRouting,
+}
+
+impl Validator {
+    /// Whether the validator checks a check digit or checksum (a strong signal when two
+    /// detectors' candidates overlap).
+    pub(crate) const fn is_checksum(self) -> bool {
+        matches!(
+            self,
+            Self::Luhn | Self::Card | Self::Iban | Self::Npi | Self::Dea | Self::AbaRouting
+        )
+    }
 }
 
 fn digits(s: &str) -> Vec<u8> {
@@ -257,6 +270,83 @@ pub(crate) fn phone(s: &str) -> bool {
     nanp[0] >= 2 && !(nanp[1] == 1 && nanp[2] == 1)
 }
 
+/// A US bank routing number: 9 digits, weights 3-7-1, sum a multiple of 10, and a first
+/// pair that the Federal Reserve assigns (00–12, 21–32, 61–72, 80).
+pub(crate) fn aba_routing(s: &str) -> bool {
+    let d = digits(s);
+    if d.len() != 9 || s.bytes().any(|b| !b.is_ascii_digit()) {
+        return false;
+    }
+    let prefix = d[0] * 10 + d[1];
+    if !matches!(prefix, 0..=12 | 21..=32 | 61..=72 | 80) || d.iter().all(|&x| x == 0) {
+        return false;
+    }
+    let sum: u32 = d
+        .iter()
+        .zip([3u32, 7, 1, 3, 7, 1, 3, 7, 1])
+        .map(|(&x, w)| u32::from(x) * w)
+        .sum();
+    sum % 10 == 0
+}
+
+/// A bank account number after its context word: 4 to 17 digits (US accounts; others
+/// are IBANs), not one digit repeated (`0000`, a placeholder).
+pub(crate) fn account_number(s: &str) -> bool {
+    let d = digits(s);
+    (4..=17).contains(&d.len()) && d.iter().any(|&x| x != d[0])
+}
+
+/// A random-looking token (an API key, a session id, a signature): 16 or more characters,
+/// with digits in at least two places, whose characters switch between lower case, upper
+/// case and digits often, as random text does (at least once per four neighbouring pairs:
+/// a random base-62 string switches at about 3 in 5, random hex at about 1 in 2).
+/// Identifiers, versions and words (`cache_manager_registry_v2`, `x86_64-linux-gnu`,
+/// `1.2.3-beta.4`, `ThisIsACamelCaseName2`) switch rarely or hold one number. A random
+/// string with digits in one place only (likelier the shorter it is) is not found.
+pub(crate) fn random_token(s: &str) -> bool {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Class {
+        Lower,
+        Upper,
+        Digit,
+        Other,
+    }
+    let class = |b: u8| match b {
+        b'a'..=b'z' => Class::Lower,
+        b'A'..=b'Z' => Class::Upper,
+        b'0'..=b'9' => Class::Digit,
+        _ => Class::Other,
+    };
+    let bytes = s.as_bytes();
+    if bytes.len() < 16 {
+        return false;
+    }
+    let digit_runs = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(i, b)| {
+            b.is_ascii_digit() && (i == 0 || !bytes.get(i - 1).is_some_and(u8::is_ascii_digit))
+        })
+        .count();
+    let letters = bytes.iter().filter(|b| b.is_ascii_alphabetic()).count();
+    if digit_runs < 2 || letters == 0 {
+        return false;
+    }
+    let mut switches = 0usize;
+    let mut pairs = 0usize;
+    for w in bytes.windows(2) {
+        let (a, b) = (class(w[0]), class(w[1]));
+        if a == Class::Other || b == Class::Other {
+            continue;
+        }
+        pairs += 1;
+        if a != b {
+            switches += 1;
+        }
+    }
+    pairs >= 12 && switches * 4 >= pairs
+}
+
 /// `s` is the candidate, `before`/`after` the characters around it in the text.
 pub(crate) fn ipv4(s: &str, before: Option<char>, after: &str) -> bool {
     if matches!(before, Some(c) if c == '.' || c.is_alphanumeric() || c == '-' || c == '_' || c == '/')
@@ -328,6 +418,147 @@ pub(crate) fn date(s: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// A date of birth in any common rendering (`1975-06-08`, `06/08/1975`, `6/8/75`,
+/// `08.06.1975`, `08-Jun-1975`, `8 Jun 1975`, `Jun 8, 1975`, `November 22, 1970`,
+/// `19750608`): a real calendar day, in a year from 1900 to this one (two-digit years
+/// aside). Numeric dates are read month first or day first, whichever is a real day.
+pub(crate) fn birth_date(s: &str) -> bool {
+    let month_name = month_named(s);
+    let nums: Vec<&str> = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let value = |p: &str| p.parse::<u32>().ok();
+    match (month_name, nums.as_slice()) {
+        (Some(m), [a, b]) => {
+            // `Jun 8, 1975` or `8 Jun 1975`: the day comes first among the numbers.
+            match (value(a), value(b)) {
+                (Some(d), Some(y)) => birth_ymd(year_of(y, b.len()), m, d),
+                _ => false,
+            }
+        }
+        (None, [a, b, c]) if a.len() == 4 => match (value(a), value(b), value(c)) {
+            (Some(y), Some(m), Some(d)) => birth_ymd(Some(y), m, d),
+            _ => false,
+        },
+        (None, [a, b, c]) if a.len() <= 2 && b.len() <= 2 => match (value(a), value(b), value(c)) {
+            (Some(a), Some(b), Some(y)) => {
+                let y = year_of(y, c.len());
+                birth_ymd(y, a, b) || birth_ymd(y, b, a)
+            }
+            _ => false,
+        },
+        (None, [compact]) if compact.len() == 8 => {
+            let part = |r: std::ops::Range<usize>| compact.get(r).and_then(value);
+            let ymd = match (part(0..4), part(4..6), part(6..8)) {
+                (Some(y), Some(m), Some(d)) => birth_ymd(Some(y), m, d),
+                _ => false,
+            };
+            let mdy = match (part(0..2), part(2..4), part(4..8)) {
+                (Some(a), Some(b), Some(y)) => birth_ymd(Some(y), a, b) || birth_ymd(Some(y), b, a),
+                _ => false,
+            };
+            ymd || mdy
+        }
+        _ => false,
+    }
+}
+
+/// A four-digit year as written; a two-digit one stands for some year, `None`: any
+/// century is plausible. Other lengths are no year.
+fn year_of(value: u32, digits: usize) -> Option<u32> {
+    match digits {
+        2 => None,
+        4 => Some(value),
+        _ => Some(0),
+    }
+}
+
+/// Whether `month`/`day` is a real day of `year` (any year when `None`), and the year one
+/// a living person was born in.
+fn birth_ymd(year: Option<u32>, month: u32, day: u32) -> bool {
+    let leap = year.is_none_or(|y| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day) && year.is_none_or(|y| (1900..=current_year()).contains(&y))
+}
+
+/// The month a date names in words (`Jun`, `June`, `Sept.`), 1–12; `None` if it names none
+/// or something that is not a month (`Junk`).
+fn month_named(s: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let word: String = s
+        .chars()
+        .skip_while(|c| !c.is_ascii_alphabetic())
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let word = word.as_str();
+    let word = match word {
+        // Ordinal suffixes come after digits, never first: `8th of June`.
+        "st" | "nd" | "rd" | "th" => {
+            let rest = s
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .map(str::to_ascii_lowercase)
+                .find(|w| w.len() >= 3)?;
+            return month_named(&rest);
+        }
+        "sept" => "sep",
+        w => w,
+    };
+    if word.len() < 3 {
+        return None;
+    }
+    MONTHS
+        .iter()
+        .position(|m| m.starts_with(word))
+        .and_then(|i| u32::try_from(i + 1).ok())
+}
+
+/// This year (UTC), from the system clock once per process: a birth year after it is a
+/// mistake or not a birth date.
+fn current_year() -> u32 {
+    static YEAR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *YEAR.get_or_init(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        civil_year(secs / 86_400)
+    })
+}
+
+/// The proleptic Gregorian year of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_year(days: u64) -> u32 {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month_from_march = mp;
+    let year = yoe + era * 400 + u64::from(month_from_march >= 10);
+    u32::try_from(year).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -414,5 +645,92 @@ mod tests {
         assert!(date("12 Mar 1984"));
         assert!(!date("1984-13-12"));
         assert!(!date("99/99/1984"));
+    }
+
+    #[test]
+    fn birth_dates_in_every_rendering() {
+        for d in [
+            "1975-06-08",
+            "1975/6/8",
+            "06/08/1975",
+            "6/8/75",
+            "08.06.1975",
+            "31/12/1975",
+            "08-Jun-1975",
+            "8 Jun 1975",
+            "8th of June, 1975",
+            "Jun 8, 1975",
+            "Jul 11 1957",
+            "November 22, 1970",
+            "Sept. 3, 1948",
+            "19750608",
+            "06081975",
+            "29.02.1976",
+        ] {
+            assert!(birth_date(d), "{d}");
+        }
+        for d in [
+            "1975-13-08",
+            "1975-02-30",
+            "29.02.1975",
+            "1899-12-31",
+            "2999-01-01",
+            "Junk 8, 1975",
+            "19751308",
+            "12345678",
+            "13/13/1975",
+        ] {
+            assert!(!birth_date(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn routing_and_account_numbers() {
+        assert!(aba_routing("021000021")); // JPMorgan Chase, NY
+        assert!(aba_routing("011000015")); // Federal Reserve Bank of Boston
+        assert!(aba_routing("121000358"));
+        assert!(!aba_routing("021000022"));
+        assert!(!aba_routing("000000000"));
+        assert!(!aba_routing("991000021"));
+        assert!(!aba_routing("02100002"));
+        assert!(account_number("000123456789"));
+        assert!(account_number("1234-5678"));
+        assert!(!account_number("123"));
+        assert!(!account_number("0000"));
+        assert!(!account_number("123456789012345678"));
+    }
+
+    #[test]
+    fn random_tokens() {
+        for t in [
+            "8f3Kd9sLq2Wm7Zx1Vb6Nc4Hj",
+            "e3b0c44298fc1c149afbf4c8996fb924",
+            "7c373a13-b19e-44ec-8c60-79bbdb7e08ee",
+            "a1b2c3d4e5f6a7b8c9d0",
+        ] {
+            assert!(random_token(t), "{t}");
+        }
+        for t in [
+            "cache_manager_registry_v2",
+            "x86_64-linux-gnu",
+            "1.2.3-beta.4+build.567",
+            "0123456789abcdef",
+            "abcdefghijklmnopqrstuvwxyz",
+            "2024-03-01T10-00-00",
+            "short1A",
+            "ThisIsACamelCaseName2",
+        ] {
+            assert!(!random_token(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn civil_years() {
+        assert_eq!(civil_year(0), 1970);
+        assert_eq!(civil_year(10_956), 1999); // 1999-12-31
+        assert_eq!(civil_year(10_957), 2000);
+        assert_eq!(civil_year(20_818), 2026); // 2026-12-31
+        assert_eq!(civil_year(20_819), 2027);
+        assert!(current_year() >= 2026);
     }
 }

@@ -234,6 +234,8 @@ fn scrub_segment(
                 eng.redact_class(class, part, cx)
             }),
             None if i == 0 || kept(id) || element.is_empty() => None,
+            // An organisation's own address and contacts (a clinic, a payer) stay.
+            None if *party == Party::Other && matches!(id, "N3" | "N4" | "PER" | "REF") => None,
             // Anything else a person's segment carries goes through the detectors.
             None => map_components(element, sep.component, |_, part| {
                 eng.scrub_text(part, key, cx)

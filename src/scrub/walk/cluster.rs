@@ -154,7 +154,7 @@ impl Engine {
 
     fn decoy_key(&self, key: &str, cx: &mut Cx) -> bool {
         cx.tokens.split(key);
-        self.structural.contains(key) || DECOY_KEY_WORDS.iter().any(|w| cx.tokens.contains(w))
+        self.structural.contains_key(key) || DECOY_KEY_WORDS.iter().any(|w| cx.tokens.contains(w))
     }
 
     /// Delimited records in a string, after the string's own scan: a CSV or pipe export

@@ -86,7 +86,7 @@ impl Engine {
             }
             Node::Object(map) => {
                 for (k, item) in map.iter_mut() {
-                    if self.structural.contains(k.as_str()) {
+                    if self.is_schema_value(k, item, cx) {
                         continue;
                     }
                     let len = cx.push(k);

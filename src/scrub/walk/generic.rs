@@ -200,30 +200,46 @@ impl Engine {
             self.deny.find(&mut cx.tokens)
         };
         let bare_name = !safe && cx.tokens.len() == 1 && cx.tokens.get(0) == "name";
-        let role = if self.structural.contains(key) || cx.tokens.last() == "version" {
-            Role::Skip
-        } else {
-            match key {
-                "cookie" | "cookies" | "Cookie" | "set-cookie" | "Set-Cookie" | "set_cookie" => {
-                    Role::Cookie
-                }
-                "query_string" | "url.query" | "http.query" | "query" | "querystring" => {
-                    Role::Query
-                }
-                "db.statement" | "db.query.text" | "db.sql" | "sql" => Role::Sql,
-                _ => match class {
-                    Some(class) => Role::Class(class),
-                    None => match key {
-                        "data" | "body" | "form" | "request_body" | "payload" => Role::Body,
-                        _ => Role::Generic,
-                    },
-                },
+        let schema = match self.structural.get(key) {
+            Some(shape) => Some(*shape),
+            // `sdk.version`, `os.kernel_version`, `sentry.sdk.version`: dotted versions
+            // would read as IP addresses.
+            None => (cx.tokens.last() == "version").then_some(Shape::Any),
+        };
+        let role = match key {
+            "_meta" => Role::Meta,
+            "cookie" | "cookies" | "Cookie" | "set-cookie" | "Set-Cookie" | "set_cookie" => {
+                Role::Cookie
             }
+            "query_string" | "url.query" | "http.query" | "query" | "querystring" => Role::Query,
+            "db.statement" | "db.query.text" | "db.sql" | "sql" => Role::Sql,
+            _ => match class {
+                Some(class) => Role::Class(class),
+                None => match key {
+                    "data" | "body" | "form" | "request_body" | "payload" => Role::Body,
+                    _ => Role::Generic,
+                },
+            },
         };
         KeyInfo {
             role,
             class,
             bare_name,
+            schema,
+        }
+    }
+
+    /// Whether `value` under `key` is a schema field with its schema shape, and so is left
+    /// unscanned.
+    pub(super) fn is_schema_value(&self, key: &str, value: &Node<'_>, cx: &mut Cx) -> bool {
+        let Some(shape) = self.key_info(key, cx).schema else {
+            return false;
+        };
+        match value {
+            Node::Str(s) => shape.fits(s),
+            Node::Number(n) => shape.fits(n),
+            Node::Null | Node::Bool(_) => true,
+            Node::Array(_) | Node::Object(_) => shape == Shape::Any,
         }
     }
 
@@ -242,6 +258,9 @@ impl Engine {
         person: bool,
         cx: &mut Cx,
     ) -> Outcome {
+        if self.is_schema_value(key, child, cx) {
+            return Outcome::Keep;
+        }
         let role = self.role(key, person, cx);
         if let Role::Class(class) = role {
             if let Some(action) = self.class_actions.get(&class) {
@@ -260,7 +279,7 @@ impl Engine {
 
     pub(super) fn apply_role(&self, role: Role, key: &str, child: &mut Node<'_>, cx: &mut Cx) {
         match (role, child) {
-            (Role::Skip, _) => {}
+            (Role::Meta, child) => self.meta(child, cx),
             (Role::Class(class), child) => self.redact_whole(class, child, cx),
             (Role::Cookie, Node::Str(s)) => {
                 if let Some(new) = cookie::scrub_cookies(self, s, cx) {

@@ -157,7 +157,6 @@ impl Engine {
             }
             "ip_address" => self.rule_field(Structural::ClientIp, child, cx),
             "geo" => self.rule_field(Structural::UserGeo, child, cx),
-            "segment" => Outcome::Keep,
             _ => self.apply_key(key, child, true, cx),
         });
     }
@@ -389,9 +388,6 @@ impl Engine {
     pub(super) fn attributes(&self, attrs: &mut Object<'_>, cx: &mut Cx) {
         let mut remove = Vec::new();
         for (idx, (name, attr)) in attrs.iter_mut().enumerate() {
-            if self.structural.contains(name.as_str()) {
-                continue;
-            }
             let len = cx.push(name);
             let outcome = match attr {
                 Node::Object(obj) if obj.contains_key("value") => {
@@ -461,7 +457,6 @@ impl Engine {
     pub(super) fn session(&self, map: &mut Object<'_>, cx: &mut Cx) {
         visit_members(map, cx, |key, child, cx| match (key, child) {
             ("did", child) => self.rule_field(Structural::SessionDid, child, cx),
-            ("sid", _) => Outcome::Keep,
             ("attrs", Node::Object(attrs)) => {
                 self.session_attrs(attrs, cx);
                 Outcome::Keep
