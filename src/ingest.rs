@@ -482,6 +482,7 @@ async fn process(
         items_rate_limited = rate_limited_items,
         drops = %drop_summary(&report),
         redactions = report.redactions(),
+        echo_not_echoed = report.echo_not_echoed,
         client_report_added = !report.client_report.is_empty(),
         outcome,
         upstream_status,

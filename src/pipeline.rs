@@ -19,8 +19,10 @@ use crate::decode::{Envelope, Item, ItemType};
 use crate::delivery::{AcceptError, DeliveryMode, DeliveryService, Reservation};
 use crate::forward::rate_limits::{self, ActiveLimit, RateLimits};
 use crate::forward::{self, ClientMeta, ForwardError, Forwarder, UpstreamResponse};
-use crate::scrub::{Method, PayloadKind, ScrubReport, Scrubber};
+use crate::scrub::{EchoSet, Method, PayloadKind, ScrubReport, Scrubber};
+
 use crate::spool::SpoolMeta;
+use payloads::Pass;
 
 /// Envelope header keys through which a client (or a Relay) tells Sentry the end user's IP
 /// and user agent (protocol §6). They never leave scrubgate.
@@ -64,6 +66,9 @@ pub struct EnvelopeReport {
     /// Time spent scrubbing items and deciding on them (rules, cascades, client report).
     pub scrub_time: std::time::Duration,
     pub decide_time: std::time::Duration,
+    /// Values redacted but not echoed through the envelope because its echo set was full
+    /// (a count, never the values).
+    pub echo_not_echoed: u64,
 }
 
 impl EnvelopeReport {
@@ -98,25 +103,39 @@ impl EnvelopeReport {
 /// Scrubs and decides every item of `envelope` in place and removes dropped items. Pure: the
 /// server, `scrubgate scrub` and `scrubgate test` all call this.
 ///
-/// Order: every item is scrubbed (or dropped by type policy) first; then `[[policy.drop]]`
-/// rules run, because strict-mode rules need every detector that fired in the envelope. If
-/// an event-like item is dropped, every item is dropped: its attachments and companions
-/// would reach Sentry without the event they belong to. Finally, with `client_reports` on,
-/// a `client_report` item counts what was dropped (it may be all that is left to send).
+/// Order: the header and every item are scrubbed (or dropped by type policy) first, in
+/// order, with one echo set: a value removed anywhere is removed everywhere in the
+/// envelope, so each item is searched for the values of the items before it, and then the
+/// items scrubbed before the set's last values were learnt are searched again for those
+/// ([`echo_back`]). Then `[[policy.drop]]` rules run, because strict-mode rules need every
+/// detector that fired in the envelope. If an event-like item is dropped, every item is
+/// dropped: its attachments and companions would reach Sentry without the event they
+/// belong to. Finally, with `client_reports` on, a `client_report` item counts what was
+/// dropped (it may be all that is left to send).
 pub fn scrub_envelope(
     envelope: &mut Envelope,
     scrubber: &Scrubber,
     policy: &Policy,
 ) -> EnvelopeReport {
     let started = std::time::Instant::now();
-    let header = scrub_envelope_header(envelope, scrubber);
+    let mut echo = EchoSet::new();
+    let mut header = scrub_envelope_header(envelope, scrubber, &mut echo, Pass::Scrub);
+    let mut header_seen = echo.len();
     let mut items = Vec::with_capacity(envelope.items().len());
     let mut facts = Vec::with_capacity(envelope.items().len());
+    let mut rescans = Vec::with_capacity(envelope.items().len());
     for item in envelope.items_mut() {
-        let (outcome, item_facts) = scrub_item(item, scrubber, policy);
+        let (outcome, item_facts, rescan) = scrub_item(item, scrubber, policy, &mut echo);
         items.push(outcome);
         facts.push(item_facts);
+        rescans.push(rescan.map(|how| (how, echo.len())));
     }
+    let mut scrubbed = FirstPass {
+        header: (&mut header, &mut header_seen),
+        items: &mut items,
+        rescans: &mut rescans,
+    };
+    echo_back(envelope, scrubber, &mut echo, &mut scrubbed);
     let scrub_time = started.elapsed();
     let fired: BTreeSet<String> = header
         .redactions
@@ -164,7 +183,122 @@ pub fn scrub_envelope(
         client_report,
         scrub_time,
         decide_time: started.elapsed().saturating_sub(scrub_time),
+        echo_not_echoed: echo.not_echoed(),
     }
+}
+
+/// How an item's payload is read when it is searched again for echo values.
+#[derive(Debug, Clone, Copy)]
+enum Rescan {
+    Json(PayloadKind),
+    Text(crate::decide::TextKind),
+    ReplayRecording,
+}
+
+/// What the first pass left for [`echo_back`]: the reports to extend, and per payload how
+/// many echo values it was searched for (`None`: an item not scrubbed, or dropped).
+struct FirstPass<'a> {
+    header: (&'a mut ScrubReport, &'a mut usize),
+    items: &'a mut [ItemOutcome],
+    rescans: &'a mut [Option<(Rescan, usize)>],
+}
+
+/// At most this many rounds of [`echo_back`]: a round only repeats when an echo label made
+/// a string parse differently and its new scrub found a value not seen before.
+const ECHO_BACK_ROUNDS: usize = 3;
+
+/// Searches the header and every item that was scrubbed before the envelope's echo set
+/// learnt its last values (those of later items) for those values. An envelope whose
+/// values all come before the items they appear in (one event; an event and its
+/// attachments) costs nothing here.
+fn echo_back(
+    envelope: &mut Envelope,
+    scrubber: &Scrubber,
+    echo: &mut EchoSet,
+    scrubbed: &mut FirstPass<'_>,
+) {
+    for _ in 0..ECHO_BACK_ROUNDS {
+        let learnt = echo.len();
+        let (header, header_seen) = &mut scrubbed.header;
+        if **header_seen < echo.len() {
+            let report = scrub_envelope_header(envelope, scrubber, echo, Pass::Echo);
+            header.redactions.extend(report.redactions);
+            **header_seen = echo.len();
+        }
+        let items = envelope.items_mut().iter_mut();
+        for ((item, outcome), rescan) in items
+            .zip(scrubbed.items.iter_mut())
+            .zip(scrubbed.rescans.iter_mut())
+        {
+            let Some((how, seen)) = rescan else {
+                continue;
+            };
+            if *seen == echo.len() {
+                continue;
+            }
+            match rescan_item(item, *how, scrubber, echo) {
+                Ok(report) => outcome.report.redactions.extend(report.redactions),
+                Err(reason) => {
+                    outcome.decision = ItemDecision::Drop(reason);
+                    *rescan = None;
+                    continue;
+                }
+            }
+            *seen = echo.len();
+        }
+        if echo.len() == learnt {
+            break;
+        }
+    }
+}
+
+/// The echo pass over one item's current payload (and its file name).
+fn rescan_item(
+    item: &mut Item,
+    how: Rescan,
+    scrubber: &Scrubber,
+    echo: &mut EchoSet,
+) -> Result<ScrubReport, DropReason> {
+    let (bytes, mut report) = match how {
+        Rescan::Json(kind) => {
+            let (bytes, report) =
+                payloads::scrub_json(item.payload(), kind, scrubber, echo, Pass::Echo)
+                    .map_err(|_| DropReason::InvalidJson)?;
+            (bytes.map(Bytes::from), report)
+        }
+        Rescan::Text(kind) => {
+            payloads::scrub_text(item.payload(), kind, scrubber, echo, Pass::Echo)?
+        }
+        Rescan::ReplayRecording => {
+            payloads::scrub_replay_recording(item.payload(), scrubber, echo, Pass::Echo)?
+        }
+    };
+    if let Some(bytes) = bytes {
+        item.set_payload(bytes);
+    }
+    if !matches!(how, Rescan::Json(_)) {
+        report
+            .redactions
+            .extend(scrub_filename(item, scrubber, echo, Pass::Echo).redactions);
+    }
+    Ok(report)
+}
+
+/// Scrubs an attachment's `filename` header in place.
+fn scrub_filename(
+    item: &mut Item,
+    scrubber: &Scrubber,
+    echo: &mut EchoSet,
+    pass: Pass,
+) -> ScrubReport {
+    let Some(name) = item.filename().map(str::to_owned) else {
+        return ScrubReport::default();
+    };
+    let (scrubbed, report) = payloads::scrub_string(&name, scrubber, echo, pass);
+    if let Some(scrubbed) = scrubbed {
+        item.set_header("filename", Value::String(scrubbed));
+    }
+    report
 }
 
 /// A dropped event takes every item with it; half a replay is no replay.
@@ -219,22 +353,30 @@ fn add_client_report(
     discarded
 }
 
-fn scrub_envelope_header(envelope: &mut Envelope, scrubber: &Scrubber) -> ScrubReport {
+fn scrub_envelope_header(
+    envelope: &mut Envelope,
+    scrubber: &Scrubber,
+    echo: &mut EchoSet,
+    pass: Pass,
+) -> ScrubReport {
     let mut report = ScrubReport::default();
-    for key in CLIENT_META_HEADER_KEYS {
-        if envelope.header_mut().remove(key) {
-            report.redactions.push(crate::scrub::Redaction {
-                path: (*key).to_owned(),
-                rule: "client-meta".to_owned(),
-                method: Method::Remove,
-                count: 1,
-            });
+    if pass == Pass::Scrub {
+        for key in CLIENT_META_HEADER_KEYS {
+            if envelope.header_mut().remove(key) {
+                report.redactions.push(crate::scrub::Redaction {
+                    path: (*key).to_owned(),
+                    rule: "client-meta".to_owned(),
+                    method: Method::Remove,
+                    count: 1,
+                });
+            }
         }
     }
-    let mut value = Value::Object(envelope.header().fields().clone());
-    let header_report = scrubber.scrub_value(PayloadKind::EnvelopeHeader, &mut value);
+    let value = Value::Object(envelope.header().fields().clone());
+    let mut node = crate::json::Node::from_value(&value);
+    let header_report = pass.run(scrubber, PayloadKind::EnvelopeHeader, &mut node, echo);
     if !header_report.is_empty() {
-        if let Value::Object(fields) = value {
+        if let Value::Object(fields) = node.to_value() {
             *envelope.header_mut().fields_mut() = fields;
         }
         report.redactions.extend(header_report.redactions);
@@ -242,11 +384,14 @@ fn scrub_envelope_header(envelope: &mut Envelope, scrubber: &Scrubber) -> ScrubR
     report
 }
 
+/// The first pass over one item: its outcome, the facts drop rules look at, and how to
+/// read it again if the envelope learns echo values after it (`None`: not scrubbed).
 fn scrub_item(
     item: &mut Item,
     scrubber: &Scrubber,
     policy: &Policy,
-) -> (ItemOutcome, Option<ItemFacts>) {
+    echo: &mut EchoSet,
+) -> (ItemOutcome, Option<ItemFacts>, Option<Rescan>) {
     let item_type = item.item_type().label();
     let size = item.payload().len();
     let outcome = |decision, report| ItemOutcome {
@@ -262,35 +407,42 @@ fn scrub_item(
         attachment_type: item.header_str("attachment_type"),
     };
     let action = policy.item_action(item.item_type(), &meta);
-    let relaxed = |item: &mut Item, result: payloads::Scrubbed| match result {
-        Err(reason) => outcome(ItemDecision::Drop(reason), ScrubReport::default()),
-        Ok((bytes, mut report)) => {
-            if let Some(bytes) = bytes {
-                item.set_payload(bytes);
-            }
-            if let Some(name) = item.filename().map(str::to_owned) {
-                let (scrubbed, name_report) = payloads::scrub_string(&name, scrubber);
-                if let Some(scrubbed) = scrubbed {
-                    item.set_header("filename", Value::String(scrubbed));
+    let relaxed =
+        |item: &mut Item, result: payloads::Scrubbed, echo: &mut EchoSet, how: Rescan| match result
+        {
+            Err(reason) => (
+                outcome(ItemDecision::Drop(reason), ScrubReport::default()),
+                None,
+                None,
+            ),
+            Ok((bytes, mut report)) => {
+                if let Some(bytes) = bytes {
+                    item.set_payload(bytes);
                 }
+                let name_report = scrub_filename(item, scrubber, echo, Pass::Scrub);
                 report.redactions.extend(name_report.redactions);
+                (outcome(ItemDecision::Forward, report), None, Some(how))
             }
-            outcome(ItemDecision::Forward, report)
-        }
-    };
+        };
     match action {
         ItemAction::Drop(reason) => (
             outcome(ItemDecision::Drop(reason), ScrubReport::default()),
             None,
+            None,
         ),
-        ItemAction::ForwardAsIs => (outcome(ItemDecision::Forward, ScrubReport::default()), None),
+        ItemAction::ForwardAsIs => (
+            outcome(ItemDecision::Forward, ScrubReport::default()),
+            None,
+            None,
+        ),
         ItemAction::ScrubText(kind) => {
-            let result = payloads::scrub_text(item.payload(), kind, scrubber);
-            (relaxed(item, result), None)
+            let result = payloads::scrub_text(item.payload(), kind, scrubber, echo, Pass::Scrub);
+            relaxed(item, result, echo, Rescan::Text(kind))
         }
         ItemAction::ScrubReplayRecording => {
-            let result = payloads::scrub_replay_recording(item.payload(), scrubber);
-            (relaxed(item, result), None)
+            let result =
+                payloads::scrub_replay_recording(item.payload(), scrubber, echo, Pass::Scrub);
+            relaxed(item, result, echo, Rescan::ReplayRecording)
         }
         ItemAction::Scrub => {
             // A cheap handle on the payload: the tree borrows from it while the item's
@@ -303,15 +455,21 @@ fn scrub_item(
                         ScrubReport::default(),
                     ),
                     None,
+                    None,
                 );
             };
             let facts = ItemFacts::from_json(item.item_type(), &node);
-            let report = scrubber.scrub(payload_kind(item), &mut node);
+            let kind = payload_kind(item);
+            let report = scrubber.scrub_item(kind, &mut node, echo);
             if !report.is_empty() {
                 let bytes = crate::json::to_vec(&node, payload.len());
                 item.set_payload(Bytes::from(bytes));
             }
-            (outcome(ItemDecision::Forward, report), Some(facts))
+            (
+                outcome(ItemDecision::Forward, report),
+                Some(facts),
+                Some(Rescan::Json(kind)),
+            )
         }
     }
 }

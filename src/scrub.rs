@@ -7,6 +7,11 @@
 //!
 //! Invariant the pipeline relies on: a payload is changed if and only if the returned report
 //! is non-empty. Untouched items are then forwarded byte-identical.
+//!
+//! Echo: a value a rule removes is removed wherever else it appears in the same envelope.
+//! [`Scrubber::scrub`] does that within one payload; the pipeline carries one [`EchoSet`]
+//! through every payload of an envelope with [`Scrubber::scrub_item`], then searches the
+//! payloads scrubbed before the set's last values were learnt with [`Scrubber::echo_item`].
 
 mod compile;
 mod detectors;
@@ -28,6 +33,7 @@ use serde_json::Value;
 use crate::json::{self, JsonError, Node};
 
 pub use detectors::validate::Validator;
+pub use echo::EchoSet;
 
 /// `[scrub]` in the config file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -338,7 +344,33 @@ impl Scrubber {
     /// whatever the JSON, the result is JSON of the same shape (some leaves become
     /// labels, a few known fields are removed).
     pub fn scrub(&self, kind: PayloadKind, node: &mut Node<'_>) -> ScrubReport {
-        self.engine.scrub(kind, node)
+        self.engine.scrub(kind, node, &mut EchoSet::new())
+    }
+
+    /// [`Self::scrub`] for one payload of an envelope: the values rules remove are added
+    /// to `echo`, and every value in `echo` (also those of the envelope's earlier payloads)
+    /// is removed wherever it appears in `node`, with the replacement its first removal
+    /// wrote. The report counts those as rule `echo`.
+    pub fn scrub_item(
+        &self,
+        kind: PayloadKind,
+        node: &mut Node<'_>,
+        echo: &mut EchoSet,
+    ) -> ScrubReport {
+        self.engine.scrub(kind, node, echo)
+    }
+
+    /// The echo part of [`Self::scrub_item`] alone, for a payload that was already scrubbed
+    /// with this `echo` when it held fewer values (the caller compares
+    /// [`EchoSet::len`]): removes the values added since. May add values itself (a string
+    /// an echo label changed is scrubbed again).
+    pub fn echo_item(
+        &self,
+        kind: PayloadKind,
+        node: &mut Node<'_>,
+        echo: &mut EchoSet,
+    ) -> ScrubReport {
+        self.engine.echo(kind, node, echo)
     }
 
     /// Parses `input`, scrubs it and serializes it again if anything changed: `None` means
@@ -371,6 +403,8 @@ impl Scrubber {
     }
 }
 
+#[cfg(test)]
+mod echo_tests;
 #[cfg(test)]
 mod sentry_superset_tests;
 #[cfg(test)]

@@ -2,12 +2,16 @@
 //! explicit relaxation: text/JSON attachments and zlib-compressed rrweb replay recordings.
 //! Each function either returns the scrubbed bytes with a report, or a [`DropReason`]: a
 //! payload that cannot be read is dropped, never forwarded raw.
+//!
+//! Every function takes the envelope's [`EchoSet`] and a [`Pass`]: the first pass scrubs
+//! the payload (and adds what it removes to the set); an echo pass only removes the values
+//! the set learnt after the first (see `scrub_envelope`).
 
 use std::io::{Read, Write};
 
 use crate::decide::{DropReason, TextKind};
-use crate::json::{self, Node};
-use crate::scrub::{PayloadKind, ScrubReport, Scrubber};
+use crate::json::{self, JsonError, Node};
+use crate::scrub::{EchoSet, PayloadKind, ScrubReport, Scrubber};
 use bytes::Bytes;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
@@ -19,19 +23,65 @@ const MAX_REPLAY_INFLATED_BYTES: u64 = 100 * 1024 * 1024;
 /// The result of scrubbing one payload: `None` bytes means unchanged.
 pub(crate) type Scrubbed = Result<(Option<Bytes>, ScrubReport), DropReason>;
 
+/// Which part of the scrub a payload gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// The whole scrub (the first time the payload is seen).
+    Scrub,
+    /// Only the echo values, for a payload scrubbed before the envelope learnt some.
+    Echo,
+}
+
+impl Pass {
+    pub(crate) fn run(
+        self,
+        scrubber: &Scrubber,
+        kind: PayloadKind,
+        node: &mut Node<'_>,
+        echo: &mut EchoSet,
+    ) -> ScrubReport {
+        match self {
+            Pass::Scrub => scrubber.scrub_item(kind, node, echo),
+            Pass::Echo => scrubber.echo_item(kind, node, echo),
+        }
+    }
+}
+
+/// JSON bytes through `pass`, re-serialized only if something changed (`None`: keep the
+/// original bytes).
+pub(crate) fn scrub_json(
+    payload: &[u8],
+    kind: PayloadKind,
+    scrubber: &Scrubber,
+    echo: &mut EchoSet,
+    pass: Pass,
+) -> Result<(Option<Vec<u8>>, ScrubReport), JsonError> {
+    let mut node = json::parse_bytes(payload)?;
+    let report = pass.run(scrubber, kind, &mut node, echo);
+    if report.is_empty() {
+        return Ok((None, report));
+    }
+    Ok((Some(json::to_vec(&node, payload.len())), report))
+}
+
 /// Scrubs a text or JSON attachment.
-pub(crate) fn scrub_text(payload: &[u8], kind: TextKind, scrubber: &Scrubber) -> Scrubbed {
+pub(crate) fn scrub_text(
+    payload: &[u8],
+    kind: TextKind,
+    scrubber: &Scrubber,
+    echo: &mut EchoSet,
+    pass: Pass,
+) -> Scrubbed {
     match kind {
         TextKind::Json => {
-            let (bytes, report) = scrubber
-                .scrub_json(PayloadKind::Generic, payload)
+            let (bytes, report) = scrub_json(payload, PayloadKind::Generic, scrubber, echo, pass)
                 .map_err(|_| DropReason::InvalidJson)?;
             Ok((bytes.map(Bytes::from), report))
         }
         TextKind::Plain => {
             let text = std::str::from_utf8(payload).map_err(|_| DropReason::InvalidPayload)?;
             let mut node = Node::string(text);
-            let report = scrubber.scrub(PayloadKind::Generic, &mut node);
+            let report = pass.run(scrubber, PayloadKind::Generic, &mut node, echo);
             if report.is_empty() {
                 return Ok((None, report));
             }
@@ -45,9 +95,14 @@ pub(crate) fn scrub_text(payload: &[u8], kind: TextKind, scrubber: &Scrubber) ->
 }
 
 /// Scrubs a file name header value (file names can hold user names: `/Users/alice/…`).
-pub(crate) fn scrub_string(value: &str, scrubber: &Scrubber) -> (Option<String>, ScrubReport) {
+pub(crate) fn scrub_string(
+    value: &str,
+    scrubber: &Scrubber,
+    echo: &mut EchoSet,
+    pass: Pass,
+) -> (Option<String>, ScrubReport) {
     let mut node = Node::string(value);
-    let report = scrubber.scrub(PayloadKind::Generic, &mut node);
+    let report = pass.run(scrubber, PayloadKind::Generic, &mut node, echo);
     if report.is_empty() {
         return (None, report);
     }
@@ -60,7 +115,12 @@ pub(crate) fn scrub_string(value: &str, scrubber: &Scrubber) -> (Option<String>,
 /// Scrubs a replay recording: `{"segment_id":N}\n` followed by an rrweb JSON array, zlib
 /// compressed unless it starts with `[`. Text nodes, attributes and everything else in the
 /// array go through the scrubber like any JSON.
-pub(crate) fn scrub_replay_recording(payload: &[u8], scrubber: &Scrubber) -> Scrubbed {
+pub(crate) fn scrub_replay_recording(
+    payload: &[u8],
+    scrubber: &Scrubber,
+    echo: &mut EchoSet,
+    pass: Pass,
+) -> Scrubbed {
     let newline = payload
         .iter()
         .position(|b| *b == b'\n')
@@ -81,8 +141,7 @@ pub(crate) fn scrub_replay_recording(payload: &[u8], scrubber: &Scrubber) -> Scr
     } else {
         body.to_vec()
     };
-    let (json, report) = scrubber
-        .scrub_json(PayloadKind::Generic, &json)
+    let (json, report) = scrub_json(&json, PayloadKind::Generic, scrubber, echo, pass)
         .map_err(|_| DropReason::InvalidJson)?;
     let Some(json) = json else {
         return Ok((None, report));
@@ -128,6 +187,8 @@ mod tests {
             br#"{"password":"hunter2","ok":1}"#,
             TextKind::Json,
             &scrubber(),
+            &mut EchoSet::new(),
+            Pass::Scrub,
         )
         .expect("scrubs");
         let value: Value = serde_json::from_slice(&bytes.expect("changed")).expect("json");
@@ -139,14 +200,35 @@ mod tests {
     #[test]
     fn broken_text_attachments_are_dropped() {
         assert_eq!(
-            scrub_text(b"{not json", TextKind::Json, &scrubber()).err(),
+            scrub_text(
+                b"{not json",
+                TextKind::Json,
+                &scrubber(),
+                &mut EchoSet::new(),
+                Pass::Scrub
+            )
+            .err(),
             Some(DropReason::InvalidJson)
         );
         assert_eq!(
-            scrub_text(&[0xff, 0xfe, 0x00], TextKind::Plain, &scrubber()).err(),
+            scrub_text(
+                &[0xff, 0xfe, 0x00],
+                TextKind::Plain,
+                &scrubber(),
+                &mut EchoSet::new(),
+                Pass::Scrub
+            )
+            .err(),
             Some(DropReason::InvalidPayload)
         );
-        let (bytes, _) = scrub_text(b"plain log line", TextKind::Plain, &scrubber()).expect("ok");
+        let (bytes, _) = scrub_text(
+            b"plain log line",
+            TextKind::Plain,
+            &scrubber(),
+            &mut EchoSet::new(),
+            Pass::Scrub,
+        )
+        .expect("ok");
         assert!(bytes.is_none(), "clean text stays byte-identical");
     }
 
@@ -156,7 +238,9 @@ mod tests {
         let mut payload = br#"{"segment_id":0}"#.to_vec();
         payload.push(b'\n');
         payload.extend(zlib(rrweb));
-        let (bytes, report) = scrub_replay_recording(&payload, &scrubber()).expect("scrubs");
+        let (bytes, report) =
+            scrub_replay_recording(&payload, &scrubber(), &mut EchoSet::new(), Pass::Scrub)
+                .expect("scrubs");
         let bytes = bytes.expect("changed");
         assert!(!report.is_empty());
         let newline = bytes.iter().position(|b| *b == b'\n').expect("header line");
@@ -173,15 +257,27 @@ mod tests {
     fn corrupt_replay_recordings_are_dropped() {
         let s = scrubber();
         assert_eq!(
-            scrub_replay_recording(b"no newline", &s).err(),
+            scrub_replay_recording(b"no newline", &s, &mut EchoSet::new(), Pass::Scrub).err(),
             Some(DropReason::InvalidPayload)
         );
         assert_eq!(
-            scrub_replay_recording(b"{\"segment_id\":0}\n\x78\x9cgarbage", &s).err(),
+            scrub_replay_recording(
+                b"{\"segment_id\":0}\n\x78\x9cgarbage",
+                &s,
+                &mut EchoSet::new(),
+                Pass::Scrub
+            )
+            .err(),
             Some(DropReason::InvalidPayload)
         );
         assert_eq!(
-            scrub_replay_recording(b"{\"segment_id\":0}\n[oops", &s).err(),
+            scrub_replay_recording(
+                b"{\"segment_id\":0}\n[oops",
+                &s,
+                &mut EchoSet::new(),
+                Pass::Scrub
+            )
+            .err(),
             Some(DropReason::InvalidJson)
         );
     }

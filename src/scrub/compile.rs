@@ -49,7 +49,7 @@ pub(super) fn compile(
     let mut scanner =
         Scanner::compile(specs).map_err(|error| scanner_error(error, builtin_count, &rule_at))?;
     let rules = structural_rules(&cx);
-    let (class_actions, echo_label) = class_actions(&cx);
+    let class_actions = class_actions(&cx);
     let labels = Labels::collect(
         &redactor,
         scanner
@@ -80,7 +80,6 @@ pub(super) fn compile(
         cookies_allowlisted,
         formats,
         structural: profile::SCHEMA_FIELDS.iter().copied().collect(),
-        echo_label,
         known_keys: KnownKeys::default(),
     };
     engine.seed_known_keys(profile::COMMON_KEYS);
@@ -366,21 +365,20 @@ fn structural_rules(cx: &Actions<'_>) -> RuleTable {
 }
 
 type ClassActions = HashMap<KeyClass, Action, FxBuild>;
-type EchoLabels = HashMap<KeyClass, String, FxBuild>;
 
-/// Step 8: what each key class of the denylist does, and the label its echoes get.
-fn class_actions(cx: &Actions<'_>) -> (ClassActions, EchoLabels) {
+/// Step 8: what each key class of the denylist does.
+fn class_actions(cx: &Actions<'_>) -> ClassActions {
     let mut actions = ClassActions::default();
-    let mut echo = EchoLabels::default();
     for class in KeyClass::ALL {
         if cx.enabled(class.rule()) == Some(false) {
             continue;
         }
-        let a = cx.action(class.rule(), Method::Replace, class.label());
-        echo.insert(class, a.replacement.clone());
-        actions.insert(class, a);
+        actions.insert(
+            class,
+            cx.action(class.rule(), Method::Replace, class.label()),
+        );
     }
-    (actions, echo)
+    actions
 }
 
 /// The rules whose redactions are PHI, not secrets or network data: the PHI detectors,

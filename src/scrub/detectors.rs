@@ -343,6 +343,12 @@ impl Scanner {
         self.inert = Inert { finder, hex_after };
     }
 
+    /// Spans of `text` that scrubgate wrote (labels, pseudonyms): the echo pass never
+    /// matches into them.
+    pub(crate) fn inert_spans(&self, text: &str) -> Vec<(usize, usize)> {
+        self.inert.spans(text)
+    }
+
     /// Finds every validated, non-overlapping hit in `text`, in order.
     pub(crate) fn scan(&self, text: &str, key: &str, path: &str, hits: &mut Vec<Hit>) {
         self.scan_with(text, key, path, hits, true);

@@ -98,15 +98,6 @@ impl KeyClass {
             Self::Ip => "ip",
         }
     }
-
-    /// Whether values found under keys of this class are also looked for elsewhere in the
-    /// same payload (a name in a local variable echoed in the exception message).
-    pub(crate) fn echoes(self) -> bool {
-        matches!(
-            self,
-            Self::Name | Self::Mrn | Self::Insurance | Self::Account | Self::Address
-        )
-    }
 }
 
 /// One token of a denylist entry.

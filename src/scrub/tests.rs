@@ -416,21 +416,37 @@ fn source_lines_do_not_seed_name_echoes() {
 }
 
 #[test]
-fn thousands_of_echo_values_and_repeats_are_all_echoed() {
-    // 2,000 distinct names plus the same name 2,000 times (the duplicate check on echo
-    // values is a set now, not a scan of the list): any of them is echoed elsewhere.
+fn thousands_of_echo_values_are_deduplicated_and_capped() {
+    // The same name 2,000 times (the duplicate check on echo values is a set, not a scan of
+    // the list), then 2,000 distinct names: the first `MAX_ECHO_VALUES` distinct values are
+    // echoed, the rest are still redacted under their keys but counted as not echoed.
     let mut users: Vec<Value> = (0..2000)
-        .map(|i| json!({"name": format!("Person{i:04} Example")}))
+        .map(|_| json!({"name": "Repeated Person"}))
         .collect();
-    users.extend((0..2000).map(|_| json!({"name": "Repeated Person"})));
+    users.extend((0..2000).map(|i| json!({"name": format!("Person{i:04} Example")})));
     let mut v = json!({
         "extra": {"people": users},
-        "message": "seen Person0007 Example and Repeated Person today"
+        "message": "seen Person0007 Example, Person0254 Example, Person0255 Example and Repeated Person today"
     });
-    scrubber().scrub_value(PayloadKind::Event, &mut v);
-    let message = v["message"].as_str().unwrap();
-    assert!(!message.contains("Person0007 Example"), "{message}");
-    assert!(!message.contains("Repeated Person"), "{message}");
+    let mut node = crate::json::Node::from_value(&v);
+    let mut echo = EchoSet::new();
+    let report = scrubber().scrub_item(PayloadKind::Event, &mut node, &mut echo);
+    v = node.to_value();
+    assert_eq!(echo::MAX_ECHO_VALUES, 256);
+    assert_eq!(echo.len(), 256);
+    assert_eq!(echo.not_echoed(), 2000 - 255);
+    assert_eq!(
+        v["message"],
+        "seen [name], [name], Person0255 Example and [name] today"
+    );
+    assert_eq!(v["extra"]["people"][3999]["name"], "[name]");
+    let echoes: u32 = report
+        .redactions
+        .iter()
+        .filter(|r| r.rule == "echo")
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(echoes, 3);
 }
 
 #[test]

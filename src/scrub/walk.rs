@@ -11,7 +11,7 @@ use crate::json::{Node, Object, Text};
 
 use super::detectors::builtin::Structural;
 use super::detectors::{Hit, HitKind, Scanner};
-use super::echo::EchoMatcher;
+use super::echo::EchoSet;
 use super::hashing::{FxBuild, KeyedBuild};
 use super::keys::{KeyClass, KeyMatcher, Tokens};
 use super::profile::{Shape, IP_HEADERS, PERSON_CONTEXT_WORDS};
@@ -27,6 +27,8 @@ mod generic;
 mod kinds;
 mod template;
 mod text;
+
+use echo_pass::{scalar_text, EchoSource};
 
 /// How deep JSON-in-string and URL-in-query nesting is followed.
 const MAX_NESTING: u32 = 4;
@@ -47,7 +49,7 @@ pub(crate) struct Engine {
     /// classes and labels from the config and the built-ins; payloads only look them up.
     /// The structural rules' actions, indexed by rule ([`Structural`]).
     pub(crate) rules: RuleTable,
-    /// Whether values found under name and id keys are removed wherever else they appear.
+    /// Whether values rules removed are removed wherever else they appear (echo).
     pub(crate) echo_enabled: bool,
     /// Unkeyed: the fixed set of key classes.
     pub(crate) class_actions: HashMap<KeyClass, Action, FxBuild>,
@@ -69,8 +71,6 @@ pub(crate) struct Engine {
     /// Unkeyed: static key names. The schema fields left unscanned while their value
     /// has the field's shape ([`super::profile::SCHEMA_FIELDS`]).
     pub(crate) structural: HashMap<&'static str, Shape, FxBuild>,
-    /// Unkeyed: the fixed set of key classes.
-    pub(crate) echo_label: HashMap<KeyClass, String, FxBuild>,
     /// What keys mean, shared by every call: seeded with the common keys at compile time
     /// and extended with the keys calls meet (an application sends the same keys event
     /// after event), so a small event rarely classifies a key itself.
@@ -127,10 +127,9 @@ pub(crate) struct Cx {
     pub(crate) path: String,
     pub(crate) report: ScrubReport,
     tokens: Tokens,
-    echo: Vec<(String, KeyClass)>,
-    /// The values in `echo`, for the duplicate check: a linear scan made collecting n
-    /// distinct values from one request cost n² (keyed: the values are the sender's).
-    echo_seen: std::collections::HashSet<Box<str>, KeyedBuild>,
+    /// The envelope's echo values: lent by the caller for the call, values added as rules
+    /// remove them.
+    echo: EchoSet,
     depth: u32,
     json_depth: usize,
     /// The shared key table as it was when the call began.
@@ -256,31 +255,47 @@ const PHI_SIBLING: &[KeyClass] = &[
 impl Engine {
     // === entry ===
 
-    pub(crate) fn scrub(&self, kind: PayloadKind, value: &mut Node<'_>) -> ScrubReport {
-        let mut cx = Cx {
-            known: self.known_keys.snapshot(),
-            ..Cx::default()
-        };
+    /// Scrubs one payload: walks it, adding what rules remove to `echo`, then removes
+    /// every value of `echo` (those of earlier payloads of the envelope too) wherever it
+    /// appears in the payload. Echo labels can change how a string parses (a query value,
+    /// a SQL statement), so after an echo pass that changed something the payload is
+    /// walked again, as a second scrub would, until a round changes nothing.
+    pub(crate) fn scrub(
+        &self,
+        kind: PayloadKind,
+        value: &mut Node<'_>,
+        echo: &mut EchoSet,
+    ) -> ScrubReport {
+        let mut cx = self.cx(echo);
         self.walk_kind(kind, value, &mut cx);
-        // Echo labels can change how a string parses (a query value, a SQL statement), so
-        // after an echo pass that changed something the item is walked again, as a second
-        // scrub would, until a round changes nothing.
-        for _ in 0..MAX_ECHO_ROUNDS {
-            if cx.echo.is_empty() {
-                break;
-            }
-            let before = cx.changes();
-            self.echo_pass(value, &mut cx);
-            if cx.changes() == before {
-                break;
-            }
-            let before = cx.changes();
-            self.walk_kind(kind, value, &mut cx);
-            if cx.changes() == before {
-                break;
-            }
+        self.echo_rounds(kind, value, &mut cx);
+        self.finish(cx, echo)
+    }
+
+    /// Only the echo rounds of [`Self::scrub`]: for a payload already scrubbed, whose
+    /// envelope has learnt values since.
+    pub(crate) fn echo(
+        &self,
+        kind: PayloadKind,
+        value: &mut Node<'_>,
+        echo: &mut EchoSet,
+    ) -> ScrubReport {
+        let mut cx = self.cx(echo);
+        self.echo_rounds(kind, value, &mut cx);
+        self.finish(cx, echo)
+    }
+
+    fn cx(&self, echo: &mut EchoSet) -> Cx {
+        Cx {
+            known: self.known_keys.snapshot(),
+            echo: std::mem::take(echo),
+            ..Cx::default()
         }
+    }
+
+    fn finish(&self, mut cx: Cx, echo: &mut EchoSet) -> ScrubReport {
         self.known_keys.learn(&cx.known, &cx.keys);
+        *echo = std::mem::take(&mut cx.echo);
         cx.report
     }
 

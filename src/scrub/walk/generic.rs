@@ -268,6 +268,9 @@ impl Engine {
                     if child.is_null() {
                         return Outcome::Keep;
                     }
+                    if let Some(text) = scalar_text(child) {
+                        self.collect_echo(EchoSource::Class(class), text, action, "", cx);
+                    }
                     cx.record(&action.rule, Method::Remove, 1);
                     return Outcome::Remove;
                 }

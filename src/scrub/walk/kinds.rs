@@ -149,12 +149,7 @@ impl Engine {
             "id" => self.rule_field(Structural::UserId, child, cx),
             "email" => self.rule_field(Structural::UserEmail, child, cx),
             "username" => self.rule_field(Structural::UserUsername, child, cx),
-            "name" => {
-                if let Some(s) = child.as_str() {
-                    self.collect_echo(KeyClass::Name, s, cx);
-                }
-                self.rule_field(Structural::UserName, child, cx)
-            }
+            "name" => self.rule_field(Structural::UserName, child, cx),
             "ip_address" => self.rule_field(Structural::ClientIp, child, cx),
             "geo" => self.rule_field(Structural::UserGeo, child, cx),
             _ => self.apply_key(key, child, true, cx),

@@ -58,8 +58,9 @@ impl Engine {
         if self.is_label(value) {
             return None;
         }
-        self.collect_echo(class, value, cx);
-        self.redact_action(action, value, cx)
+        let new = self.redact_action(action, value, cx)?;
+        self.collect_echo(EchoSource::Class(class), value, action, &new, cx);
+        Some(new)
     }
 
     /// Redacts with a structural rule (`url_password`, `cookie`, `user_id`, …).
@@ -67,7 +68,10 @@ impl Engine {
         if !self.rules.enabled(rule) || self.is_label(value) {
             return None;
         }
-        self.redact_action(self.rules.action(rule), value, cx)
+        let action = self.rules.action(rule);
+        let new = self.redact_action(action, value, cx)?;
+        self.collect_echo(EchoSource::Rule(rule), value, action, &new, cx);
+        Some(new)
     }
 
     pub(super) fn redact_action(
@@ -102,6 +106,9 @@ impl Engine {
         if action.method == Method::Remove {
             if value.is_null() && rule != Structural::ClientIp {
                 return Outcome::Keep;
+            }
+            if let Some(text) = scalar_text(value) {
+                self.collect_echo(EchoSource::Rule(rule), text, action, "", cx);
             }
             cx.record(&action.rule, Method::Remove, 1);
             return Outcome::Remove;
@@ -264,9 +271,13 @@ impl Engine {
                     if new == original {
                         continue;
                     }
-                    if action.rule == "person_name" {
-                        self.collect_echo(KeyClass::Name, original, cx);
-                    }
+                    self.collect_echo(
+                        EchoSource::Detector(&action.rule),
+                        original,
+                        action,
+                        &new,
+                        cx,
+                    );
                     match counts.iter_mut().find(|(d, _)| *d == hit.detector) {
                         Some((_, c)) => *c += 1,
                         None => counts.push((hit.detector, 1)),
