@@ -269,10 +269,10 @@ fn remove_and_mask_methods_carry_over() {
         "[detectors.key_secret]\nmethod = \"remove\"\n[detectors.key_account]\nmethod = \"mask\"\n",
     );
     let mut v = json!({"extra": {"password": "hunter2-x", "account_number": "'12345678'"},
-                       "message": "pw hunter2-x acct 12345678."});
+                       "message": "pw hunter2-x ref 12345678."});
     let report = one(&s, &mut v);
     assert_eq!(v["extra"], json!({"account_number": "'****5678'"}));
-    assert_eq!(v["message"], "pw  acct ****5678.");
+    assert_eq!(v["message"], "pw  ref ****5678.");
     assert_eq!(
         report,
         [
