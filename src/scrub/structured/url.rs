@@ -54,7 +54,7 @@ pub(crate) fn scrub_url(eng: &Engine, url: &str, key: &str, cx: &mut Cx) -> Opti
         Some(q) => (&path_and_query[..q], Some(&path_and_query[q + 1..])),
         None => (path_and_query, None),
     };
-    match eng.scrub_text(path, key, cx) {
+    match super::encoded::scrub_decoded(eng, path, key, cx) {
         Some(p) => {
             changed = true;
             out.push_str(&p);
@@ -97,7 +97,7 @@ pub(crate) fn scrub_relative(eng: &Engine, url: &str, key: &str, cx: &mut Cx) ->
         Some((q, f)) => (q, Some(f)),
         None => (query, None),
     };
-    let new_path = eng.scrub_text(path, key, cx);
+    let new_path = super::encoded::scrub_decoded(eng, path, key, cx);
     let new_query = super::query::scrub_query(eng, query, key, cx);
     if new_path.is_none() && new_query.is_none() {
         return None;
