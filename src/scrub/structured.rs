@@ -14,4 +14,5 @@ pub(crate) mod kv;
 pub(crate) mod query;
 pub(crate) mod request_line;
 pub(crate) mod sql;
+pub(crate) mod sql_params;
 pub(crate) mod url;

@@ -160,7 +160,7 @@ struct KeyInfo {
 }
 
 impl Cx {
-    fn push(&mut self, seg: &str) -> usize {
+    pub(crate) fn push(&mut self, seg: &str) -> usize {
         let len = self.path.len();
         if !self.path.is_empty() {
             self.path.push('.');
@@ -169,7 +169,7 @@ impl Cx {
         len
     }
 
-    fn push_index(&mut self, i: usize) -> usize {
+    pub(crate) fn push_index(&mut self, i: usize) -> usize {
         let len = self.path.len();
         if !self.path.is_empty() {
             self.path.push('.');
@@ -178,7 +178,7 @@ impl Cx {
         len
     }
 
-    fn pop(&mut self, len: usize) {
+    pub(crate) fn pop(&mut self, len: usize) {
         self.path.truncate(len);
     }
 
