@@ -203,9 +203,8 @@ impl Engine {
                 "cookie" | "cookies" | "Cookie" | "set-cookie" | "Set-Cookie" | "set_cookie" => {
                     Role::Cookie
                 }
-                "query_string" | "url.query" | "http.query" | "query" | "querystring" => {
-                    Role::Query
-                }
+                "query_string" | "url.query" | "http.query" | "query" | "querystring"
+                | "QUERY_STRING" => Role::Query,
                 "db.statement" | "db.query.text" | "db.sql" | "sql" => Role::Sql,
                 _ => match class {
                     Some(class) => Role::Class(class),
