@@ -39,11 +39,16 @@
 //! `STREET_ADDRESS`). Values found in text are not echoed through the event: a default in a
 //! source line (`name='default'`) would otherwise replace every `default` in the payload.
 
+use std::collections::{HashMap, HashSet};
+
+use crate::scrub::hashing::FxBuild;
 use crate::scrub::keys::KeyClass;
 use crate::scrub::walk::{Cx, Engine};
 
 /// Longest key (in bytes) read as a key.
 const MAX_KEY_LEN: usize = 64;
+/// Longest name read before a group (`Patient(`, `datetime.date(`).
+const MAX_IDENT_LEN: usize = 128;
 /// Deeper nesting than this inside one value is not judged: the value is left to the
 /// detectors (a repr is rarely deeper; hostile text can be much deeper).
 const MAX_VALUE_DEPTH: usize = 16;
@@ -59,10 +64,14 @@ pub(crate) fn scrub_pairs(eng: &Engine, text: &str, key: &str, cx: &mut Cx) -> O
         return None;
     }
     let lexed = Lexed::new(b);
-    for p in &mut pairs {
-        p.group = lexed.enclosing(p.key_start);
-    }
+    lexed.assign_groups(&mut pairs);
     let key_is_person = eng.names_a_person(key, cx);
+    let mut person_groups = PersonGroups::default();
+    let judge = Judge {
+        eng,
+        text,
+        lexed: &lexed,
+    };
     let mut spans: Vec<Span> = Vec::new();
     for i in 0..pairs.len() {
         let Some(p) = pairs.get(i) else { continue };
@@ -70,16 +79,11 @@ pub(crate) fn scrub_pairs(eng: &Engine, text: &str, key: &str, cx: &mut Cx) -> O
             Some(class) => class,
             None => {
                 // A bare `name`: a person's name only in a person's context.
-                if !name_is_person(eng, text, &lexed, &pairs, i, key_is_person, cx) {
+                if !person_groups.holds(&judge, &pairs, i, key_is_person, cx) {
                     continue;
                 }
                 KeyClass::Name
             }
-        };
-        let judge = Judge {
-            eng,
-            text,
-            lexed: &lexed,
         };
         if p.code_shaped(&lexed, b) {
             continue;
@@ -180,7 +184,7 @@ impl Pair {
         }
         if self.sep == Sep::Eq
             && self.group.is_none()
-            && (kwarg_line(b, self) || lexed.stray_close.iter().any(|&c| c > self.key_start))
+            && (kwarg_line(b, self) || lexed.stray_close.is_some_and(|c| c > self.key_start))
         {
             return true;
         }
@@ -200,23 +204,21 @@ impl Pair {
 /// A line holding one keyword argument of a call split over lines: nothing before the key
 /// on its line, and a `,` or `(` after the value ends it.
 fn kwarg_line(b: &[u8], p: &Pair) -> bool {
-    let line_start = b
-        .get(..p.key_start)
-        .and_then(|head| head.iter().rposition(|&c| c == b'\n'))
-        .map_or(0, |n| n + 1);
-    let alone = b
-        .get(line_start..p.key_start)
-        .is_some_and(|lead| lead.iter().all(|&c| is_blank(c)));
-    let line_end = b
-        .get(p.value_start..)
-        .and_then(|tail| tail.iter().position(|&c| c == b'\n'))
+    // Only blanks back to the start of the line (the scan stops at the first other byte).
+    let mut i = p.key_start;
+    while i > 0 && b.get(i - 1).copied().is_some_and(is_blank) {
+        i -= 1;
+    }
+    if i > 0 && b.get(i - 1) != Some(&b'\n') {
+        return false;
+    }
+    let line_end = memchr::memchr(b'\n', b.get(p.value_start..).unwrap_or(&[]))
         .map_or(b.len(), |n| p.value_start + n);
-    let tail = b.get(p.value_start..line_end).unwrap_or(&[]);
-    let tail = match tail.iter().rposition(|&c| !is_blank(c) && c != b'\r') {
-        Some(last) => &tail[..=last],
-        None => tail,
-    };
-    alone && matches!(tail.last(), Some(b',' | b'('))
+    let mut e = line_end;
+    while e > p.value_start && b.get(e - 1).is_some_and(|&c| is_blank(c) || c == b'\r') {
+        e -= 1;
+    }
+    e > p.value_start && matches!(b.get(e - 1), Some(b',' | b'('))
 }
 
 /// Whether `value` looks like data of `class` at all: digits for the classes of numbers
@@ -501,6 +503,7 @@ fn key_ending_at(b: &[u8], end: usize) -> Option<(usize, usize)> {
 fn ident_before(b: &[u8], end: usize) -> Option<(usize, usize)> {
     let mut start = end;
     while start > 0
+        && end - start < MAX_IDENT_LEN
         && b.get(start - 1)
             .copied()
             .is_some_and(|c| is_ident_byte(c) || c == b'.')
@@ -576,16 +579,16 @@ struct Lexed {
     groups: Vec<Group>,
     /// String literals: `(opening quote, end after the closing quote)`, in order.
     strings: Vec<(usize, usize)>,
-    /// `)` that close nothing: the text is the middle of a call opened before it (a line
-    /// of a call split over lines).
-    stray_close: Vec<usize>,
+    /// The last `)` that closes nothing: before it, the text is the middle of a call opened
+    /// before the text (a line of a call split over lines).
+    stray_close: Option<usize>,
 }
 
 impl Lexed {
     fn new(b: &[u8]) -> Self {
         let mut groups: Vec<Group> = Vec::new();
         let mut strings = Vec::new();
-        let mut stray_close = Vec::new();
+        let mut stray_close = None;
         let mut stack: Vec<usize> = Vec::new();
         let mut i = 0usize;
         while i < b.len() {
@@ -621,7 +624,7 @@ impl Lexed {
                             }
                         }
                     } else if c == b')' {
-                        stray_close.push(i);
+                        stray_close = Some(i);
                     }
                 }
                 _ => {}
@@ -642,14 +645,33 @@ impl Lexed {
         (at < end).then_some((q, end))
     }
 
-    /// The innermost group holding position `at`.
-    fn enclosing(&self, at: usize) -> Option<usize> {
-        // Groups are sorted by `open` and nest, so the innermost is the last one that
-        // opened before `at` and is still open there.
-        let upto = self.groups.partition_point(|g| g.open < at);
-        (0..upto)
-            .rev()
-            .find(|&g| self.groups.get(g).is_some_and(|g| at <= g.close))
+    /// Sets each pair's group: the innermost group holding its key. One sweep over groups
+    /// and pairs, both in order (groups nest: closing one closes those inside it).
+    fn assign_groups(&self, pairs: &mut [Pair]) {
+        let mut stack: Vec<usize> = Vec::new();
+        let mut next = 0usize;
+        for p in pairs.iter_mut() {
+            let at = p.key_start;
+            while let Some(g) = self.groups.get(next).filter(|g| g.open < at) {
+                while stack
+                    .last()
+                    .and_then(|&s| self.groups.get(s))
+                    .is_some_and(|s| s.close < g.open)
+                {
+                    stack.pop();
+                }
+                stack.push(next);
+                next += 1;
+            }
+            while stack
+                .last()
+                .and_then(|&s| self.groups.get(s))
+                .is_some_and(|s| s.close < at)
+            {
+                stack.pop();
+            }
+            p.group = stack.last().copied();
+        }
     }
 
     /// The group opening at `at`.
@@ -692,39 +714,61 @@ fn group_name(b: &[u8], g: &Group) -> Option<(usize, usize)> {
     key_ending_at(b, end)
 }
 
-/// Whether the bare `name` of pair `i` is a person's name: its group (or, at the top, the
-/// JSON key) names a person, or a sibling in the same group is PHI, as for a JSON object.
-fn name_is_person(
-    eng: &Engine,
-    text: &str,
-    lexed: &Lexed,
-    pairs: &[Pair],
-    i: usize,
-    key_is_person: bool,
-    cx: &mut Cx,
-) -> bool {
-    let Some(p) = pairs.get(i) else {
-        return false;
-    };
-    let b = text.as_bytes();
-    let owner = p
-        .attr_start
-        .checked_sub(1)
-        .filter(|&dot| dot > p.key_start)
-        .and_then(|dot| text.get(p.key_start..dot));
-    if owner.is_some_and(|o| eng.names_a_person(o, cx)) {
-        return true;
+/// Which groups make a bare `name` a person's name, worked out once per group: a text
+/// with many `name` pairs asks for the same few groups again and again.
+#[derive(Debug, Default)]
+struct PersonGroups {
+    /// Whether each group asked about is a person's (`None`: the top level). Unkeyed:
+    /// the keys are positions in the text.
+    known: HashMap<Option<usize>, bool, FxBuild>,
+    /// The groups holding a PHI key, found on first use.
+    phi: Option<HashSet<Option<usize>, FxBuild>>,
+}
+
+impl PersonGroups {
+    /// Whether the bare `name` of pair `i` is a person's name: the object its dotted key
+    /// belongs to, its group (or, at the top, the JSON key) names a person, or a sibling in
+    /// the same group is PHI, as for a JSON object.
+    fn holds(
+        &mut self,
+        judge: &Judge<'_>,
+        pairs: &[Pair],
+        i: usize,
+        key_is_person: bool,
+        cx: &mut Cx,
+    ) -> bool {
+        let (eng, text, lexed) = (judge.eng, judge.text, judge.lexed);
+        let Some(p) = pairs.get(i) else {
+            return false;
+        };
+        let owner = p
+            .attr_start
+            .checked_sub(1)
+            .filter(|&dot| dot > p.key_start)
+            .and_then(|dot| text.get(p.key_start..dot));
+        if owner.is_some_and(|o| eng.names_a_person(o, cx)) {
+            return true;
+        }
+        if let Some(&known) = self.known.get(&p.group) {
+            return known;
+        }
+        let named = match p.group.and_then(|g| lexed.groups.get(g)) {
+            None => key_is_person,
+            Some(g) => group_name(text.as_bytes(), g)
+                .and_then(|(s, e)| text.get(s..e))
+                .is_some_and(|name| eng.names_a_person(name, cx)),
+        };
+        let phi = self.phi.get_or_insert_with(|| {
+            pairs
+                .iter()
+                .filter(|q| q.class.is_some_and(Engine::is_phi_sibling))
+                .map(|q| q.group)
+                .collect()
+        });
+        let person = named || phi.contains(&p.group);
+        self.known.insert(p.group, person);
+        person
     }
-    let named = match p.group.and_then(|g| lexed.groups.get(g)) {
-        None => key_is_person,
-        Some(g) => group_name(b, g)
-            .and_then(|(s, e)| text.get(s..e))
-            .is_some_and(|name| eng.names_a_person(name, cx)),
-    };
-    named
-        || pairs.iter().enumerate().any(|(j, q)| {
-            j != i && q.group == p.group && q.class.is_some_and(Engine::is_phi_sibling)
-        })
 }
 
 // === judging values ===

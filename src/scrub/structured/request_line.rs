@@ -15,14 +15,18 @@ pub(crate) fn scrub_targets(eng: &Engine, text: &str, key: &str, cx: &mut Cx) ->
     memchr::memchr(b'?', b)?;
     let mut out = String::new();
     let mut last = 0usize;
+    // A `/` inside a target already read starts nothing new (its tail is the same target's,
+    // and reading every tail again would be quadratic in a long one).
+    let mut read_to = 0usize;
     for start in memchr::memchr_iter(b'/', b) {
-        if start < last || !target_starts(b, start) {
+        if start < read_to || !target_starts(b, start) {
             continue;
         }
         let mut end = start;
         while end < b.len() && !is_target_end(b.get(end).copied().unwrap_or(b' ')) {
             end += 1;
         }
+        read_to = end;
         let Some(target) = text.get(start..end).map(trim_url_end) else {
             continue;
         };

@@ -13,12 +13,14 @@
 //! `executemany`), an object keyed by name or by position, or a Python repr of a tuple or
 //! list in a string (`"('Jane Doe', '536-22-8471')"`).
 
+use std::collections::{HashMap, HashSet};
+
 use crate::json::{Node, Object};
 use crate::scrub::keys::KeyClass;
 use crate::scrub::walk::{Cx, Engine};
 
 /// A placeholder: by position (from 0) or by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Slot {
     Pos(usize),
     Named(String),
@@ -101,12 +103,38 @@ pub(crate) fn bindings(sql: &str) -> Bindings {
         }
     }
     insert_columns(&toks, &mut out.bound);
+    let inserted: HashSet<Slot> = out.bound.iter().map(|b| b.slot.clone()).collect();
+    // The column of the `IN (…)` / `= ANY(…)` list being read, and its depth.
+    let mut list: Option<(String, usize)> = None;
+    let mut depth = 0usize;
     for (i, t) in toks.iter().enumerate() {
+        match t {
+            Tok::Open => {
+                depth += 1;
+                if let Some(column) = list_column(&toks, i) {
+                    list = Some((column, depth));
+                }
+                continue;
+            }
+            Tok::Close => {
+                if list.as_ref().is_some_and(|(_, d)| *d == depth) {
+                    list = None;
+                }
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            _ => {}
+        }
         let Tok::Slot(slot) = t else { continue };
-        if out.bound.iter().any(|b| &b.slot == slot) {
+        if inserted.contains(slot) {
             continue;
         }
-        if let Some(column) = compared_column(&toks, i) {
+        let in_list = list
+            .as_ref()
+            .filter(|(_, d)| *d == depth)
+            .filter(|_| matches!(toks.get(i.wrapping_sub(1)), Some(Tok::Open | Tok::Comma)))
+            .map(|(c, _)| c.clone());
+        if let Some(column) = in_list.or_else(|| compared_column(&toks, i)) {
             out.bound.push(Bound {
                 slot: slot.clone(),
                 column,
@@ -114,6 +142,23 @@ pub(crate) fn bindings(sql: &str) -> Bindings {
         }
     }
     out
+}
+
+/// The column of a list opening at `open`: `col IN (`, `col NOT IN (`, `col = ANY(`.
+fn list_column(toks: &[Tok], open: usize) -> Option<String> {
+    let kw = open.checked_sub(1)?;
+    if is_kw(toks.get(kw), "IN") {
+        let col = if is_kw(toks.get(kw.checked_sub(1)?), "NOT") {
+            kw.checked_sub(2)?
+        } else {
+            kw - 1
+        };
+        return column_ending_at(toks, col);
+    }
+    if is_kw(toks.get(kw), "ANY") && toks.get(kw.checked_sub(1)?) == Some(&Tok::Cmp) {
+        return column_ending_at(toks, kw.checked_sub(2)?);
+    }
+    None
 }
 
 fn is_kw(t: Option<&Tok>, kw: &str) -> bool {
@@ -256,7 +301,7 @@ fn push_lone(
 }
 
 /// The column a placeholder at `i` is compared with: `col = ?`, `col LIKE ?`,
-/// `col IN (?, ?)`, `col BETWEEN ? AND ?`, `col = ANY(?)`, `lower(col) = ?`.
+/// `col BETWEEN ? AND ?`, `lower(col) = ?` (lists are read by [`bindings`]).
 fn compared_column(toks: &[Tok], i: usize) -> Option<String> {
     let before = |k: usize| i.checked_sub(k).and_then(|j| toks.get(j));
     match before(1)? {
@@ -275,29 +320,6 @@ fn compared_column(toks: &[Tok], i: usize) -> Option<String> {
             } else {
                 None
             }
-        }
-        Tok::Open | Tok::Comma => {
-            // Back to the `(` of a list of placeholders.
-            let mut j = i - 1;
-            while j > 0 && matches!(toks.get(j), Some(Tok::Comma | Tok::Slot(_))) {
-                j -= 1;
-            }
-            if toks.get(j) != Some(&Tok::Open) {
-                return None;
-            }
-            let kw = j.checked_sub(1)?;
-            if is_kw(toks.get(kw), "IN") {
-                let col = if is_kw(toks.get(kw.checked_sub(1)?), "NOT") {
-                    kw.checked_sub(2)?
-                } else {
-                    kw - 1
-                };
-                return column_ending_at(toks, col);
-            }
-            if is_kw(toks.get(kw), "ANY") && toks.get(kw.checked_sub(1)?) == Some(&Tok::Cmp) {
-                return column_ending_at(toks, kw.checked_sub(2)?);
-            }
-            None
         }
         _ => None,
     }
@@ -503,33 +525,64 @@ pub(crate) fn statement(s: &str) -> Option<&str> {
     super::sql::looks_like_sql(t).then_some(t)
 }
 
-/// The placeholders of `sql` bound to sensitive columns, with the columns' classes; empty
-/// if none is.
-pub(crate) fn classify(eng: &Engine, sql: &str, cx: &mut Cx) -> Vec<(Slot, KeyClass)> {
+/// The placeholders of a statement bound to sensitive columns, with the columns' classes.
+#[derive(Debug, Default)]
+pub(crate) struct Classed {
+    /// Keyed by placeholders, which the sender writes.
+    by_slot: HashMap<Slot, KeyClass>,
+    /// The positional ones, in order of position.
+    positions: Vec<(usize, KeyClass)>,
+}
+
+impl Classed {
+    fn is_empty(&self) -> bool {
+        self.by_slot.is_empty()
+    }
+
+    /// The class of the parameter called `key`: by name (`ssn` for `:ssn`, `@ssn`), or by
+    /// position (`0` for the first `?`).
+    fn of_key(&self, key: &str) -> Option<KeyClass> {
+        let key = key.trim_start_matches([':', '@', '$']);
+        if let Ok(n) = key.parse::<usize>() {
+            if let Some(&class) = self.by_slot.get(&Slot::Pos(n)) {
+                return Some(class);
+            }
+        }
+        self.by_slot.get(&Slot::Named(key.to_owned())).copied()
+    }
+}
+
+/// The placeholders of `sql` bound to sensitive columns; empty if none is.
+pub(crate) fn classify(eng: &Engine, sql: &str, cx: &mut Cx) -> Classed {
     let b = bindings(sql);
+    let mut classed = Classed::default();
     if b.bound.is_empty() {
-        return Vec::new();
+        return classed;
     }
     let person = b.tables.iter().any(|t| eng.names_a_person(t, cx))
         || b.bound.iter().any(|x| {
             eng.key_class(&x.column, cx)
                 .is_some_and(Engine::is_phi_sibling)
         });
-    let mut classed = Vec::new();
     for x in b.bound {
         let class = match eng.key_class(&x.column, cx) {
             Some(c) => c,
             None if person && eng.is_bare_name_key(&x.column, cx) => KeyClass::Name,
             None => continue,
         };
-        classed.push((x.slot, class));
+        if let Slot::Pos(n) = x.slot {
+            classed.positions.push((n, class));
+        }
+        classed.by_slot.entry(x.slot).or_insert(class);
     }
+    classed.positions.sort_by_key(|&(n, _)| n);
+    classed.positions.dedup_by_key(|&mut (n, _)| n);
     classed
 }
 
 /// Redacts the parameters in `params` bound to sensitive columns (`classed`, from
 /// [`classify`]). `cx`'s path is the parameters' own.
-fn redact_params(eng: &Engine, classed: &[(Slot, KeyClass)], params: &mut Node<'_>, cx: &mut Cx) {
+fn redact_params(eng: &Engine, classed: &Classed, params: &mut Node<'_>, cx: &mut Cx) {
     match params {
         Node::Array(items) => {
             let rows = !items.is_empty() && items.iter().all(Node::is_array);
@@ -547,7 +600,7 @@ fn redact_params(eng: &Engine, classed: &[(Slot, KeyClass)], params: &mut Node<'
         }
         Node::Object(map) => {
             for (key, value) in map.iter_mut() {
-                if let Some(class) = class_of(classed, key) {
+                if let Some(class) = classed.of_key(key) {
                     let len = cx.push(key);
                     eng.redact_value(class, value, cx);
                     cx.pop(len);
@@ -555,14 +608,7 @@ fn redact_params(eng: &Engine, classed: &[(Slot, KeyClass)], params: &mut Node<'
             }
         }
         Node::Str(s) => {
-            let positions: Vec<(usize, KeyClass)> = classed
-                .iter()
-                .filter_map(|(slot, c)| match slot {
-                    Slot::Pos(n) => Some((*n, *c)),
-                    Slot::Named(_) => None,
-                })
-                .collect();
-            if let Some(new) = super::kv::redact_repr_items(eng, s, &positions, cx) {
+            if let Some(new) = super::kv::redact_repr_items(eng, s, &classed.positions, cx) {
                 s.set(new);
             }
         }
@@ -570,30 +616,11 @@ fn redact_params(eng: &Engine, classed: &[(Slot, KeyClass)], params: &mut Node<'
     }
 }
 
-/// The class of the parameter called `key`: by name (`ssn` for `:ssn`), or by position
-/// (`0` for the first `?`).
-fn class_of(classed: &[(Slot, KeyClass)], key: &str) -> Option<KeyClass> {
-    let key = key.trim_start_matches([':', '@', '$']);
-    classed.iter().find_map(|(slot, class)| {
-        let hit = match slot {
-            Slot::Named(name) => key == name,
-            Slot::Pos(n) => key.parse::<usize>().ok() == Some(*n),
-        };
-        hit.then_some(*class)
-    })
-}
-
-fn redact_positional(
-    eng: &Engine,
-    items: &mut [Node<'_>],
-    classed: &[(Slot, KeyClass)],
-    cx: &mut Cx,
-) {
-    for (slot, class) in classed {
-        let Slot::Pos(n) = slot else { continue };
-        if let Some(item) = items.get_mut(*n) {
-            let len = cx.push_index(*n);
-            eng.redact_value(*class, item, cx);
+fn redact_positional(eng: &Engine, items: &mut [Node<'_>], classed: &Classed, cx: &mut Cx) {
+    for &(n, class) in &classed.positions {
+        if let Some(item) = items.get_mut(n) {
+            let len = cx.push_index(n);
+            eng.redact_value(class, item, cx);
             cx.pop(len);
         }
     }
@@ -649,7 +676,7 @@ pub(crate) fn redact_data_params(eng: &Engine, sql: &str, data: &mut Object<'_>,
         }
         let Some(class) = key
             .strip_prefix("db.query.parameter.")
-            .and_then(|name| class_of(&classed, name))
+            .and_then(|name| classed.of_key(name))
         else {
             continue;
         };
