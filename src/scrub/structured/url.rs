@@ -1,7 +1,8 @@
 //! URLs: `scheme://[user[:password]@]host[:port][/path][?query][#fragment]`, scrubbed part by
 //! part and re-assembled byte for byte where nothing changed. The password becomes a label,
-//! the user name, path and fragment are scanned by the value detectors, the query goes
-//! through [`super::query`]. The host is kept.
+//! the user name, path and fragment are scanned by the value detectors (the path after
+//! percent-decoding, [`super::encoded`]), the query goes through [`super::query`]. The host
+//! is kept.
 
 use crate::scrub::walk::{Cx, Engine};
 

@@ -335,3 +335,118 @@ fn hostile_shapes_stay_linear() {
         );
     }
 }
+
+mod props {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::scrubber_with;
+    use crate::scrub::PayloadKind;
+
+    /// Pieces of the shapes read here, and of what breaks them.
+    fn text() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "Patient(",
+            "mrn='A123'",
+            "name='Jxq Vrb'",
+            "ssn=",
+            "zip_code",
+            "=",
+            " = ",
+            ": ",
+            "=>",
+            ":",
+            "'",
+            "\"",
+            "`",
+            "b'",
+            "(",
+            ")",
+            "{",
+            "}",
+            "[",
+            "]",
+            ", ",
+            "\n",
+            " ",
+            "94107",
+            "536-22-8471",
+            "jxq@localhost",
+            "datetime.date(1975, 6, 8)",
+            "1975-06-08",
+            "%20",
+            "%3D",
+            "%26",
+            "%",
+            "%4",
+            "+",
+            "&",
+            "?",
+            "#",
+            "/checkout?",
+            "/p/",
+            "GET ",
+            " HTTP/1.1",
+            "email=",
+            "note=",
+            "Jane%20Doe",
+            "self.x",
+            "lambda",
+            "None",
+            "[ssn]",
+            "[Filtered]",
+            "mrn:k1:0123456789abcdef",
+            "address:k1:",
+            "card_number",
+            "4111",
+            "Customer { ",
+            "level=info ",
+            "é",
+            "\\",
+            "...",
+            "//",
+            "cvv",
+            "session_id=",
+        ]);
+        prop::collection::vec(pieces, 0..14).prop_map(|p| p.concat())
+    }
+
+    /// The default config, hashing, bare labels, `remove` and `mask`: compiled once.
+    fn scrubbers() -> &'static [crate::scrub::Scrubber; 4] {
+        static SCRUBBERS: std::sync::OnceLock<[crate::scrub::Scrubber; 4]> =
+            std::sync::OnceLock::new();
+        SCRUBBERS.get_or_init(|| {
+            [
+                "",
+                "[detectors.key_mrn]\nmethod = \"hash\"\n[detectors.key_address]\nmethod = \"hash\"\n",
+                "label_format = \"{label}\"\n",
+                "[detectors.key_ssn]\nmethod = \"remove\"\n[detectors.key_name]\nmethod = \"mask\"\n",
+            ]
+            .map(scrubber_with)
+        })
+    }
+
+    fn settled(s: &crate::scrub::Scrubber, text: &str) -> Result<(), TestCaseError> {
+        let mut v = json!({ "extra": { "note": text, "customer": text } });
+        let before = v.clone();
+        let report = s.scrub_value(PayloadKind::Event, &mut v);
+        prop_assert_eq!(
+            report.is_empty(),
+            v == before,
+            "report vs change: {:?}",
+            text
+        );
+        let once = v.clone();
+        let again = s.scrub_value(PayloadKind::Event, &mut v);
+        prop_assert!(again.is_empty(), "{:?} -> {:?} -> {:?}", text, once, v);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+        #[test]
+        fn scrubbing_settles_in_one_scrub(t in text(), config in 0usize..4) {
+            settled(&scrubbers()[config], &t)?;
+        }
+    }
+}
