@@ -686,6 +686,26 @@ fn resolve_overlaps(hits: &mut Vec<Hit>, strength: impl Fn(usize) -> Strength) {
             .is_some_and(|(_, k)| k.end > h.start);
         if !clash {
             kept.insert(h.start, *h);
+            continue;
+        }
+        // A weaker candidate that holds every kept hit it overlaps whole (an address
+        // `742 Evergreen Terrace` around a path id `742`) takes their place: keeping the
+        // part would leave the rest of the value in the text.
+        let overlapping: Vec<usize> = kept
+            .range(..h.end)
+            .filter(|(_, k)| k.end > h.start)
+            .map(|(s, _)| *s)
+            .collect();
+        let holds_all = overlapping.iter().all(|s| {
+            kept.get(s).is_some_and(|k| {
+                h.start <= k.start && k.end <= h.end && (k.start, k.end) != (h.start, h.end)
+            })
+        });
+        if holds_all && strength(h.detector) != Strength::Container {
+            for s in overlapping {
+                kept.remove(&s);
+            }
+            kept.insert(h.start, *h);
         }
     }
     hits.clear();

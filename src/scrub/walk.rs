@@ -171,7 +171,7 @@ struct KeyInfo {
 }
 
 impl Cx {
-    fn push(&mut self, seg: &str) -> usize {
+    pub(crate) fn push(&mut self, seg: &str) -> usize {
         let len = self.path.len();
         if !self.path.is_empty() {
             self.path.push('.');
@@ -180,7 +180,7 @@ impl Cx {
         len
     }
 
-    fn push_index(&mut self, i: usize) -> usize {
+    pub(crate) fn push_index(&mut self, i: usize) -> usize {
         let len = self.path.len();
         if !self.path.is_empty() {
             self.path.push('.');
@@ -189,7 +189,7 @@ impl Cx {
         len
     }
 
-    fn pop(&mut self, len: usize) {
+    pub(crate) fn pop(&mut self, len: usize) {
         self.path.truncate(len);
     }
 

@@ -25,7 +25,7 @@ const VALUE: &AsciiSet = &CONTROLS
 /// original value had percent-encoded. A character the sender had to escape (`%3B` inside
 /// a cookie, `%29` in a URL in prose) is escaped again, or the rewritten value would split
 /// differently on the next read.
-fn push_encoded(out: &mut String, new_value: &str, raw: &str) {
+pub(crate) fn push_encoded(out: &mut String, new_value: &str, raw: &str) {
     let mut escaped = [false; 128];
     let bytes = raw.as_bytes();
     for (i, _) in raw.match_indices('%') {

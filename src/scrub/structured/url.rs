@@ -1,7 +1,8 @@
 //! URLs: `scheme://[user[:password]@]host[:port][/path][?query][#fragment]`, scrubbed part by
 //! part and re-assembled byte for byte where nothing changed. The password becomes a label,
-//! the user name, path and fragment are scanned by the value detectors, the query goes
-//! through [`super::query`]. The host is kept.
+//! the user name, path and fragment are scanned by the value detectors (the path after
+//! percent-decoding, [`super::encoded`]), the query goes through [`super::query`]. The host
+//! is kept.
 
 use crate::scrub::walk::{Cx, Engine};
 
@@ -54,7 +55,7 @@ pub(crate) fn scrub_url(eng: &Engine, url: &str, key: &str, cx: &mut Cx) -> Opti
         Some(q) => (&path_and_query[..q], Some(&path_and_query[q + 1..])),
         None => (path_and_query, None),
     };
-    match eng.scrub_text(path, key, cx) {
+    match super::encoded::scrub_decoded(eng, path, key, cx) {
         Some(p) => {
             changed = true;
             out.push_str(&p);
@@ -97,7 +98,7 @@ pub(crate) fn scrub_relative(eng: &Engine, url: &str, key: &str, cx: &mut Cx) ->
         Some((q, f)) => (q, Some(f)),
         None => (query, None),
     };
-    let new_path = eng.scrub_text(path, key, cx);
+    let new_path = super::encoded::scrub_decoded(eng, path, key, cx);
     let new_query = super::query::scrub_query(eng, query, key, cx);
     if new_path.is_none() && new_query.is_none() {
         return None;

@@ -4,6 +4,7 @@
 use crate::json::{Node, Object};
 
 use super::*;
+use crate::scrub::structured::sql_params;
 use crate::scrub::structured::url::is_relative_url;
 
 impl Engine {
@@ -92,6 +93,7 @@ impl Engine {
             self.fhir_resource(map, cx);
             return;
         }
+        sql_params::redact_sibling_params(self, map, cx);
         let person = person || (map.contains_key("name") && self.person_context(map, parent, cx));
         let mut phi = Vec::with_capacity(map.len());
         let mut remove = Vec::new();
@@ -119,6 +121,42 @@ impl Engine {
             });
         }
         self.judge_cluster_members(map, &phi, removed_phi, cx);
+    }
+
+    /// Parameters bound to a statement, next to it: a span's `description` and `data`, a
+    /// breadcrumb's `message` and `data`, a span v2 item's `name` and `attributes`. The
+    /// statement is `obj[sql_key]`, or `db.statement` / `db.query.text` inside the data.
+    pub(super) fn bound_params(
+        &self,
+        obj: &mut Object<'_>,
+        sql_key: &str,
+        data_key: &str,
+        cx: &mut Cx,
+    ) {
+        let Some(Node::Object(data)) = obj.get(data_key) else {
+            return;
+        };
+        let in_data = sql_params::SQL_KEYS.iter().find_map(|k| {
+            let v = data.get(k)?;
+            v.as_str().or_else(|| v.get("value").and_then(Node::as_str))
+        });
+        let own = obj.get(sql_key).and_then(Node::as_str);
+        let Some(sql) = own
+            .and_then(sql_params::statement)
+            .or_else(|| in_data.and_then(sql_params::statement))
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        for (key, data) in obj.iter_mut() {
+            if key.as_str() == data_key {
+                if let Node::Object(data) = data {
+                    let len = cx.push(key);
+                    sql_params::redact_data_params(self, &sql, data, cx);
+                    cx.pop(len);
+                }
+            }
+        }
     }
 
     /// `[["name", value], …]` lists (tags, headers, cookies, query strings).
@@ -211,7 +249,8 @@ impl Engine {
             "cookie" | "cookies" | "Cookie" | "set-cookie" | "Set-Cookie" | "set_cookie" => {
                 Role::Cookie
             }
-            "query_string" | "url.query" | "http.query" | "query" | "querystring" => Role::Query,
+            "query_string" | "url.query" | "http.query" | "query" | "querystring"
+            | "QUERY_STRING" => Role::Query,
             "db.statement" | "db.query.text" | "db.sql" | "sql" => Role::Sql,
             _ => match class {
                 Some(class) => Role::Class(class),
@@ -325,7 +364,13 @@ impl Engine {
                 }
             }
             (Role::Query, Node::Str(s)) => {
-                if let Some(new) = query::scrub_query(self, s, key, cx) {
+                // `query` also names a database query (`execute(query, params)`).
+                let new = if sql_params::statement(s).is_some() {
+                    self.scrub_sql(s, key, cx)
+                } else {
+                    query::scrub_query(self, s, key, cx)
+                };
+                if let Some(new) = new {
                     s.set(new);
                 }
             }
@@ -365,6 +410,17 @@ impl Engine {
     /// can change how the statement lexes (`…[email].789` makes `.789` a number), so both
     /// steps repeat until neither changes anything, as a second scrub would.
     pub(super) fn scrub_sql(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        // A statement in a Python repr (`'SELECT …'`, a frame variable): its quotes are not
+        // a literal around the statement.
+        if let Some(inner) = sql_params::statement(s).filter(|inner| inner.len() < s.trim().len()) {
+            let at = (inner.as_ptr() as usize).saturating_sub(s.as_ptr() as usize);
+            let new = self.scrub_sql(inner, key, cx)?;
+            let mut out = String::with_capacity(s.len());
+            out.push_str(s.get(..at).unwrap_or(""));
+            out.push_str(&new);
+            out.push_str(s.get(at + inner.len()..).unwrap_or(""));
+            return Some(out);
+        }
         let strip = self.rules.enabled(Structural::SqlLiteral);
         until_stable(self, s, cx, |text, cx| {
             let (stripped, count) = if strip {

@@ -272,6 +272,7 @@ impl Engine {
         for (i, crumb) in list.iter_mut().enumerate() {
             let len = cx.push_index(i);
             if let Node::Object(crumb) = crumb {
+                self.bound_params(crumb, "message", "data", cx);
                 let category = crumb.get("category").and_then(Node::as_str).unwrap_or("");
                 let kind = crumb.get("type").and_then(Node::as_str).unwrap_or("");
                 let is_sql = matches!(category, "query" | "sql" | "db")
@@ -300,6 +301,7 @@ impl Engine {
             .get("op")
             .and_then(Node::as_str)
             .is_some_and(|op| op.starts_with("db"));
+        self.bound_params(span, "description", "data", cx);
         visit_members(span, cx, |key, child, cx| {
             if key == "description" {
                 let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
@@ -360,6 +362,7 @@ impl Engine {
             .and_then(Node::as_str)
             .is_some_and(|op| op.starts_with("db"));
         self.log_template(item, cx);
+        self.bound_params(item, "name", "attributes", cx);
         visit_members(item, cx, |key, child, cx| match (key, child) {
             ("attributes", Node::Object(attrs)) => {
                 self.attributes(attrs, cx);

@@ -6,6 +6,10 @@ use crate::json::{self, Node};
 use super::*;
 use crate::scrub::formats::{cda, hl7, x12};
 use crate::scrub::structured::url::{is_relative_url, trim_url_end};
+use crate::scrub::structured::{encoded, kv, request_line};
+
+/// A reader of structure inside free text: `None` if it changed nothing.
+type StructureStep = fn(&Engine, &str, &str, &mut Cx) -> Option<String>;
 
 impl Engine {
     pub(crate) fn key_class(&self, key: &str, cx: &mut Cx) -> Option<KeyClass> {
@@ -55,12 +59,19 @@ impl Engine {
     /// Redacts one string found under a key of `class`; `None` if unchanged.
     pub(crate) fn redact_class(&self, class: KeyClass, value: &str, cx: &mut Cx) -> Option<String> {
         let action = self.class_actions.get(&class)?;
-        if self.is_label(value) {
+        if self.is_redacted(action, value) {
             return None;
         }
         let new = self.redact_action(action, value, cx)?;
         self.collect_echo(EchoSource::Class(class), value, action, &new, cx);
         Some(new)
+    }
+
+    /// Whether `value` is already what `action` writes: a label, or its own pseudonym
+    /// (which must not be echoed either: the echo would replace the pseudonym everywhere).
+    fn is_redacted(&self, action: &Action, value: &str) -> bool {
+        self.is_label(value)
+            || (action.method == Method::Hash && self.redactor.is_pseudonym(&action.label, value))
     }
 
     /// Redacts with a structural rule (`url_password`, `cookie`, `user_id`, …).
@@ -219,8 +230,34 @@ impl Engine {
         until_stable(self, text, cx, |t, cx| self.scrub_text_once(t, key, cx))
     }
 
-    /// One pass of every detector over `text`.
+    /// One pass over free text: every detector, then what the detectors cannot see
+    /// because it needs structure (see [`Self::structure_once`]).
     pub(super) fn scrub_text_once(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let detected = self.detect_once(text, key, cx);
+        let structured = self.structure_once(detected.as_deref().unwrap_or(text), key, cx);
+        structured.or(detected)
+    }
+
+    /// Structure inside free text, read after the detectors (whose labels it then leaves
+    /// alone): request targets and relative URLs (`POST /checkout?note=… HTTP/1.1`),
+    /// percent-encoded runs (`note%3DJane%20Doe`), and keys (`mrn='A123'`, `ssn: …`).
+    fn structure_once(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let steps: [StructureStep; 3] = [
+            request_line::scrub_targets,
+            encoded::scrub_runs,
+            kv::scrub_pairs,
+        ];
+        let mut current: Option<String> = None;
+        for step in steps {
+            if let Some(next) = step(self, current.as_deref().unwrap_or(text), key, cx) {
+                current = Some(next);
+            }
+        }
+        current.filter(|c| c != text)
+    }
+
+    /// One pass of every detector over `text`.
+    fn detect_once(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
         let mut hits = Vec::new();
         if !self.scan(text, key, cx, &mut hits) {
             return None;
@@ -387,4 +424,62 @@ fn allowed_cookie(name: &str, cx: &mut Cx) -> bool {
     cx.tokens.split(name);
     let n = cx.tokens.len();
     n > 0 && (0..n).all(|i| ALLOWED_COOKIE_WORDS.contains(&cx.tokens.get(i)))
+}
+
+/// What the parsers of structure inside text (`structured::{kv, encoded, request_line,
+/// sql_params}`) need from the engine: the JSON key rules, applied the same way.
+impl Engine {
+    /// Whether `key` is a plain `name` (not made safe by `safe_keys`), which is a person's
+    /// name only in a person's context.
+    pub(crate) fn is_bare_name_key(&self, key: &str, cx: &mut Cx) -> bool {
+        self.key_info(key, cx).bare_name
+    }
+
+    /// Whether `name` (an object's key, a class, a table) names a person: `patient`,
+    /// `Customer`, `users`, … ([`PERSON_CONTEXT_WORDS`]).
+    pub(crate) fn names_a_person(&self, name: &str, cx: &mut Cx) -> bool {
+        cx.tokens.split(name);
+        PERSON_CONTEXT_WORDS.iter().any(|w| cx.tokens.contains(w))
+    }
+
+    /// Whether a sibling of this class makes a plain `name` a person's name.
+    pub(crate) fn is_phi_sibling(class: KeyClass) -> bool {
+        PHI_SIBLING.contains(&class)
+    }
+
+    /// [`Self::redact_class`] for a value found in text; `echo` says whether it is also
+    /// looked for elsewhere in the payload (not for literals in source code).
+    pub(crate) fn redact_class_in_text(
+        &self,
+        class: KeyClass,
+        value: &str,
+        echo: bool,
+        cx: &mut Cx,
+    ) -> Option<String> {
+        if echo {
+            return self.redact_class(class, value, cx);
+        }
+        let action = self.class_actions.get(&class)?;
+        if self.is_redacted(action, value) {
+            return None;
+        }
+        self.redact_action(action, value, cx)
+    }
+
+    /// Redacts a whole value (containers: every leaf) as if it sat under a key of `class`.
+    pub(crate) fn redact_value(&self, class: KeyClass, value: &mut Node<'_>, cx: &mut Cx) {
+        self.redact_whole(class, value, cx);
+    }
+
+    /// Runs `f` one level deeper into nested structure (a URL in a query value, an encoded
+    /// text inside an encoded text), or not at all past [`MAX_NESTING`].
+    pub(crate) fn nested<R>(&self, cx: &mut Cx, f: impl FnOnce(&mut Cx) -> Option<R>) -> Option<R> {
+        if cx.depth >= MAX_NESTING {
+            return None;
+        }
+        cx.depth += 1;
+        let r = f(cx);
+        cx.depth -= 1;
+        r
+    }
 }
