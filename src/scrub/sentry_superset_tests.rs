@@ -205,6 +205,15 @@ fn short_secrets() {
     );
 }
 
+#[test]
+fn token_in_a_url_without_scheme() {
+    assert_removed(
+        json!({"message": "GET foo.bar/endpoint?token_foobar=sensitive1 failed"}),
+        "sensitive1",
+        "token in a schemeless URL",
+    );
+}
+
 /// The deliberate differences: each is kept on purpose (docs/scrubbing.md says why).
 #[test]
 fn deliberate_differences_stay_deliberate() {

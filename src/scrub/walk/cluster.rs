@@ -364,6 +364,51 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// URLs written without a scheme inside text (`foo.bar/endpoint?token=…`,
+    /// `api/v1/x?ssn=…`): each query goes through the query rules as a URL's would.
+    /// `None` if nothing changed.
+    pub(super) fn scrub_schemeless_queries(
+        &self,
+        text: &str,
+        key: &str,
+        cx: &mut Cx,
+    ) -> Option<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut changed = false;
+        let mut last = 0;
+        for (start, word) in text
+            .split_whitespace()
+            .map(|w| (w.as_ptr() as usize - text.as_ptr() as usize, w))
+        {
+            let Some(q) = word.find('?') else {
+                continue;
+            };
+            let (before, query) = (&word[..q], &word[q + 1..]);
+            if word.contains("://")
+                || !before.contains(['/', '.'])
+                || !query.contains('=')
+                || before.starts_with('/')
+            {
+                continue;
+            }
+            let query = query.trim_end_matches(['.', ',', ';', ')', '"', '\'']);
+            if let Some(new) = crate::scrub::structured::query::scrub_query(self, query, key, cx) {
+                let at = start + q + 1;
+                out.push_str(&text[last..at]);
+                out.push_str(&new);
+                last = at + query.len();
+                changed = true;
+            }
+        }
+        if !changed {
+            return None;
+        }
+        out.push_str(&text[last..]);
+        Some(out)
+    }
+}
+
 /// `jane-doe`, `maria_gonzalez`, `mary-ann-smith`: two or three lower-case words that
 /// read as a given name and surnames.
 fn slug_is_name(segment: &str) -> bool {

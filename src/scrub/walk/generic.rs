@@ -42,6 +42,11 @@ impl Engine {
                 if let Some(new) = self.judge_cluster_fields(s, cx) {
                     s.set(new);
                 }
+                if s.contains('?') && s.contains('=') && s.len() < 8192 {
+                    if let Some(new) = self.scrub_schemeless_queries(s, key, cx) {
+                        s.set(new);
+                    }
+                }
                 if s.contains('/') && s.len() < 2048 {
                     if let Some(new) = self.judge_path_segments(s, cx) {
                         s.set(new);
