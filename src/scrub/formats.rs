@@ -15,3 +15,24 @@ pub(crate) struct Formats {
     /// Providers' names (HL7 provider fields, FHIR practitioners) are redacted too.
     pub(crate) redact_providers: bool,
 }
+
+/// Appends `text` (what a log line says before the message it quotes) scanned by the
+/// value detectors; returns whether it changed.
+pub(crate) fn push_scanned(
+    eng: &crate::scrub::walk::Engine,
+    text: &str,
+    key: &str,
+    out: &mut String,
+    cx: &mut crate::scrub::walk::Cx,
+) -> bool {
+    match eng.scrub_text(text, key, cx) {
+        Some(new) => {
+            out.push_str(&new);
+            true
+        }
+        None => {
+            out.push_str(text);
+            false
+        }
+    }
+}

@@ -57,15 +57,7 @@ pub(crate) fn scrub(
     cx: &mut Cx,
 ) -> Option<String> {
     let mut out = String::with_capacity(text.len() + 16);
-    let mut changed = false;
-    let head = &text[..start];
-    match eng.scrub_text(head, key, cx) {
-        Some(new) => {
-            out.push_str(&new);
-            changed = true;
-        }
-        None => out.push_str(head),
-    }
+    let mut changed = super::push_scanned(eng, &text[..start], key, &mut out, cx);
     // Open elements, and how many of them are person scopes.
     let mut stack: Vec<&str> = Vec::new();
     let mut person_depth = 0usize;

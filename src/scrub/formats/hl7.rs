@@ -221,15 +221,7 @@ pub(crate) fn scrub(
         STANDARD
     };
     let mut out = String::with_capacity(text.len() + 16);
-    let mut changed = false;
-    let head = &text[..start];
-    match eng.scrub_text(head, key, cx) {
-        Some(new) => {
-            out.push_str(&new);
-            changed = true;
-        }
-        None => out.push_str(head),
-    }
+    let mut changed = super::push_scanned(eng, &text[..start], key, &mut out, cx);
     let body = &text[start..];
     let mut rest = body;
     while !rest.is_empty() {

@@ -90,15 +90,7 @@ pub(crate) fn scrub(
 ) -> Option<String> {
     let sep = separators(text.get(start..)?)?;
     let mut out = String::with_capacity(text.len() + 16);
-    let mut changed = false;
-    let head = &text[..start];
-    match eng.scrub_text(head, key, cx) {
-        Some(new) => {
-            out.push_str(&new);
-            changed = true;
-        }
-        None => out.push_str(head),
-    }
+    let mut changed = super::push_scanned(eng, &text[..start], key, &mut out, cx);
     let mut party = Party::Other;
     for (i, segment) in text[start..].split(sep.terminator).enumerate() {
         if i > 0 {
