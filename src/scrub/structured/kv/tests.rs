@@ -273,7 +273,8 @@ fn percent_encoded_text_is_decoded_scanned_and_encoded_again() {
     check(
         "cached ssn%3D536-22-8471%26plan%3Dgold",
         "cached ssn%3D[ssn]%26plan%3Dgold",
-        &["key_ssn 1"],
+        // The SSN detector reads encoded text too, and runs first.
+        &["ssn 1"],
     );
 }
 
