@@ -146,6 +146,13 @@ pub(crate) struct Cx {
     scan_hits: Vec<Hit>,
     /// Strings scanned so far in this call.
     scanned: usize,
+    /// Short strings in which the readers of structure inside text (keys, request targets,
+    /// encoded runs) found nothing, when that did not depend on the JSON key; cached like
+    /// `scans`. Keyed: strings chosen by the sender.
+    structure_clean: std::collections::HashSet<Box<str>, KeyedBuild>,
+    /// Set when a reader of structure looked at the JSON key (a plain `name` at the top of
+    /// a text is a person's if the key names one): its answer is then not cached.
+    structure_keyed: bool,
 }
 
 /// Strings longer than this are scanned every time: long texts rarely repeat, and

@@ -65,7 +65,6 @@ pub(crate) fn scrub_pairs(eng: &Engine, text: &str, key: &str, cx: &mut Cx) -> O
     }
     let lexed = Lexed::new(b);
     lexed.assign_groups(&mut pairs);
-    let key_is_person = eng.names_a_person(key, cx);
     let mut person_groups = PersonGroups::default();
     let judge = Judge {
         eng,
@@ -79,7 +78,7 @@ pub(crate) fn scrub_pairs(eng: &Engine, text: &str, key: &str, cx: &mut Cx) -> O
             Some(class) => class,
             None => {
                 // A bare `name`: a person's name only in a person's context.
-                if !person_groups.holds(&judge, &pairs, i, key_is_person, cx) {
+                if !person_groups.holds(&judge, &pairs, i, key, cx) {
                     continue;
                 }
                 KeyClass::Name
@@ -734,7 +733,7 @@ impl PersonGroups {
         judge: &Judge<'_>,
         pairs: &[Pair],
         i: usize,
-        key_is_person: bool,
+        json_key: &str,
         cx: &mut Cx,
     ) -> bool {
         let (eng, text, lexed) = (judge.eng, judge.text, judge.lexed);
@@ -753,7 +752,7 @@ impl PersonGroups {
             return known;
         }
         let named = match p.group.and_then(|g| lexed.groups.get(g)) {
-            None => key_is_person,
+            None => eng.key_names_a_person(json_key, cx),
             Some(g) => group_name(text.as_bytes(), g)
                 .and_then(|(s, e)| text.get(s..e))
                 .is_some_and(|name| eng.names_a_person(name, cx)),

@@ -242,6 +242,17 @@ impl Engine {
     /// alone): request targets and relative URLs (`POST /checkout?note=… HTTP/1.1`),
     /// percent-encoded runs (`note%3DJane%20Doe`), and keys (`mrn='A123'`, `ssn: …`).
     fn structure_once(&self, text: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        // Like the detector hits, a repeated string's "nothing here" is remembered, when it
+        // depends on the text alone: no detector limited to keys or paths, not read at a
+        // nesting depth that cut a reader short, and no reader looked at the JSON key.
+        let cacheable = self.scanner.text_only
+            && cx.depth == 0
+            && text.len() <= SCAN_CACHE_MAX_LEN
+            && cx.scanned > SCAN_CACHE_AFTER;
+        if cacheable && cx.structure_clean.contains(text) {
+            return None;
+        }
+        let outer_keyed = std::mem::replace(&mut cx.structure_keyed, false);
         let steps: [StructureStep; 3] = [
             request_line::scrub_targets,
             encoded::scrub_runs,
@@ -253,7 +264,16 @@ impl Engine {
                 current = Some(next);
             }
         }
-        current.filter(|c| c != text)
+        let current = current.filter(|c| c != text);
+        if cacheable
+            && current.is_none()
+            && !cx.structure_keyed
+            && cx.structure_clean.len() < SCAN_CACHE_MAX_ENTRIES
+        {
+            cx.structure_clean.insert(text.into());
+        }
+        cx.structure_keyed |= outer_keyed;
+        current
     }
 
     /// One pass of every detector over `text`.
@@ -433,6 +453,13 @@ impl Engine {
     /// name only in a person's context.
     pub(crate) fn is_bare_name_key(&self, key: &str, cx: &mut Cx) -> bool {
         self.key_info(key, cx).bare_name
+    }
+
+    /// Whether the JSON key a text sits under names a person, for a plain `name` at the
+    /// top of the text (the answer then depends on the key, so it is not cached).
+    pub(crate) fn key_names_a_person(&self, key: &str, cx: &mut Cx) -> bool {
+        cx.structure_keyed = true;
+        self.names_a_person(key, cx)
     }
 
     /// Whether `name` (an object's key, a class, a table) names a person: `patient`,

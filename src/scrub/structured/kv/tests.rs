@@ -273,6 +273,7 @@ fn percent_encoded_text_is_decoded_scanned_and_encoded_again() {
     check(
         "cached ssn%3D536-22-8471%26plan%3Dgold",
         "cached ssn%3D[ssn]%26plan%3Dgold",
+        // The SSN detector reads encoded text too, and runs first.
         &["ssn 1"],
     );
 }
@@ -448,5 +449,33 @@ mod props {
         fn scrubbing_settles_in_one_scrub(t in text(), config in 0usize..4) {
             settled(&scrubbers()[config], &t)?;
         }
+    }
+}
+
+/// A repeated string's "nothing here" is remembered only when it does not depend on the
+/// JSON key: the same text is a person's record under `customer` and not under `note`,
+/// however often it repeats and in whichever order.
+#[test]
+fn remembered_answers_do_not_depend_on_the_key() {
+    let s = scrubber_with("");
+    let text = "name='Jxq Vrb' plan=gold";
+    for customer_first in [false, true] {
+        let mut extra = serde_json::Map::new();
+        if customer_first {
+            extra.insert("customer".into(), json!(text));
+        }
+        for i in 0..200 {
+            extra.insert(format!("note{i}"), json!(text));
+            extra.insert(format!("line{i}"), json!(format!("plain line {}", i % 3)));
+        }
+        if !customer_first {
+            extra.insert("customer".into(), json!(text));
+        }
+        let mut v = json!({ "extra": extra });
+        let report = s.scrub_value(PayloadKind::Event, &mut v);
+        assert_eq!(v["extra"]["customer"], "name='[name]' plan=gold");
+        assert_eq!(v["extra"]["note7"], text);
+        assert_eq!(v["extra"]["note199"], text);
+        assert_eq!(report.total(), 1, "customer first: {customer_first}");
     }
 }
