@@ -37,6 +37,9 @@ pub(crate) enum Check {
     Validator(Validator),
     /// Separators consistent, not all zero.
     Mac,
+    /// Hex digits in one case with both a digit and a letter (`DC57BB62AC00`,
+    /// `f4d4.7163.2907`): a hardware address, not a number or a word.
+    HexId,
     /// Not a placeholder or an existing label.
     SecretValue,
     /// Contains a digit (ids after keywords).
@@ -49,12 +52,20 @@ pub(crate) enum Check {
     FullName,
     /// Starts with a known given name ([`names::starts_with_given_name`]).
     GivenNameFirst,
+    /// A name after a word for a person's role ([`names::is_role_name`]).
+    RoleName,
+    /// A name after `name:` written `Last, First` or with non-ASCII letters
+    /// ([`names::is_written_name`]).
+    WrittenName,
     /// A date a living person was born on ([`validate::birth_date`]).
     BirthDate,
     /// A bank account number ([`validate::account_number`]).
     AccountNumber,
     /// A random-looking token, not a placeholder ([`validate::random_token`]).
     RandomToken,
+    /// Letters with digits or signs, not a placeholder: what a password looks like
+    /// (`S@epper465`), not a word (`reset`, `policy`).
+    PasswordLike,
 }
 
 /// How much a detector's hit says, for choosing between overlapping candidates: a hit
@@ -779,7 +790,7 @@ impl Detector {
                 Validator::Npi => validate::npi(s),
                 Validator::Dea => validate::dea(s),
                 Validator::Phone => validate::phone(s),
-                Validator::Ipv4 => validate::ipv4(s, before, after),
+                Validator::Ipv4 => validate::ipv4(s, text.get(..start).unwrap_or(""), after),
                 Validator::Ipv6 => validate::ipv6(s, before, after),
                 Validator::Date => validate::date(s),
                 Validator::AbaRouting => validate::aba_routing(s),
@@ -796,12 +807,32 @@ impl Detector {
                     && (quoted || !passes_itself(text.get(..start).unwrap_or(""), s))
             }
             Check::HasDigit => s.bytes().any(|b| b.is_ascii_digit()),
+            Check::PasswordLike => {
+                let v = s.trim_end_matches(['.', ',', ';', ':', ')', '!', '?']);
+                secret_value(v, false)
+                    && v.bytes().any(|b| b.is_ascii_alphabetic())
+                    && v.bytes().any(|b| !b.is_ascii_alphabetic())
+                    && !v.contains("://")
+                    && !is_code_reference(v)
+            }
+            Check::HexId => {
+                let hex = s.bytes().filter(u8::is_ascii_hexdigit);
+                let (mut digit, mut lower, mut upper) = (false, false, false);
+                for b in hex {
+                    digit |= b.is_ascii_digit();
+                    lower |= b.is_ascii_lowercase();
+                    upper |= b.is_ascii_uppercase();
+                }
+                digit && (lower != upper)
+            }
             Check::PathId => {
                 !s.starts_with([':', '{', '[', '<', '*', '$', '%'])
                     && s.bytes().any(|b| b.is_ascii_digit() || b == b'@')
             }
             Check::FullName => names::is_full_name(s),
             Check::GivenNameFirst => names::starts_with_given_name(s),
+            Check::RoleName => names::is_role_name(s),
+            Check::WrittenName => names::is_written_name(s),
             Check::BirthDate => validate::birth_date(s),
             Check::AccountNumber => validate::account_number(s),
             Check::RandomToken => validate::random_token(s) && secret_value(s, true),

@@ -33,11 +33,12 @@ pub(crate) enum KeyClass {
     Npi,
     Dea,
     Ip,
+    Mac,
     Custom,
 }
 
 impl KeyClass {
-    pub(crate) const ALL: [KeyClass; 16] = [
+    pub(crate) const ALL: [KeyClass; 17] = [
         Self::Secret,
         Self::Name,
         Self::Email,
@@ -53,6 +54,7 @@ impl KeyClass {
         Self::Npi,
         Self::Dea,
         Self::Ip,
+        Self::Mac,
         Self::Custom,
     ];
 
@@ -74,6 +76,7 @@ impl KeyClass {
             Self::Npi => "key_npi",
             Self::Dea => "key_dea",
             Self::Ip => "key_ip",
+            Self::Mac => "key_mac",
             Self::Custom => "key_custom",
         }
     }
@@ -96,6 +99,7 @@ impl KeyClass {
             Self::Npi => "npi",
             Self::Dea => "dea",
             Self::Ip => "ip",
+            Self::Mac => "mac",
         }
     }
 }

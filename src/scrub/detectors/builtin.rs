@@ -48,10 +48,12 @@ impl Builtin {
 const fn default_strength(check: Check) -> Strength {
     match check {
         Check::Validator(v) if v.is_checksum() => Strength::Checksum,
-        Check::Validator(_) | Check::Mac | Check::BirthDate => Strength::Shaped,
-        Check::SecretValue | Check::RandomToken => Strength::Container,
+        Check::Validator(_) | Check::Mac | Check::HexId | Check::BirthDate => Strength::Shaped,
+        Check::SecretValue | Check::RandomToken | Check::PasswordLike => Strength::Container,
         Check::HasDigit
         | Check::PathId
+        | Check::RoleName
+        | Check::WrittenName
         | Check::HomeUser
         | Check::GivenNameFirst
         | Check::AccountNumber => Strength::Context,
@@ -107,7 +109,28 @@ const fn isolated(mut b: Builtin) -> Builtin {
     b
 }
 
+/// Words before a bare hardware address.
+const MAC_WORDS: &[&str] = &[
+    "mac",
+    "bssid",
+    "hwaddr",
+    "hw addr",
+    "hw_addr",
+    "hw-addr",
+    "hardware address",
+    "ethernet",
+    "wifi",
+    "wi-fi",
+    "bluetooth",
+];
 const SSN_WORDS: &[&str] = &[
+    "tin:",
+    "tin ",
+    "tin#",
+    "tin=",
+    "itin",
+    "taxpayer",
+    "tax id",
     "ssn",
     "social security",
     "ss#",
@@ -291,6 +314,23 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::SecretValue,
         Tier::Secret,
     ),
+    // A password in prose: quoted after the word (`Password 'x' does not meet policy`,
+    // `set_password(user, 'x')`), or a word of letters with digits or signs right after it
+    // (`passphrase S@epper465 rejected`). A password's length does not make it safe.
+    det(
+        "password_text",
+        "secret",
+        r#"(?i:(?:\b|_)(?:password|passwd|passphrase|passcode))(?:[ \t]*[(,][^'"`\n)]{0,20}?|[ \t]+(?:(?:is|was|of|for|value)[ \t]+)?)['"`]([^'"`\s]{1,128})['"`]"#,
+        Check::SecretValue,
+        Tier::Secret,
+    ),
+    det(
+        "password_text",
+        "secret",
+        r#"(?i:\b(?:password|passwd|passphrase|passcode))[ \t]+([^\s'"`]{6,128})"#,
+        Check::PasswordLike,
+        Tier::Secret,
+    ),
     // A random-looking string after a secret's context word, in prose as well as in
     // `key=value` (`auth key 8f3Kd9sLq2Wm7Zx1Vb6Nc4Hj`, `Invalid API key provided: …`,
     // `session 7c373a13-…`): up to two lower-case words may stand between them. The
@@ -408,6 +448,27 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         r"(?i)\b[0-9a-f]{2}(?:[:-][0-9a-f]{2}){5}\b",
         Check::Mac,
         Tier::Phi,
+    ),
+    // Cisco's dotted form (`f4d4.7163.2907`), and the bare twelve digits after a word
+    // that says what they are (`BSSID 3c51eb0bfb13`): alone, twelve hex digits are as
+    // often a short commit or a container id.
+    det(
+        "mac",
+        "mac",
+        r"(?i)\b[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}\b",
+        Check::HexId,
+        Tier::Phi,
+    ),
+    with_context(
+        det(
+            "mac",
+            "mac",
+            r"(?i)\b[0-9a-f]{12}\b",
+            Check::HexId,
+            Tier::Phi,
+        ),
+        MAC_WORDS,
+        32,
     ),
     det(
         "mrn",
@@ -542,6 +603,29 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::GivenNameFirst,
         Tier::Phi,
     ),
+    // The same contexts with the name in capitals, `Last, First`, or letters beyond
+    // ASCII (`emergency contact JORDAN JACKSON`, `account holder Smirnov, Omar`,
+    // `Dr. ÖZTÜRK, ANASTASIA`), checked against the name lists word by word.
+    strength(
+        shrinking(det(
+            "person_name",
+            "name",
+            concat!(
+                r#"(?:\b(?i:account[ \t]+holder|beneficiary|payee|guarantor|subscriber|guardian|caregiver|next[ \t]+of[ \t]+kin|emergency[ \t]+contact|spouse|insured|policy[ \t]?holder|card[ \t]?holder|responsible[ \t]+party|dependent|patient|recipient|applicant)(?:[ \t]+(?i:name|is|was))?[ \t]*[:=,-]?[ \t]*["']?|\b(?:Pt|PT|Mr|MR|Mrs|MRS|Ms|Miss|MISS|Mx|MX|Dr|DR)\.?[ \t]+)"#,
+                r"(\p{Lu}[\p{L}]*(?:['-]\p{Lu}?\p{L}+)?(?:,?[ \t]+(?:\p{Lu}\.[ \t]+)?\p{Lu}[\p{L}]*(?:['-]\p{Lu}?\p{L}+)?){1,2})\b"
+            ),
+            Check::RoleName,
+            Tier::Phi,
+        )),
+        Strength::Context,
+    ),
+    shrinking(det(
+        "person_name",
+        "name",
+        r#"\b(?i:name)[ \t]*[:=][ \t]*["']?(\p{Lu}[\p{L}]*(?:['-]\p{Lu}?\p{L}+)?(?:,?[ \t]+(?:\p{Lu}\.[ \t]+)?\p{Lu}[\p{L}]*(?:['-]\p{Lu}?\p{L}+)?){1,2})\b"#,
+        Check::WrittenName,
+        Tier::Phi,
+    )),
     // After `person_name`, which wins on the same span: a name with no context word.
     isolated(shrinking(det(
         "full_name",

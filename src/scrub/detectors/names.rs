@@ -254,9 +254,104 @@ pub(crate) fn is_full_name(candidate: &str) -> bool {
     surnames > 0
 }
 
+/// Words that read as a name's shape in capitals (`JORDAN JACKSON NOT VERIFIED`) but end
+/// it: a name after a role word never runs into these.
+const NOT_IN_A_NAME: &[&str] = &[
+    "A", "AN", "AND", "ARE", "AS", "AT", "BE", "BY", "FOR", "FROM", "HAS", "HAD", "IN", "IS", "IT",
+    "NO", "NOT", "OF", "ON", "OR", "THE", "TO", "WAS", "WITH",
+];
+
+/// Whether `candidate`, found right after a word for a person's role (`emergency contact
+/// JORDAN JACKSON`, `account holder Smirnov, Omar`, `Dr. ÖZTÜRK, ANASTASIA`), is that
+/// person's name: two or three capitalised or capital words, at least one of them a known
+/// given name or surname or written with letters the lists cannot hold (`Łukasz`), and at
+/// most one unknown word, in the given name's place (first, or after the comma of
+/// `Last, First`): the lists are American and miss `Henrik` or `Adaeze`, but a word that
+/// follows a known name unknown (`JACKSON UNREACHABLE`) is not part of it.
+pub(crate) fn is_role_name(candidate: &str) -> bool {
+    let comma = candidate.find(',');
+    let words: Vec<(usize, &str)> = candidate
+        .split([' ', '\t', ','])
+        .filter(|w| !w.is_empty())
+        .filter(|w| !(w.chars().count() == 2 && w.ends_with('.')))
+        .map(|w| (w.as_ptr() as usize - candidate.as_ptr() as usize, w))
+        .collect();
+    if words.len() < 2 || words.len() > 3 {
+        return false;
+    }
+    let mut known = 0;
+    let mut unknown = Vec::new();
+    for (i, (at, word)) in words.iter().enumerate() {
+        let mut upper = [0u8; MAX_WORD];
+        if folded(word, &mut upper).is_some_and(|n| {
+            NOT_IN_A_NAME
+                .iter()
+                .any(|stop| stop.as_bytes() == &upper[..n])
+        }) {
+            return false;
+        }
+        if !word.is_ascii() || is_given_name(word, true) || is_surname(word) {
+            known += 1;
+        } else {
+            unknown.push((i, *at));
+        }
+    }
+    let given_place = |i: usize, at: usize| match comma {
+        Some(c) => at > c && i == 1,
+        None => i == 0,
+    };
+    known >= 1 && unknown.len() <= 1 && unknown.iter().all(|&(i, at)| given_place(i, at))
+}
+
+/// Whether `candidate`, found after the weak context `name:` / `name=`, is a name written
+/// `Last, First` with a known given name, or with letters the lists cannot hold
+/// (`Ramón Sasaki`): forms that code (`name: Optional`) does not take.
+pub(crate) fn is_written_name(candidate: &str) -> bool {
+    if !is_role_name(candidate) {
+        return false;
+    }
+    match candidate.split_once(',') {
+        Some((_, first)) => first
+            .split([' ', '\t'])
+            .find(|w| !w.is_empty())
+            .is_some_and(|w| !w.is_ascii() || is_given_name(w, true)),
+        None => !candidate.is_ascii(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_after_a_role_word() {
+        for name in [
+            "JORDAN JACKSON",
+            "Henrik Russell",
+            "Smirnov, Omar",
+            "HUANG, GABRIEL",
+            "ÖZTÜRK, ANASTASIA",
+            "Sebastián Gupta",
+            "Maria J. Gonzalez",
+        ] {
+            assert!(is_role_name(name), "{name}");
+        }
+        for not in [
+            "JACKSON UNREACHABLE",
+            "Jordan Jackson Unreachable",
+            "Internal",
+            "NOT VERIFIED",
+            "Jackson Is",
+            "Frobnicate Quux",
+        ] {
+            assert!(!is_role_name(not), "{not}");
+        }
+        assert!(is_written_name("Fitzgerald, Łukasz"));
+        assert!(is_written_name("Smith, Maria"));
+        assert!(is_written_name("Ramón Sasaki"));
+        assert!(!is_written_name("Internal Server"));
+        assert!(!is_written_name("Server, Error"));
+    }
 
     #[test]
     fn lists_are_sorted_upper_case_and_unique() {

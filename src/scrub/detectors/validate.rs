@@ -348,9 +348,15 @@ pub(crate) fn random_token(s: &str) -> bool {
 }
 
 /// `s` is the candidate, `before`/`after` the characters around it in the text.
-pub(crate) fn ipv4(s: &str, before: Option<char>, after: &str) -> bool {
-    if matches!(before, Some(c) if c == '.' || c.is_alphanumeric() || c == '-' || c == '_' || c == '/')
-    {
+pub(crate) fn ipv4(s: &str, head: &str, after: &str) -> bool {
+    let before = head.chars().next_back();
+    if before == Some('/') {
+        // A whole path segment (`/geo/203.0.113.42`, `GET /203.0.113.42`), not a product
+        // version (`Chrome/120.1.2.3`).
+        if !is_path_segment(head, after) {
+            return false;
+        }
+    } else if matches!(before, Some(c) if c == '.' || c.is_alphanumeric() || c == '-' || c == '_') {
         return false;
     }
     if s.ends_with(".0.0") {
@@ -367,6 +373,25 @@ pub(crate) fn ipv4(s: &str, before: Option<char>, after: &str) -> bool {
         return false;
     };
     !(addr.is_loopback() || addr.is_unspecified() || addr.is_broadcast())
+}
+
+/// Whether the text after `head` (which ends in `/`) up to `after` is a whole segment of a
+/// path: the `/` starts the path or follows an earlier segment, and the segment ends the
+/// path or is followed by another separator.
+fn is_path_segment(head: &str, after: &str) -> bool {
+    let ends = after.chars().next().is_none_or(|c| {
+        matches!(c, '/' | '?' | '#' | '"' | '\'' | ')' | ',' | ';') || c.is_whitespace()
+    });
+    let parent = &head[..head.len() - 1];
+    let segment_start = parent.rfind(|c: char| c == '/' || c.is_whitespace());
+    let starts = match segment_start {
+        // `/geo/…`: the parent segment itself follows a `/`.
+        Some(i) => parent[i..].starts_with('/') || parent.len() == i + 1,
+        // `/203.0.113.42` at the very start, or `GET /…`.
+        None => parent.is_empty(),
+    } || parent.ends_with(char::is_whitespace)
+        || parent.is_empty();
+    ends && starts
 }
 
 pub(crate) fn ipv6(s: &str, before: Option<char>, after: &str) -> bool {
@@ -623,11 +648,22 @@ mod tests {
 
     #[test]
     fn ips() {
-        assert!(ipv4("203.0.113.42", None, ""));
-        assert!(!ipv4("127.0.0.1", None, ""));
-        assert!(!ipv4("11.3.244.8", None, "-node.38"));
-        assert!(!ipv4("1.2.3.4", Some('.'), ""));
-        assert!(!ipv4("1.2.3.4", None, ".5"));
+        assert!(ipv4("203.0.113.42", "", ""));
+        assert!(!ipv4("127.0.0.1", "", ""));
+        assert!(!ipv4("11.3.244.8", "", "-node.38"));
+        assert!(!ipv4("1.2.3.4", "x.", ""));
+        assert!(!ipv4("1.2.3.4", "", ".5"));
+        // A path segment, but not a product's version.
+        assert!(ipv4("203.0.113.42", "GET /geo/", ""));
+        assert!(ipv4(
+            "203.0.113.42",
+            "https://h.example/api/blocklist/",
+            "?x=1"
+        ));
+        assert!(ipv4("203.0.113.42", "/", "/details"));
+        assert!(!ipv4("120.1.2.3", "Mozilla/5.0 Chrome/", " Safari"));
+        assert!(!ipv4("120.1.2.3", "Chrome/", ""));
+        assert!(!ipv4("203.0.113.42", "/geo/", "x"));
         assert!(ipv6("2001:db8::1", None, ""));
         assert!(ipv6("fe80::1%eth0", None, ""));
         assert!(ipv6("::ffff:192.0.2.1", None, ""));

@@ -235,7 +235,8 @@ fn shaped_like(class: KeyClass, value: &str) -> bool {
         | KeyClass::Card
         | KeyClass::Npi
         | KeyClass::Dea
-        | KeyClass::Ip => digit,
+        | KeyClass::Ip
+        | KeyClass::Mac => digit,
         KeyClass::Email => v.contains('@') || v.contains("%40"),
         KeyClass::Secret => {
             let cased = v.bytes().any(|c| c.is_ascii_uppercase())

@@ -67,6 +67,8 @@ pub(crate) const SQL_KEYS: &[&str] = &[
     "db.statement",
     "db.query.text",
     "db.sql",
+    // node-postgres' query config: `{text, values}`.
+    "text",
 ];
 
 /// Keys whose value holds the parameters bound to a statement next to it.

@@ -172,7 +172,7 @@ impl Engine {
             return None;
         }
         if !text.contains('\n') {
-            if !text.contains('[') {
+            if !text.contains('[') && !may_be_record(text) {
                 return None;
             }
             let delim = record_delimiter(text)?;
@@ -181,7 +181,7 @@ impl Engine {
         let mut lines = text.split('\n');
         let first = lines.next().unwrap_or("");
         let header = header_columns(first);
-        if header.is_none() && !text.contains('[') {
+        if header.is_none() && !text.contains('[') && !text.split('\n').any(may_be_record) {
             return None;
         }
         let mut out = String::with_capacity(text.len());
@@ -251,15 +251,33 @@ impl Engine {
             .windows(2)
             .filter(|w| {
                 let (a, b) = (field_core(&w[0], delim), field_core(&w[1], delim));
-                record_name_word(a) && record_name_word(b)
+                record_name_pair(a, b)
             })
             .count();
-        let is_record = labels + name_pairs.min(1) >= MIN_PHI_FIELDS;
+        // Values whose shape alone says PHI once a name stands beside them.
+        let shaped = if name_pairs > 0 && labels + 1 < MIN_PHI_FIELDS {
+            fields
+                .iter()
+                .filter(|f| {
+                    matches!(
+                        cluster_class(field_core(f, delim)),
+                        Some(KeyClass::Dob | KeyClass::Ssn | KeyClass::Phone | KeyClass::Card)
+                    )
+                })
+                .count()
+        } else {
+            0
+        };
+        let is_record = labels + name_pairs.min(1) + shaped >= MIN_PHI_FIELDS;
         // A path is a record of its segments, and each segment may be a file name with
         // fields of its own.
         if !is_record && delim != '/' {
             return changed.then(|| fields.join(&delim.to_string()));
         }
+        let fields_core: Vec<String> = fields
+            .iter()
+            .map(|f| field_core(f, delim).to_owned())
+            .collect();
         for (i, field) in fields.iter_mut().enumerate() {
             // A leading record type (`PID`, `ROW`, `IN1`) names the record, not a person.
             let record_type = i == 0
@@ -276,7 +294,16 @@ impl Engine {
                 continue;
             }
             let class = if is_record {
-                cluster_class(&core).or_else(|| record_name_word(&core).then_some(KeyClass::Name))
+                cluster_class(&core).or_else(|| {
+                    let neighbour = |j: Option<usize>| {
+                        j.and_then(|j| fields_core.get(j))
+                            .is_some_and(|n| record_name_pair(&core, n))
+                    };
+                    (record_name_word(&core)
+                        || neighbour(i.checked_sub(1))
+                        || neighbour(Some(i + 1)))
+                    .then_some(KeyClass::Name)
+                })
             } else {
                 None
             };
@@ -319,6 +346,17 @@ const SECRET_PATH_WORDS: &[&str] = &[
     "auth",
     "share",
     "download",
+    // Collections of credentials: `/api/keys/<key>/revoke`.
+    "key",
+    "keys",
+    "apikeys",
+    "tokens",
+    "secret",
+    "secrets",
+    "credential",
+    "credentials",
+    "session",
+    "sessions",
 ];
 
 impl Engine {
@@ -345,7 +383,10 @@ impl Engine {
             }
             let class = if slug_is_name(segment) {
                 Some(KeyClass::Name)
-            } else if is_opaque_token(segment) && announces_secret(previous) {
+            } else if (is_opaque_token(segment)
+                || is_hex_key(segment) && names_credentials(previous))
+                && announces_secret(previous)
+            {
                 Some(KeyClass::Secret)
             } else {
                 None
@@ -365,6 +406,130 @@ impl Engine {
 }
 
 impl Engine {
+    /// File names about a person (`5713225091_yoon_david.hl7`,
+    /// `/uploads/89-59-2283_horvat_steven.pdf`): when a file name's stem holds a given name
+    /// and a surname side by side (in either order, in any case), the pair is that
+    /// person's name and its other fields that look like a date or an identifier are
+    /// theirs too. `None` if nothing changed.
+    pub(super) fn judge_file_names(&self, text: &str, cx: &mut Cx) -> Option<String> {
+        let mut out = String::new();
+        let mut last = 0;
+        for (start, word) in file_name_candidates(text) {
+            let Some(new) = self.judge_file_name(word, cx) else {
+                continue;
+            };
+            out.push_str(&text[last..start]);
+            out.push_str(&new);
+            last = start + word.len();
+        }
+        if last == 0 {
+            return None;
+        }
+        out.push_str(&text[last..]);
+        Some(out)
+    }
+
+    fn judge_file_name(&self, stem: &str, cx: &mut Cx) -> Option<String> {
+        let delim = if stem.contains('_') { '_' } else { '-' };
+        let fields: Vec<&str> = stem.split(delim).collect();
+        if !(2..=8).contains(&fields.len()) {
+            return None;
+        }
+        let pair = fields
+            .windows(2)
+            .position(|w| lower_name_pair(w[0], w[1]))?;
+        let mut out: Vec<String> = Vec::with_capacity(fields.len());
+        for (i, field) in fields.iter().enumerate() {
+            let class = if i == pair || i == pair + 1 {
+                Some(KeyClass::Name)
+            } else {
+                cluster_class(field).filter(|c| *c != KeyClass::Name)
+            };
+            match class.and_then(|c| self.redact_class(c, field, cx)) {
+                Some(new) => out.push(new),
+                None => out.push((*field).to_owned()),
+            }
+        }
+        Some(out.join(&delim.to_string()))
+    }
+
+    /// A check-in's monitor slug names a job (`nightly-export`), so what varies in it is
+    /// data: a date, a run of six or more digits or an id holding one
+    /// (`welcome-call-mr6648721`), a given name and surname pair
+    /// (`eligibility-sync-keith-sasaki`). Each is replaced by its label written as a slug
+    /// (`nightly-export-dob`), since Sentry takes only slug characters there. `None` if
+    /// nothing changed.
+    pub(super) fn judge_slug(&self, slug: &str, cx: &mut Cx) -> Option<String> {
+        // Labels the detectors already wrote (`patient-[ssn]-sync`) become slug words.
+        let unbracketed = slug.contains('[').then(|| {
+            slug.split(['[', ']'])
+                .filter(|p| !p.is_empty())
+                .collect::<String>()
+        });
+        let slug = unbracketed.as_deref().unwrap_or(slug);
+        let parts: Vec<&str> = slug.split(['-', '_']).collect();
+        let seps: Vec<char> = slug.chars().filter(|c| matches!(c, '-' | '_')).collect();
+        let mut classes: Vec<Option<KeyClass>> = vec![None; parts.len()];
+        let mut i = 0;
+        while i < parts.len() {
+            // `1949-04-07`: a date spread over three parts.
+            if let [y, m, d] = parts.get(i..i + 3).unwrap_or(&[]) {
+                if y.len() == 4 && m.len() == 2 && d.len() == 2 {
+                    let date = format!("{y}-{m}-{d}");
+                    if is_date_shape(&date) && validate::date(&date) {
+                        classes[i..i + 3].fill(Some(KeyClass::Dob));
+                        i += 3;
+                        continue;
+                    }
+                }
+            }
+            if let Some(next) = parts.get(i + 1) {
+                if lower_name_pair(parts[i], next) {
+                    classes[i] = Some(KeyClass::Name);
+                    classes[i + 1] = Some(KeyClass::Name);
+                    i += 2;
+                    continue;
+                }
+            }
+            let part = parts[i];
+            let digits = part.bytes().filter(u8::is_ascii_digit).count();
+            if digits >= 6 && part.len() <= 24 {
+                classes[i] = Some(if is_compact_date(part) {
+                    KeyClass::Dob
+                } else {
+                    KeyClass::Mrn
+                });
+            }
+            i += 1;
+        }
+        if classes.iter().all(Option::is_none) {
+            return unbracketed;
+        }
+        let mut out = String::with_capacity(slug.len());
+        let mut i = 0;
+        while i < parts.len() {
+            if i > 0 {
+                out.push(seps.get(i - 1).copied().unwrap_or('-'));
+            }
+            let Some(class) = classes[i] else {
+                out.push_str(parts[i]);
+                i += 1;
+                continue;
+            };
+            let mut j = i + 1;
+            while j < parts.len() && classes[j] == Some(class) {
+                j += 1;
+            }
+            let value = parts[i..j].join("-");
+            let label = self
+                .redact_class(class, &value, cx)
+                .unwrap_or_else(|| value.clone());
+            out.push_str(&slugged(&label));
+            i = j;
+        }
+        Some(out)
+    }
+
     /// URLs written without a scheme inside text (`foo.bar/endpoint?token=…`,
     /// `api/v1/x?ssn=…`): each query goes through the query rules as a URL's would.
     /// `None` if nothing changed.
@@ -447,6 +612,33 @@ fn is_opaque_token(segment: &str) -> bool {
         && !segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
+/// 20 or more hex digits: a key or session id under a collection of credentials
+/// (`/api/keys/46f4…/revoke`), a digest anywhere else.
+fn is_hex_key(segment: &str) -> bool {
+    segment.len() >= 20 && segment.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A collection of credentials (`keys`, `tokens`, `sessions`), whose members are secrets
+/// whatever their shape.
+fn names_credentials(segment: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "key",
+        "keys",
+        "apikeys",
+        "token",
+        "tokens",
+        "secret",
+        "secrets",
+        "credential",
+        "credentials",
+        "session",
+        "sessions",
+    ];
+    segment
+        .split(['-', '_', '.'])
+        .any(|w| WORDS.contains(&w.to_ascii_lowercase().as_str()))
+}
+
 fn announces_secret(segment: &str) -> bool {
     segment
         .split(['-', '_', '.'])
@@ -495,13 +687,18 @@ fn header_columns(line: &str) -> Option<(char, Vec<String>)> {
 /// A record field that is a personal name word: capitalised (`Gonzalez`) or in
 /// capitals (`GUPTA`, as exports write them) and a known given name or surname, but
 /// not a word a log or protocol writes in capitals.
+fn record_name_word_allowed(s: &str) -> bool {
+    !RECORD_CAPITALS.contains(&s)
+}
+
+const RECORD_CAPITALS: &[&str] = &[
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "INFO", "WARN", "WARNING", "ERROR",
+    "DEBUG", "TRACE", "FATAL", "OK", "TRUE", "FALSE", "NULL", "NONE", "YES", "NO", "MALE",
+    "FEMALE", "ACTIVE", "PENDING", "PAID", "FAILED", "SUCCESS", "USD", "EUR",
+];
+
 fn record_name_word(s: &str) -> bool {
-    const CAPITALS: &[&str] = &[
-        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "INFO", "WARN", "WARNING",
-        "ERROR", "DEBUG", "TRACE", "FATAL", "OK", "TRUE", "FALSE", "NULL", "NONE", "YES", "NO",
-        "MALE", "FEMALE", "ACTIVE", "PENDING", "PAID", "FAILED", "SUCCESS", "USD", "EUR",
-    ];
-    if s.len() < 2 || s.len() > 30 || CAPITALS.contains(&s) {
+    if s.len() < 2 || s.len() > 30 || RECORD_CAPITALS.contains(&s) {
         return false;
     }
     let upper = s.chars().all(|c| c.is_uppercase() || c == '-' || c == '\'');
@@ -534,6 +731,98 @@ fn record_name_word(s: &str) -> bool {
         s.to_owned()
     };
     word.split('-').all(names::is_name_word)
+}
+
+/// The stems of file names in `text` (`yoon_david` in `/a/b/yoon_david.pdf`): the last
+/// path segment of a run without blanks or quotes, with an extension of one to five
+/// letters or digits, whose stem has a `_` or `-`.
+fn file_name_candidates(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '"' | '\'' | '(' | ')' | ',' | ';' | '<' | '>' | '`' | '='
+            )
+    })
+    .filter_map(move |run| {
+        let at = run.as_ptr() as usize - text.as_ptr() as usize;
+        let name_start = run.rfind(['/', '\\']).map_or(0, |i| i + 1);
+        let name = &run[name_start..];
+        let (stem, ext) = name.rsplit_once('.')?;
+        let ext_ok = (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric());
+        (ext_ok && stem.len() >= 5 && stem.contains(['_', '-']) && stem.len() <= 96)
+            .then_some((at + name_start, stem))
+    })
+}
+
+/// A given name and a surname side by side in a file name, in either order and in any
+/// case (`yoon_david`, `Doe-Jane`).
+fn lower_name_pair(a: &str, b: &str) -> bool {
+    let title = |w: &str| {
+        let mut c = w.chars();
+        c.next()
+            .map(|f| f.to_uppercase().collect::<String>() + &c.as_str().to_lowercase())
+            .unwrap_or_default()
+    };
+    let word = |w: &str| (2..=24).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_alphabetic());
+    if !word(a) || !word(b) {
+        return false;
+    }
+    let (a, b) = (title(a), title(b));
+    names::is_full_name(&format!("{a} {b}")) || names::is_full_name(&format!("{b} {a}"))
+}
+
+/// A label or pseudonym as slug characters: `[dob]` → `dob`, `user:715230cb` →
+/// `user-715230cb`.
+fn slugged(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() {
+        out.push_str("redacted");
+    }
+    out
+}
+
+/// A line that may be a delimited record with no label in it yet: three or more `|` or
+/// `,` (`958638|KUZNETSOV|ROGER|11/07/1957|U`).
+fn may_be_record(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() >= 12
+        && (memchr::memchr_iter(b'|', b).count() >= 3 || memchr::memchr_iter(b',', b).count() >= 3)
+}
+
+/// Two adjacent fields that read as a person's name (`KUZNETSOV|ROGER`, `Hughes,Dmitri`):
+/// both written as names, one of them a known given name or surname. The other may be a
+/// name the American lists do not hold.
+fn record_name_pair(a: &str, b: &str) -> bool {
+    name_shaped(a) && name_shaped(b) && (record_name_word(a) || record_name_word(b))
+}
+
+/// A capitalised or capital word of letters (`Dmitri`, `KUZNETSOV`, `Çelik`), not a
+/// capital keyword.
+fn name_shaped(s: &str) -> bool {
+    let letters = s.chars().filter(|c| c.is_alphabetic()).count();
+    (2..=30).contains(&letters)
+        && s.chars()
+            .all(|c| c.is_alphabetic() || matches!(c, '-' | '\'' | ' '))
+        && s.starts_with(char::is_uppercase)
+        && !s.contains("  ")
+        && s.split(' ').count() <= 3
+        && (s
+            .chars()
+            .skip(1)
+            .all(|c| !c.is_alphabetic() || c.is_lowercase())
+            || s.chars().all(|c| !c.is_alphabetic() || c.is_uppercase()))
+        && record_name_word_allowed(s)
 }
 
 /// The delimiter of a record: the most frequent of `|`, tab, `,`, `;` (at least two of

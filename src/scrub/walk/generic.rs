@@ -52,6 +52,16 @@ impl Engine {
                         s.set(new);
                     }
                 }
+                if s.len() < 4096 && s.contains('.') && s.contains(['_', '-']) {
+                    if let Some(new) = self.judge_file_names(s, cx) {
+                        s.set(new);
+                    }
+                }
+                if key == "monitor_slug" {
+                    if let Some(new) = self.judge_slug(s, cx) {
+                        s.set(new);
+                    }
+                }
             }
             Node::Number(n) => {
                 if is_big_integer(n) {
@@ -240,7 +250,9 @@ impl Engine {
         let class = if safe {
             None
         } else {
-            self.deny.find(&mut cx.tokens)
+            self.deny
+                .find(&mut cx.tokens)
+                .or_else(|| compound_name(&cx.tokens).then_some(KeyClass::Name))
         };
         let bare_name = !safe && cx.tokens.len() == 1 && cx.tokens.get(0) == "name";
         let schema = match self.structural.get(key) {
@@ -443,4 +455,13 @@ impl Engine {
             }
         })
     }
+}
+
+/// `billing.name`, `dependent[name]`, `insuredDisplayName`: a key that ends in `name`
+/// after a word saying whose or which name it is ([`NAME_OWNER_WORDS`]).
+fn compound_name(tokens: &Tokens) -> bool {
+    let n = tokens.len();
+    n >= 2
+        && tokens.last() == "name"
+        && (0..n - 1).any(|i| crate::scrub::profile::NAME_OWNER_WORDS.contains(&tokens.get(i)))
 }
