@@ -61,6 +61,9 @@ pub(crate) enum Check {
     BirthDate,
     /// A bank account number ([`validate::account_number`]).
     AccountNumber,
+    /// A bank account number that is not nine digits (which are a routing number's, and
+    /// judged by its checksum).
+    AccountNotRouting,
     /// A random-looking token, not a placeholder ([`validate::random_token`]).
     RandomToken,
     /// Letters with digits or signs, not a placeholder: what a password looks like
@@ -835,6 +838,9 @@ impl Detector {
             Check::WrittenName => names::is_written_name(s),
             Check::BirthDate => validate::birth_date(s),
             Check::AccountNumber => validate::account_number(s),
+            Check::AccountNotRouting => {
+                validate::account_number(s) && s.bytes().filter(u8::is_ascii_digit).count() != 9
+            }
             Check::RandomToken => validate::random_token(s) && secret_value(s, true),
             Check::HomeUser => !matches!(
                 s.to_ascii_lowercase().as_str(),

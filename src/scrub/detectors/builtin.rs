@@ -56,7 +56,8 @@ const fn default_strength(check: Check) -> Strength {
         | Check::WrittenName
         | Check::HomeUser
         | Check::GivenNameFirst
-        | Check::AccountNumber => Strength::Context,
+        | Check::AccountNumber
+        | Check::AccountNotRouting => Strength::Context,
         Check::None | Check::FullName => Strength::Weak,
     }
 }
@@ -392,11 +393,12 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         det(
             "dob",
             "dob",
-            // ISO and numeric (`1975-06-08`, `06/08/1975`, `6/8/75`, `08.06.1975`),
+            // ISO and numeric (`1975-06-08`, `06/08/1975`, `6/8/75`, `08.06.1975`), a
+            // date serialised as midnight (`1975-06-08T00:00:00.000Z`),
             // compact (`19750608`), month first (`Jun 8, 1975`, `Jul 11 1957`,
             // `November 22, 1970`) and day first (`08-Jun-1975`, `8 Jun 1975`,
             // `8th of June, 1975`).
-            r"(?i)\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})|\d{8}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[-/ \t]+\d{1,2}(?:st|nd|rd|th)?,?[-/ \t]+\d{4}|\d{1,2}(?:st|nd|rd|th)?(?:[ \t]+of)?[-/. \t]+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?[-/. \t]+(?:\d{4}|\d{2}))\b",
+            r"(?i)\b(?:\d{4}-\d{1,2}-\d{1,2}T00:00:00(?:\.0{1,9})?(?:Z|[+-]00:?00)?|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})|\d{8}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[-/ \t]+\d{1,2}(?:st|nd|rd|th)?,?[-/ \t]+\d{4}|\d{1,2}(?:st|nd|rd|th)?(?:[ \t]+of)?[-/. \t]+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?[-/. \t]+(?:\d{4}|\d{2}))\b",
             Check::BirthDate,
             Tier::Phi,
         ),
@@ -413,7 +415,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     isolated(det(
         "phone",
         "phone",
-        r"(?:\+1[-. ]?|\b1[-. ])?(?:\(\d{3}\)[-. ]?|\b\d{3}[-. ])\d{3}[-. ]\d{4}\b|\+1\d{10}\b|\+[2-9]\d{0,2}(?:[-. ]?\d){6,13}\b",
+        r"(?:\+1[-. ]?|\b1[-. ])?(?:\(\d{3}\)[-. ]?|\b\d{3}[-. ])\d{3}[-. ]\d{4}\b|\+1\d{10}\b|\+[2-9]\d{0,2}(?:[-. ]?\d){6,13}\b|\b00[1-9]\d{0,2}[-. ]\d(?:[-. ]?\d){5,12}\b",
         Check::Validator(V::Phone),
         Tier::Phi,
     )),
@@ -477,6 +479,16 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::HasDigit,
         Tier::Phi,
     ),
+    // A chart by its number in prose (`Could not load chart 000956294`, `chart #H4399899`,
+    // `EHR chart 71-98-3032`): five digits or more, so `chart 2` and a Helm chart's
+    // `1.2.3` stay.
+    det(
+        "mrn",
+        "mrn",
+        r"(?i)\bchart[ \t]*(?:#|:|no\.?|number)?[ \t]*#?[ \t]*([a-z]{0,3}-?\d[\d-]{4,14}\d)\b",
+        Check::HasDigit,
+        Tier::Phi,
+    ),
     // Member, subscriber, policy, group and plan numbers after their context words, in
     // every common shape: `XKJ123456789`, `W123456789`, `123456789-01`, `GRP-00123`,
     // `ABC 1234 5678` (groups after a space start with a digit, so the next word is not
@@ -484,7 +496,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     det(
         "insurance_id",
         "member-id",
-        r"(?i)(?:\b(?:member|mbr|subscriber|beneficiary|insurance|insured|policy|policyholder|medicaid|medicare|(?:health[ _-]?)?plan|coverage)[ _-]?(?:(?:id|identifier|number|nbr|no|num)\b|#)|\b(?:group|grp)[ _-]?(?:(?:number|nbr|no|num)\b|#)|\bgrp\b|\brx[ _-]?(?:bin|pcn|grp|group|id)\b)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*([a-z0-9][a-z0-9-]{1,24}(?:[ ]\d[a-z0-9-]{2,11}){0,3})\b",
+        r"(?i)(?:\b(?:member|mbr|subscriber|beneficiary|insurance|insured|policy|policyholder|medicaid|medicare|(?:health[ _-]?)?plan|coverage)[ _-]?(?:(?:id|identifier|number|nbr|no|num)\b|#)|\b(?:mbi|hicn)\b|\b(?:group|grp)[ _-]?(?:(?:number|nbr|no|num)\b|#)|\bgrp\b|\brx[ _-]?(?:bin|pcn|grp|group|id)\b)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*([a-z0-9][a-z0-9-]{1,24}(?:[ ]\d[a-z0-9-]{2,11}){0,3})\b",
         Check::HasDigit,
         Tier::Phi,
     ),
@@ -494,8 +506,18 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     det(
         "account_number",
         "account",
-        r"(?i)(?:\b(?:bank[ _-]?)?(?:account|acct|a/c)[ _-]?(?:(?:number|nbr|no|num)\b|#)|\bacct\b|\b(?:bank|checking|savings|deposit)[ _-]?(?:account|acct)\b)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*(\d(?:[ -]?\d){3,19})\b",
+        r"(?i)(?:\b(?:bank[ _-]?)?(?:account|acct|a/c)[ _-]?(?:(?:number|nbr|no|num)\b|#)|\bacct\b|\b(?:bank|checking|savings|deposit|dda|ach|payout)[ _-]?(?:account|acct)\b)\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*(\d(?:[ -]?\d){3,19})\b",
         Check::AccountNumber,
+        Tier::Phi,
+    ),
+    // After a routing word, a number of another length than a routing number's nine
+    // digits is a bank number all the same (`RTN 50753350 rejected`); nine digits must
+    // pass the ABA check below.
+    det(
+        "account_number",
+        "account",
+        r"(?i)\b(?:routing|aba|rtn)(?:[ _-]?(?:number|nbr|no|num)\b)?\.?[ \t]*(?:#|:|=|is)?[ \t]*#?[ \t]*(\d(?:[ -]?\d){3,19})\b",
+        Check::AccountNotRouting,
         Tier::Phi,
     ),
     det(
@@ -566,12 +588,30 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         "address",
         "address",
         concat!(
-            r"\b(?:P\.?[ \t]?O\.?|Post[ \t]+Office|POST[ \t]+OFFICE)[ \t]*(?:Box|BOX)[ \t]+\d{1,6}\b",
+            r"\b(?:(?:P\.?[ \t]?O\.?|Post[ \t]+Office|POST[ \t]+OFFICE)[ \t]*(?:Box|BOX)|POB)[ \t]+\d{1,6}\b",
             addr_city!(),
             "?"
         ),
         Check::None,
         Tier::Phi,
+    ),
+    // After words that say an address follows (`lives at`, `ship to:`, `ship_to=`,
+    // `deliver to`), a house number and capitalised words are one, whatever the suffix
+    // (`1290 Willow Path`, `38051 W Sycamore Cv`), with the city line when it follows.
+    strength(
+        det(
+            "address",
+            "address",
+            concat!(
+                r"(?i:\b(?:lives|living|resides|residing|located)[ \t]+at|\b(?:ship(?:ping)?|deliver(?:y)?|mail(?:ing)?|bill(?:ing)?|send)[ \t_-]?to\b|\bhome[ \t_-]?address|\baddress[ \t]+(?:is|of))[ \t]*[:=]?[ \t]*",
+                r"(\d{1,6}[A-Za-z]?(?:[ \t]+(?:[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+[A-Z][A-Za-z'-]*){1,4}",
+                addr_city!(),
+                r"?(?:\n[A-Z][A-Za-z.' -]+,[ \t]*(?:{STATE})[ \t]+\d{5}(?:-\d{4})?)?)\b"
+            ),
+            Check::None,
+            Tier::Phi,
+        ),
+        Strength::Context,
     ),
     isolated(det(
         "zip4",
@@ -644,7 +684,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     last_segment(det(
         "path_id",
         "id",
-        r#"(?i)/(?:patients?|members?|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
+        r#"(?i)/(?:by[-_])?(?:patients?|members?|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
         Check::PathId,
         Tier::Phi,
     )),

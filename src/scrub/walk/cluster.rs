@@ -431,26 +431,93 @@ impl Engine {
 
     fn judge_file_name(&self, stem: &str, cx: &mut Cx) -> Option<String> {
         let delim = if stem.contains('_') { '_' } else { '-' };
-        let fields: Vec<&str> = stem.split(delim).collect();
-        if !(2..=8).contains(&fields.len()) {
+        let parts: Vec<&str> = stem.split(delim).collect();
+        if !(2..=10).contains(&parts.len()) {
             return None;
         }
-        let pair = fields
-            .windows(2)
-            .position(|w| lower_name_pair(w[0], w[1]))?;
-        let mut out: Vec<String> = Vec::with_capacity(fields.len());
-        for (i, field) in fields.iter().enumerate() {
-            let class = if i == pair || i == pair + 1 {
-                Some(KeyClass::Name)
-            } else {
-                cluster_class(field).filter(|c| *c != KeyClass::Name)
-            };
-            match class.and_then(|c| self.redact_class(c, field, cx)) {
-                Some(new) => out.push(new),
-                None => out.push((*field).to_owned()),
+        let mut classes: Vec<Option<KeyClass>> = vec![None; parts.len()];
+        let (mut labels, mut pair, mut loose_pair, mut shaped) = (0, false, false, 0);
+        let mut i = 0;
+        while i < parts.len() {
+            let part = parts[i];
+            if self.is_label(part) {
+                labels += 1;
+                i += 1;
+                continue;
             }
+            if let Some(n) = date_across(&parts[i..]) {
+                classes[i..i + n].fill(Some(KeyClass::Dob));
+                shaped += 1;
+                i += n;
+                continue;
+            }
+            if let Some(next) = parts.get(i + 1) {
+                let strict = lower_name_pair(part, next);
+                if strict || loose_name_pair(part, next) {
+                    pair |= strict;
+                    loose_pair |= !strict;
+                    classes[i] = Some(KeyClass::Name);
+                    classes[i + 1] = Some(KeyClass::Name);
+                    i += 2;
+                    continue;
+                }
+            }
+            if let Some(class) = cluster_class(part).filter(|c| *c != KeyClass::Name) {
+                classes[i] = Some(class);
+                shaped += 1;
+            }
+            i += 1;
         }
-        Some(out.join(&delim.to_string()))
+        // About a person: a known name, a label already written, or a given name beside
+        // an unknown word together with a date or an identifier.
+        let about_person = pair || labels > 0 || (loose_pair && shaped > 0);
+        if !about_person || classes.iter().all(Option::is_none) {
+            return None;
+        }
+        Some(self.write_parts(&parts, &classes, &delim.to_string(), cx, false))
+    }
+
+    /// `parts` joined by `sep`, each run of parts of one class replaced by one redaction
+    /// of their joined text; written as a slug when `slug`.
+    fn write_parts(
+        &self,
+        parts: &[&str],
+        classes: &[Option<KeyClass>],
+        sep: &str,
+        cx: &mut Cx,
+        slug: bool,
+    ) -> String {
+        let mut out = String::new();
+        let mut i = 0;
+        while i < parts.len() {
+            if i > 0 {
+                out.push_str(sep);
+            }
+            let Some(class) = classes.get(i).copied().flatten() else {
+                out.push_str(parts[i]);
+                i += 1;
+                continue;
+            };
+            let mut j = i + 1;
+            // A name's two words and a date's three parts are one value; ids stay apart.
+            while j < parts.len()
+                && classes.get(j).copied().flatten() == Some(class)
+                && matches!(class, KeyClass::Name | KeyClass::Dob)
+            {
+                j += 1;
+            }
+            let value = parts[i..j].join(sep);
+            let label = self
+                .redact_class(class, &value, cx)
+                .unwrap_or_else(|| value.clone());
+            if slug {
+                out.push_str(&slugged(&label));
+            } else {
+                out.push_str(&label);
+            }
+            i = j;
+        }
+        out
     }
 
     /// A check-in's monitor slug names a job (`nightly-export`), so what varies in it is
@@ -468,28 +535,22 @@ impl Engine {
         });
         let slug = unbracketed.as_deref().unwrap_or(slug);
         let parts: Vec<&str> = slug.split(['-', '_']).collect();
-        let seps: Vec<char> = slug.chars().filter(|c| matches!(c, '-' | '_')).collect();
         let mut classes: Vec<Option<KeyClass>> = vec![None; parts.len()];
         let mut i = 0;
         while i < parts.len() {
-            // `1949-04-07`: a date spread over three parts.
-            if let [y, m, d] = parts.get(i..i + 3).unwrap_or(&[]) {
-                if y.len() == 4 && m.len() == 2 && d.len() == 2 {
-                    let date = format!("{y}-{m}-{d}");
-                    if is_date_shape(&date) && validate::date(&date) {
-                        classes[i..i + 3].fill(Some(KeyClass::Dob));
-                        i += 3;
-                        continue;
-                    }
-                }
+            if let Some(n) = date_across(&parts[i..]) {
+                classes[i..i + n].fill(Some(KeyClass::Dob));
+                i += n;
+                continue;
             }
-            if let Some(next) = parts.get(i + 1) {
-                if lower_name_pair(parts[i], next) {
-                    classes[i] = Some(KeyClass::Name);
-                    classes[i + 1] = Some(KeyClass::Name);
-                    i += 2;
-                    continue;
-                }
+            if parts
+                .get(i + 1)
+                .is_some_and(|next| lower_name_pair(parts[i], next))
+            {
+                classes[i] = Some(KeyClass::Name);
+                classes[i + 1] = Some(KeyClass::Name);
+                i += 2;
+                continue;
             }
             let part = parts[i];
             let digits = part.bytes().filter(u8::is_ascii_digit).count();
@@ -505,29 +566,8 @@ impl Engine {
         if classes.iter().all(Option::is_none) {
             return unbracketed;
         }
-        let mut out = String::with_capacity(slug.len());
-        let mut i = 0;
-        while i < parts.len() {
-            if i > 0 {
-                out.push(seps.get(i - 1).copied().unwrap_or('-'));
-            }
-            let Some(class) = classes[i] else {
-                out.push_str(parts[i]);
-                i += 1;
-                continue;
-            };
-            let mut j = i + 1;
-            while j < parts.len() && classes[j] == Some(class) {
-                j += 1;
-            }
-            let value = parts[i..j].join("-");
-            let label = self
-                .redact_class(class, &value, cx)
-                .unwrap_or_else(|| value.clone());
-            out.push_str(&slugged(&label));
-            i = j;
-        }
-        Some(out)
+        let sep = if slug.contains('-') { "-" } else { "_" };
+        Some(self.write_parts(&parts, &classes, sep, cx, true))
     }
 
     /// URLs written without a scheme inside text (`foo.bar/endpoint?token=…`,
@@ -790,6 +830,30 @@ fn slugged(label: &str) -> String {
         out.push_str("redacted");
     }
     out
+}
+
+/// `1987-11-27` spread over three parts of a name split at `-`: the number of parts.
+fn date_across(parts: &[&str]) -> Option<usize> {
+    let [y, m, d] = parts.get(..3)? else {
+        return None;
+    };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let date = format!("{y}-{m}-{d}");
+    (is_date_shape(&date) && validate::date(&date)).then_some(3)
+}
+
+/// A known given name beside a word that could be a surname the lists do not hold
+/// (`khumalo_raymond`), in any case and either order.
+fn loose_name_pair(a: &str, b: &str) -> bool {
+    let word = |w: &str| (3..=24).contains(&w.len()) && w.bytes().all(|c| c.is_ascii_alphabetic());
+    let given = |w: &str| names::is_common_given_name(w);
+    // A given name that is often a word (`jordan`) counts beside a known surname.
+    let paired = |g: &str, other: &str| {
+        given(g) || (names::starts_with_given_name(g) && names::is_name_word(other))
+    };
+    word(a) && word(b) && (paired(a, b) || paired(b, a))
 }
 
 /// A line that may be a delimited record with no label in it yet: three or more `|` or

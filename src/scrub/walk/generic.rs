@@ -39,29 +39,7 @@ impl Engine {
                 if let Some(new) = self.scrub_string_settled(s, key, cx) {
                     s.set(new);
                 }
-                if let Some(new) = self.judge_cluster_fields(s, cx) {
-                    s.set(new);
-                }
-                if s.contains('?') && s.contains('=') && s.len() < 8192 {
-                    if let Some(new) = self.scrub_schemeless_queries(s, key, cx) {
-                        s.set(new);
-                    }
-                }
-                if s.contains('/') && s.len() < 2048 {
-                    if let Some(new) = self.judge_path_segments(s, cx) {
-                        s.set(new);
-                    }
-                }
-                if s.len() < 4096 && s.contains('.') && s.contains(['_', '-']) {
-                    if let Some(new) = self.judge_file_names(s, cx) {
-                        s.set(new);
-                    }
-                }
-                if key == "monitor_slug" {
-                    if let Some(new) = self.judge_slug(s, cx) {
-                        s.set(new);
-                    }
-                }
+                self.judge_in_context(s, key, cx);
             }
             Node::Number(n) => {
                 if is_big_integer(n) {
@@ -70,6 +48,41 @@ impl Engine {
                     }
                 }
             }
+            other => self.walk_container(other, key, cx),
+        }
+    }
+
+    /// The passes that judge a string's parts by what stands around them, after its own
+    /// scan: delimited records, queries of URLs without a scheme, path segments, file
+    /// names, a monitor's slug.
+    pub(super) fn judge_in_context(&self, s: &mut Text<'_>, key: &str, cx: &mut Cx) {
+        if let Some(new) = self.judge_cluster_fields(s, cx) {
+            s.set(new);
+        }
+        if s.contains('?') && s.contains('=') && s.len() < 8192 {
+            if let Some(new) = self.scrub_schemeless_queries(s, key, cx) {
+                s.set(new);
+            }
+        }
+        if s.contains('/') && s.len() < 2048 {
+            if let Some(new) = self.judge_path_segments(s, cx) {
+                s.set(new);
+            }
+        }
+        if s.len() < 4096 && s.contains('.') && s.contains(['_', '-']) {
+            if let Some(new) = self.judge_file_names(s, cx) {
+                s.set(new);
+            }
+        }
+        if key == "monitor_slug" {
+            if let Some(new) = self.judge_slug(s, cx) {
+                s.set(new);
+            }
+        }
+    }
+
+    fn walk_container(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
+        match value {
             Node::Array(items) => {
                 if is_pair_list(items) && is_pair_key(key) {
                     self.pairs(items, false, cx, |eng, k, v, cx| {
@@ -98,7 +111,7 @@ impl Engine {
                 self.walk_map(map, key, false, cx);
                 cx.json_depth -= 1;
             }
-            Node::Null | Node::Bool(_) => {}
+            Node::Null | Node::Bool(_) | Node::Str(_) | Node::Number(_) => {}
         }
     }
 
@@ -253,6 +266,7 @@ impl Engine {
             self.deny
                 .find(&mut cx.tokens)
                 .or_else(|| compound_name(&cx.tokens).then_some(KeyClass::Name))
+                .or_else(|| compound_member_id(&cx.tokens).then_some(KeyClass::Insurance))
         };
         let bare_name = !safe && cx.tokens.len() == 1 && cx.tokens.get(0) == "name";
         let schema = match self.structural.get(key) {
@@ -407,6 +421,9 @@ impl Engine {
                 if let Some(new) = new {
                     s.set(new);
                 }
+                if !query::looks_like_form(s) {
+                    self.judge_in_context(s, key, cx);
+                }
             }
             (_, child) => self.walk_value(child, key, cx),
         }
@@ -464,4 +481,26 @@ fn compound_name(tokens: &Tokens) -> bool {
     n >= 2
         && tokens.last() == "name"
         && (0..n - 1).any(|i| crate::scrub::profile::NAME_OWNER_WORDS.contains(&tokens.get(i)))
+}
+
+/// `insured.id_number`, `dependent[id]`, `subscriberId`: an id after a word for the
+/// person a health plan covers.
+fn compound_member_id(tokens: &Tokens) -> bool {
+    const OWNERS: &[&str] = &[
+        "insured",
+        "subscriber",
+        "member",
+        "dependent",
+        "beneficiary",
+        "policyholder",
+        "guarantor",
+        "billing",
+    ];
+    let n = tokens.len();
+    let id_at = match (tokens.get(n.saturating_sub(2)), tokens.last()) {
+        ("id", "number" | "no" | "num") => n.saturating_sub(2),
+        (_, "id") => n.saturating_sub(1),
+        _ => return false,
+    };
+    id_at >= 1 && (0..id_at).any(|i| OWNERS.contains(&tokens.get(i)))
 }
