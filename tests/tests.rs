@@ -3,6 +3,7 @@
 
 mod util;
 
+mod admin;
 mod audit_trail;
 mod auth_routing;
 mod binary;
