@@ -61,7 +61,8 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain of audit files (each with its rotated siblings); exits 1 and
-    /// names the first broken record on tampering.
+    /// names the first broken record on tampering. Needs no config (`--config` is ignored),
+    /// so a reviewer can verify a copied trail anywhere.
     Verify {
         /// Audit files (the active file pulls in its rotated files).
         #[arg(required = true, value_name = "PATH")]

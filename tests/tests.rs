@@ -13,6 +13,7 @@ mod delivery;
 mod delivery_destinations;
 mod endpoints;
 mod faults;
+mod first_run;
 mod fuzz_regressions;
 mod hostile;
 mod leak;
