@@ -73,6 +73,15 @@ fn config_errors_name_file_line_and_the_closest_key_without_figment_profiles() {
         stderr,
         "scrubgate: invalid configuration: environment variable SCRUBGATE_SERVER__LISTNE: server.listne: unknown key `listne`; did you mean `listen`?\n"
     );
+    let (code, _, stderr) = run(
+        &["check-config", "--config", &good],
+        &[("SCRUBGATE_DEFAULTS__SERVER__LISTNE", "0.0.0.0:3000")],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        "scrubgate: invalid configuration: environment variable SCRUBGATE_DEFAULTS__SERVER__LISTNE: server.listne: unknown key `listne`; did you mean `listen`?\n"
+    );
 }
 
 #[test]

@@ -53,17 +53,21 @@ fn describe_one(error: &figment::Error) -> String {
         other => other.to_string(),
     };
     let source = error.metadata.as_ref().and_then(|md| md.source.as_ref());
-    let is_env = error
+    // figment names an environment provider "`PREFIX` environment variable(s)".
+    let env_prefix = error
         .metadata
         .as_ref()
-        .is_some_and(|md| md.name.contains("environment"));
+        .filter(|md| md.name.contains("environment"))
+        .map(|md| match md.name.split('`').nth(1) {
+            Some(prefix) if prefix.starts_with(ENV_PREFIX) => prefix.to_owned(),
+            _ => ENV_PREFIX.to_owned(),
+        });
     let location = match source {
         Some(Source::File(file)) => Some(match line_of(file, &path) {
             Some(line) => format!("{}:{line}", file.display()),
             None => file.display().to_string(),
         }),
-        _ if is_env => Some(format!("environment variable {}", env_name(&path))),
-        _ => None,
+        _ => env_prefix.map(|prefix| format!("environment variable {}", env_name(&prefix, &path))),
     };
     match (location, key.is_empty()) {
         (Some(location), false) => format!("{location}: {key}: {problem}"),
@@ -89,9 +93,9 @@ fn display_key(path: &[&str]) -> String {
     out
 }
 
-fn env_name(path: &[&str]) -> String {
+fn env_name(prefix: &str, path: &[&str]) -> String {
     let joined: Vec<String> = path.iter().map(|p| p.to_ascii_uppercase()).collect();
-    format!("{ENV_PREFIX}{}", joined.join("__"))
+    format!("{prefix}{}", joined.join("__"))
 }
 
 /// The 1-based line where `path`'s last key is set, found by following `[table]` headers.
@@ -228,7 +232,10 @@ mod tests {
             display_key(&["projects", "0", "public_key"]),
             "projects[0].public_key"
         );
-        assert_eq!(env_name(&["server", "listne"]), "SCRUBGATE_SERVER__LISTNE");
+        assert_eq!(
+            env_name(ENV_PREFIX, &["server", "listne"]),
+            "SCRUBGATE_SERVER__LISTNE"
+        );
     }
 
     #[test]
