@@ -304,34 +304,73 @@ fn the_readme_commands_agree_with_help() {
 fn docker_build_context_and_healthcheck() {
     let dockerfile = std::fs::read_to_string(format!("{ROOT}/Dockerfile")).unwrap();
     let ignore = std::fs::read_to_string(format!("{ROOT}/.dockerignore")).unwrap();
-    let patterns: Vec<&str> = ignore
+    // .dockerignore semantics: patterns in order, `!` re-includes, the last match wins.
+    let patterns: Vec<(bool, &str)> = ignore
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.trim_end_matches('/'))
+        .map(|l| match l.strip_prefix('!') {
+            Some(rest) => (false, rest.trim_end_matches('/')),
+            None => (true, l.trim_end_matches('/')),
+        })
         .collect();
     let ignored = |path: &str| {
-        patterns.iter().any(|p| {
-            let p = p.trim_start_matches("**/");
-            path == p || path.starts_with(&format!("{p}/"))
-        })
+        let mut ignored = false;
+        for (exclude, pattern) in &patterns {
+            let pattern = pattern.trim_start_matches("**/");
+            let hit = path == pattern
+                || path.starts_with(&format!("{pattern}/"))
+                || path.contains(&format!("/{pattern}/"));
+            if hit {
+                ignored = *exclude;
+            }
+        }
+        ignored
     };
     assert!(ignored("target"), "target/ must stay out of the context");
+    assert!(ignored("target/debug/scrubgate"));
+    assert!(ignored("fuzz/target/x"));
     assert!(ignored(".git"));
-    // Everything the build copies from the context exists and is not ignored.
-    let mut copied = 0;
+    // The prebuilt image's binary is the one exception.
+    const PREBUILT: &str = "target/release/scrubgate";
+    assert!(!ignored(PREBUILT));
+    // Everything the build copies from the context exists (the prebuilt binary once built)
+    // and is not ignored.
+    let mut copied = Vec::new();
     for line in dockerfile.lines().filter(|l| l.starts_with("COPY ")) {
         if line.contains("--from=") {
             continue;
         }
         let parts: Vec<&str> = line.split_whitespace().skip(1).collect();
         for source in &parts[..parts.len() - 1] {
-            assert!(Path::new(ROOT).join(source).exists(), "{source} missing");
+            assert!(
+                *source == PREBUILT || Path::new(ROOT).join(source).exists(),
+                "{source} missing"
+            );
             assert!(!ignored(source), "{source} is copied but ignored");
-            copied += 1;
+            copied.push(*source);
         }
     }
-    assert_eq!(copied, 6);
+    assert_eq!(
+        copied,
+        [
+            "Cargo.toml",
+            "Cargo.lock",
+            "src",
+            "benches",
+            "tests",
+            "config.toml.example",
+            PREBUILT
+        ]
+    );
+    // The default target (the last stage) compiles scrubgate in the build stage.
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.last(), Some(&"FROM runtime AS image"));
+    assert!(dockerfile
+        .ends_with("COPY --from=build /src/target/release/scrubgate /usr/local/bin/scrubgate\n"));
     // The health check asks the admin listener, plain HTTP on loopback, at its default.
     let admin = scrubgate::config::AdminSettings::default().listen;
     assert!(
