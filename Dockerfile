@@ -4,7 +4,7 @@
 #   scripts/docker-image                             runs the test suite on a release binary
 #                                                    and puts that very binary in the image
 #                                                    (docker build --target prebuilt)
-# Run: see README.md ("Docker"): create config.toml first, then
+# Run: see README.md ("Docker"): create config.toml (and the HMAC key) first, then
 #   docker run -p 3000:3000 -v $PWD/config.toml:/etc/scrubgate/config.toml:ro scrubgate
 #
 # Everything the build needs is in this repository (Cargo.lock pins every crate);
