@@ -20,6 +20,7 @@ use crate::forward::{ForwardError, Forwarder};
 use crate::ingest::AppState;
 use crate::pipeline::Pipeline;
 use crate::server::tls::TlsListener;
+use crate::server::Face;
 use crate::spool::Spool;
 
 /// Why the server could not start. The config is already valid at this point, so these are
@@ -58,6 +59,8 @@ pub struct ReloadStats {
 #[derive(Debug)]
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The admin listener's address (`/metrics`, `/healthz`, `/readyz`), if it is on.
+    pub admin_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -131,27 +134,69 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
     Ok((state, tasks))
 }
 
-/// Binds `config.listen` and serves in a background task until [`RunningServer::shutdown`].
+/// How long the admin listener waits for a scrape in flight when it stops, after
+/// everything else has drained.
+const ADMIN_DRAIN: Duration = Duration::from_secs(1);
+
+/// The bound main and admin listeners, with their actual addresses (port 0 resolved).
+struct Listeners {
+    main: TcpListener,
+    main_addr: SocketAddr,
+    admin: Option<(TcpListener, SocketAddr)>,
+}
+
+impl Listeners {
+    /// Binds both before anything is served, so a taken admin port fails the start instead
+    /// of leaving a replica without probes.
+    async fn bind(config: &Config) -> Result<Self, StartError> {
+        let (main, main_addr) = bind(config.listen).await?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Self {
+            main,
+            main_addr,
+            admin,
+        })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// Binds `config.listen` (and `admin.listen`) and serves in a background task until
+/// [`RunningServer::shutdown`].
 ///
 /// # Errors
 /// See [`StartError`].
 pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
-    let addr = config.listen;
     let tls = tls_listener(&config)?;
+    let listeners = Listeners::bind(&config).await?;
     let (state, tasks) = build_state(config)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listeners.main_addr;
+    let admin_addr = listeners.admin.as_ref().map(|(_, addr)| *addr);
     let (stop, stopped) = oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;
     };
-    let task = tokio::spawn(lifecycle(listener, tls, Arc::clone(&state), tasks, stopped));
+    let task = tokio::spawn(lifecycle(
+        listeners,
+        tls,
+        Arc::clone(&state),
+        tasks,
+        stopped,
+    ));
     Ok(RunningServer {
         addr,
+        admin_addr,
         state,
         stop: Some(stop),
         task,
@@ -164,7 +209,6 @@ pub async fn spawn(config: Config) -> Result<RunningServer, StartError> {
 /// # Errors
 /// See [`StartError`].
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
-    let addr = config.listen;
     if config.hash_key_is_ephemeral {
         tracing::warn!(
             "no scrub.hash_key_file or SCRUBGATE_HASH_KEY configured: hashed values use a random per-process key"
@@ -174,19 +218,17 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
     let upstream = config.upstream.describe();
     let started = Instant::now();
     let tls = tls_listener(&config)?;
+    let listeners = Listeners::bind(&config).await?;
     let (state, tasks) = build_state(config)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listeners.main_addr;
+    let admin_addr = listeners.admin.as_ref().map(|(_, addr)| addr.to_string());
     if let Some(tls) = &tls {
         crate::server::tls::reload_on_sighup(Arc::clone(&tls.certs));
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         addr = %bound,
+        admin_addr = admin_addr.as_deref().unwrap_or("off"),
         scheme,
         projects,
         upstream = %upstream,
@@ -195,7 +237,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
     );
     let reloader = tokio::spawn(reload_on_sighup(Arc::clone(&state), config_path));
     let shutdown = crate::server::shutdown_signal();
-    lifecycle(listener, tls, state, tasks, shutdown).await;
+    lifecycle(listeners, tls, state, tasks, shutdown).await;
     reloader.abort();
     Ok(())
 }
@@ -203,8 +245,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), Sta
 /// Serve until `shutdown`, then: fail `/readyz`, finish in-flight requests, drain the
 /// delivery queue, all within `server.shutdown_timeout_secs`. Whatever is not delivered by
 /// then is already in the spool and goes out after the next start.
+///
+/// The admin listener stays up through all of it (probes see `/readyz` fail, `/metrics`
+/// shows the queue draining) and stops last, after its own short drain.
 async fn lifecycle(
-    listener: TcpListener,
+    listeners: Listeners,
     tls: Option<TlsListener>,
     state: Arc<AppState>,
     tasks: DeliveryTasks,
@@ -218,11 +263,37 @@ async fn lifecycle(
         draining_state.draining.store(true, Ordering::SeqCst);
         let _ = started.set(Instant::now());
     };
-    crate::server::serve_with(listener, Arc::clone(&state), tls, shutdown, budget).await;
+    let (admin_stop, admin_stopped) = oneshot::channel::<()>();
+    let admin = listeners.admin.map(|(listener, _)| {
+        let stopped = async move {
+            let _ = admin_stopped.await;
+        };
+        tokio::spawn(crate::server::serve_with(
+            listener,
+            Arc::clone(&state),
+            None,
+            Face::Admin,
+            stopped,
+            ADMIN_DRAIN,
+        ))
+    });
+    crate::server::serve_with(
+        listeners.main,
+        Arc::clone(&state),
+        tls,
+        Face::Ingest,
+        shutdown,
+        budget,
+    )
+    .await;
     let spent = started.get().map_or(Duration::ZERO, Instant::elapsed);
     let left = budget.saturating_sub(spent).max(Duration::from_millis(100));
     let delivery = state.pipeline.delivery().clone();
     delivery.shutdown(tasks, left).await;
+    let _ = admin_stop.send(());
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
 }
 
 /// Reloads the config on every SIGHUP until the task is aborted.
@@ -258,7 +329,7 @@ async fn reload_on_sighup(state: Arc<AppState>, path: Option<PathBuf>) {
 
 /// Loads, validates and atomically swaps in a new config. Requests already running keep the
 /// config they started with. Returns the sections whose changes need a restart (they keep
-/// their old values until then): `server.listen`, `[upstream]`, `[delivery]`, `[spool]`.
+/// their old values until then): `server.listen`, `admin.listen`, `[upstream]`, `[delivery]`, `[spool]`.
 ///
 /// # Errors
 /// The new config is invalid; the old one stays in force.
@@ -272,6 +343,9 @@ pub fn reload(
     let differs = |a: &dyn erased::Ser, b: &dyn erased::Ser| a.to_toml() != b.to_toml();
     if new.file.server.listen != old.file.server.listen {
         ignored.push("server.listen");
+    }
+    if new.file.admin.listen != old.file.admin.listen {
+        ignored.push("admin.listen");
     }
     if differs(&new.file.upstream, &old.file.upstream) {
         ignored.push("upstream");

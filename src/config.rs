@@ -5,6 +5,10 @@
 //! Raw settings ([`ConfigFile`]) are kept apart from the compiled [`Config`]: each module owns
 //! its settings type, this module only composes them and turns them into runtime values.
 
+mod report;
+
+pub use report::{unknown_env_vars, ENV_DEFAULTS_PREFIX};
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +42,7 @@ pub struct ConfigFile {
     pub spool: SpoolSettings,
     pub audit: AuditSettings,
     pub metrics: MetricsSettings,
+    pub admin: AdminSettings,
     pub log: LogSettings,
 }
 
@@ -45,14 +50,41 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
-    /// Serve `GET /metrics` on the main listener. Labels never carry payload values, but
-    /// operators may still want it off on a public interface.
+    /// Serve `GET /metrics` (on the admin listener).
     pub enabled: bool,
+    /// Also serve it on the main listener. Labels never carry payload values, but they do
+    /// name project ids, rules and upstream errors, which the SDKs' (often public) port
+    /// should not hand to anyone who asks.
+    pub on_main_listener: bool,
 }
 
 impl Default for MetricsSettings {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            on_main_listener: false,
+        }
+    }
+}
+
+/// `[admin]`: the operator's listener for `/metrics`, `/healthz` and `/readyz`, apart from the
+/// SDKs' port so that port can face the internet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// `host:port`, plain HTTP (keep it on loopback or a private network); empty for none.
+    pub listen: String,
+    /// Also answer `/readyz` on the main listener, for load balancers that can only probe
+    /// the traffic port. Each probe writes to the spool and audit disks.
+    pub readyz_on_main_listener: bool,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9898".to_owned(),
+            readyz_on_main_listener: false,
+        }
     }
 }
 
@@ -238,8 +270,10 @@ pub enum LogFormat {
 pub enum ConfigError {
     #[error("config file {0} does not exist")]
     NotFound(PathBuf),
+    /// Syntax, type and unknown-key errors, one per line, each with its file and line or
+    /// environment variable.
     #[error("{0}")]
-    Load(Box<figment::Error>),
+    Load(String),
     #[error("{key}: {problem}")]
     Invalid { key: String, problem: String },
 }
@@ -270,6 +304,8 @@ pub struct Project {
 pub struct Config {
     pub file: ConfigFile,
     pub listen: SocketAddr,
+    /// `admin.listen`, if the admin listener is on.
+    pub admin_listen: Option<SocketAddr>,
     pub upstream: UpstreamTarget,
     pub projects: HashMap<String, Project>,
     pub scrubber: Scrubber,
@@ -293,14 +329,28 @@ impl Config {
         Self::compile(load_file(path)?)
     }
 
+    /// Like [`Config::load`], for offline scrubbing: no `[[projects]]` needed, since nothing
+    /// is accepted from or sent to anyone.
+    ///
+    /// # Errors
+    /// As [`Config::load`], except for a missing `[[projects]]`.
+    pub fn load_offline(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::compile_with(load_file(path)?, false)
+    }
+
     /// Validates and compiles settings.
     ///
     /// # Errors
     /// The first invalid setting, named by its key.
     pub fn compile(file: ConfigFile) -> Result<Self, ConfigError> {
+        Self::compile_with(file, true)
+    }
+
+    fn compile_with(file: ConfigFile, require_projects: bool) -> Result<Self, ConfigError> {
         let listen: SocketAddr = file.server.listen.parse().map_err(|_| {
             ConfigError::invalid("server.listen", "expected host:port, e.g. 127.0.0.1:3000")
         })?;
+        let admin_listen = admin_listen(&file.admin, listen)?;
         let tunnel = &file.server.tunnel_path;
         if !tunnel.starts_with('/') || tunnel.starts_with("/api/") || tunnel.len() < 2 {
             return Err(ConfigError::invalid(
@@ -324,6 +374,12 @@ impl Config {
                 ConfigError::invalid(format!("server.tls.{key}"), problem)
             })?;
         }
+        if require_projects && file.projects.is_empty() {
+            return Err(ConfigError::invalid(
+                "projects",
+                "at least one [[projects]] entry is required; scrubgate accepts only configured keys",
+            ));
+        }
         let projects = compile_projects(&file.projects)?;
         validate_delivery(&file.delivery, &file.spool)?;
         let (hash_key, hash_key_is_ephemeral) = load_hash_key(&file.scrub)?;
@@ -339,6 +395,7 @@ impl Config {
         Ok(Self {
             file,
             listen,
+            admin_listen,
             upstream,
             projects,
             scrubber,
@@ -367,6 +424,9 @@ impl Config {
 /// A missing file, a syntax or type error, or an unknown key.
 pub fn load_file(path: Option<&Path>) -> Result<ConfigFile, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(ConfigFile::default()));
+    // Defaults set by an image or package (e.g. the Docker image's `0.0.0.0:3000`), which a
+    // config file must be able to override: they sit below the file.
+    figment = figment.merge(Env::prefixed(ENV_DEFAULTS_PREFIX).split("__"));
     let env_path = std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from);
     if let Some(path) = path.map(Path::to_path_buf).or(env_path) {
         if !path.is_file() {
@@ -378,13 +438,38 @@ pub fn load_file(path: Option<&Path>) -> Result<ConfigFile, ConfigError> {
         // Only nested keys (`SCRUBGATE_SECTION__KEY`) are settings: every top-level key is a
         // section, so `SCRUBGATE_CONFIG`, `SCRUBGATE_HASH_KEY` and unrelated variables that
         // happen to share the prefix are not mistaken for config.
-        Env::prefixed("SCRUBGATE_")
-            .filter(|key| key.as_str().contains("__"))
+        Env::prefixed(report::ENV_PREFIX)
+            .filter(|key| {
+                let key = key.as_str();
+                key.contains("__") && !key.to_ascii_lowercase().starts_with("defaults__")
+            })
             .split("__"),
     );
     figment
         .extract()
-        .map_err(|error| ConfigError::Load(Box::new(error)))
+        .map_err(|error| ConfigError::Load(report::describe(error)))
+}
+
+fn admin_listen(
+    admin: &AdminSettings,
+    main: SocketAddr,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    if admin.listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let addr: SocketAddr = admin.listen.parse().map_err(|_| {
+        ConfigError::invalid(
+            "admin.listen",
+            "expected host:port, e.g. 127.0.0.1:9898, or \"\" for no admin listener",
+        )
+    })?;
+    if addr.port() != 0 && addr.port() == main.port() {
+        return Err(ConfigError::invalid(
+            "admin.listen",
+            "must use another port than server.listen",
+        ));
+    }
+    Ok(Some(addr))
 }
 
 fn validate_limits(server: &ServerSettings, limits: &LimitSettings) -> Result<(), ConfigError> {
@@ -485,12 +570,6 @@ fn validate_delivery(
 }
 
 fn compile_projects(settings: &[ProjectSettings]) -> Result<HashMap<String, Project>, ConfigError> {
-    if settings.is_empty() {
-        return Err(ConfigError::invalid(
-            "projects",
-            "at least one [[projects]] entry is required; scrubgate accepts only configured keys",
-        ));
-    }
     let mut projects = HashMap::new();
     for (index, project) in settings.iter().enumerate() {
         let key = format!("projects[{index}]");

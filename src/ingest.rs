@@ -2,6 +2,7 @@
 //! and decoding, and the mapping of every outcome to a status code. Knows nothing about scrub
 //! rules or the upstream; it hands an [`Incoming`] envelope to the [`Pipeline`].
 
+pub mod admin;
 pub mod auth;
 pub mod budget;
 pub mod cors;
@@ -152,13 +153,17 @@ where
         )
     });
     let result = match (route, &method, guard.as_mut()) {
-        (Route::Healthz, &Method::GET | &Method::HEAD, _) => {
-            Ok(json_response(StatusCode::OK, &json!({"status":"ok"})))
+        (Route::Healthz, method, _) => admin::health(method),
+        // `/readyz` and `/metrics` live on the admin listener; here only when asked for.
+        (Route::Readyz, _, _) if !config.file.admin.readyz_on_main_listener => {
+            Err(IngestError::NotFound)
         }
         (Route::Readyz, &Method::GET | &Method::HEAD, _) => {
             Ok(readiness::readiness(&state, &config).await)
         }
-        (Route::Metrics, &Method::GET, _) if config.file.metrics.enabled => {
+        (Route::Metrics, &Method::GET, _)
+            if config.file.metrics.enabled && config.file.metrics.on_main_listener =>
+        {
             Ok(metrics_response(&state))
         }
         (Route::Metrics, _, _) => Err(IngestError::NotFound),

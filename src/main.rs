@@ -61,7 +61,8 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain of audit files (each with its rotated siblings); exits 1 and
-    /// names the first broken record on tampering.
+    /// names the first broken record on tampering. Needs no config (`--config` is ignored),
+    /// so a reviewer can verify a copied trail anywhere.
     Verify {
         /// Audit files (the active file pulls in its rotated files).
         #[arg(required = true, value_name = "PATH")]
@@ -99,29 +100,53 @@ fn main() -> ExitCode {
         // Fixtures and audit files need no [[projects]]: they load only the settings they use.
         Command::Test { dir, update } => test_fixtures(path, &dir, update),
         Command::Audit { command } => audit(&command, path),
-        Command::Serve => with_config(path, |config| serve(config, cli.config.clone())),
-        Command::CheckConfig => with_config(path, |config| {
+        Command::Serve => with_config(path, Config::load, |config, warnings| {
+            serve(config, cli.config.clone(), &warnings)
+        }),
+        Command::CheckConfig => with_config(path, Config::load, |config, warnings| {
+            print_warnings(&warnings);
             print!("{}", config.to_masked_toml());
             eprintln!("configuration OK ({} project(s))", config.projects.len());
             ExitCode::SUCCESS
         }),
+        // Offline scrubbing needs no [[projects]]: without a config it runs on the built-in
+        // defaults (the `hipaa` profile).
         Command::Scrub { input, explain } => {
-            with_config(path, |config| scrub(&config, &input, explain))
+            with_config(path, Config::load_offline, |config, warnings| {
+                print_warnings(&warnings);
+                if config.hash_key_is_ephemeral {
+                    eprintln!("scrubgate: note: no HMAC key configured (SCRUBGATE_HASH_KEY or scrub.hash_key_file): pseudonyms use a random key for this run");
+                }
+                scrub(&config, &input, explain)
+            })
         }
     }
 }
 
-/// Runs `command` on the full configuration, or exits 2 naming what is wrong with it.
+/// Runs `command` on the configuration `load` builds, with warnings about the environment,
+/// or exits 2 naming what is wrong with it.
 fn with_config(
     path: Option<&std::path::Path>,
-    command: impl FnOnce(Config) -> ExitCode,
+    load: impl FnOnce(Option<&std::path::Path>) -> Result<Config, scrubgate::config::ConfigError>,
+    command: impl FnOnce(Config, Vec<String>) -> ExitCode,
 ) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => command(config),
+    match load(path) {
+        Ok(config) => {
+            let known = [config.file.scrub.hash_key_env.as_str()];
+            let warnings =
+                scrubgate::config::unknown_env_vars(std::env::vars().map(|(name, _)| name), &known);
+            command(config, warnings)
+        }
         Err(error) => {
             eprintln!("scrubgate: invalid configuration: {error}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("scrubgate: warning: {warning}");
     }
 }
 
@@ -132,8 +157,11 @@ fn with_config(
 /// writers waiting on one `fdatasync` cost no throughput.
 const BLOCKING_THREADS: usize = 16;
 
-fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
+fn serve(config: Config, path: Option<PathBuf>, warnings: &[String]) -> ExitCode {
     scrubgate::logging::init(&config.file.log);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)
@@ -299,6 +327,10 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
                     .map_err(|problem| format!("--{flag}: {problem}")),
             };
             let filter = match (parse(since, "since"), parse(until, "until")) {
+                (Ok(Some(since)), Ok(Some(until))) if since >= until => {
+                    eprintln!("scrubgate: --since must be before --until");
+                    return ExitCode::from(2);
+                }
                 (Ok(since), Ok(until)) => audit::ExportFilter {
                     since,
                     until,
@@ -328,6 +360,12 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // Checked before the first byte of output: a failed export must not leave a
+            // half-written `[` for a script to mistake for an empty result.
+            if let Some(problem) = unreadable(&files) {
+                eprintln!("scrubgate: {problem}");
+                return ExitCode::from(2);
+            }
             let format = match format {
                 ExportFormatArg::Json => audit::ExportFormat::Json,
                 ExportFormatArg::Csv => audit::ExportFormat::Csv,
@@ -351,4 +389,16 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
             }
         }
     }
+}
+
+/// The first audit file that cannot be opened for reading, described.
+fn unreadable(files: &[PathBuf]) -> Option<String> {
+    if files.is_empty() {
+        return Some("no audit files to export".to_owned());
+    }
+    files.iter().find_map(|file| {
+        std::fs::File::open(file)
+            .err()
+            .map(|error| format!("cannot read audit file {}: {error}", file.display()))
+    })
 }

@@ -2,7 +2,8 @@
 //! concurrent connections, slow-header and idle protection, header count/size caps, and
 //! graceful shutdown that lets in-flight requests finish within a bound.
 //!
-//! Knows nothing about Sentry: every request goes to [`ingest::handle`].
+//! Knows nothing about Sentry: every request on the main listener goes to [`ingest::handle`],
+//! every request on the admin listener to [`ingest::admin::handle`].
 
 pub mod idle;
 pub mod tls;
@@ -34,7 +35,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
-    serve_with(listener, state, None, shutdown, drain_timeout).await;
+    serve_with(listener, state, None, Face::Ingest, shutdown, drain_timeout).await;
+}
+
+/// Which routes a listener answers: the SDK-facing ingest routes, or the operator's
+/// `/metrics`, `/healthz` and `/readyz` (kept off the public port, see [`ingest::admin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    Ingest,
+    Admin,
+}
+
+impl Face {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ingest => "main",
+            Self::Admin => "admin",
+        }
+    }
 }
 
 /// Accepts connections (TLS-wrapped when `tls` is set) until `shutdown` resolves, then waits up
@@ -47,6 +65,7 @@ pub async fn serve_with(
     listener: TcpListener,
     state: Arc<AppState>,
     tls: Option<TlsListener>,
+    face: Face,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
@@ -86,6 +105,7 @@ pub async fn serve_with(
             watcher: graceful.watcher(),
             in_flight,
             peer,
+            face,
         };
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -104,9 +124,12 @@ pub async fn serve_with(
             }
         });
     }
-    tracing::info!("shutting down: no longer accepting connections");
+    tracing::info!(
+        listener = face.label(),
+        "shutting down: no longer accepting connections"
+    );
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = graceful.shutdown() => tracing::info!(listener = face.label(), "all connections drained"),
         () = tokio::time::sleep(drain_timeout) => {
             tracing::warn!(timeout_secs = drain_timeout.as_secs(), "drain timeout reached; closing remaining connections");
         }
@@ -137,6 +160,7 @@ struct Connection {
     watcher: Watcher,
     in_flight: InFlight,
     peer: SocketAddr,
+    face: Face,
 }
 
 impl Connection {
@@ -150,12 +174,13 @@ impl Connection {
             watcher,
             in_flight,
             peer,
+            face,
         } = self;
         let service = service_fn(move |request: hyper::Request<Incoming>| {
             let state = Arc::clone(&state);
             let guard = in_flight.enter();
             async move {
-                let response = handle(state, request, peer).await;
+                let response = handle(state, request, peer, face).await;
                 drop(guard);
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -173,8 +198,12 @@ async fn handle(
     state: Arc<AppState>,
     request: hyper::Request<Incoming>,
     peer: SocketAddr,
+    face: Face,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
-    ingest::handle(state, request, peer).await
+    match face {
+        Face::Ingest => ingest::handle(state, request, peer).await,
+        Face::Admin => ingest::admin::handle(state, request).await,
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).

@@ -167,7 +167,7 @@ async fn an_unwritable_trail_fails_closed_with_503_and_forwards_nothing() {
         "nothing forwarded without a record"
     );
     let metrics = util::client()
-        .get(proxy.url("/metrics"))
+        .get(proxy.admin_url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -284,7 +284,7 @@ async fn metrics_endpoint_reports_closed_label_sets() {
     let proxy = Proxy::start(config(&upstream, dir.path(), "")).await;
     post(&proxy, event()).await;
     let response = util::client()
-        .get(proxy.url("/metrics"))
+        .get(proxy.admin_url("/metrics"))
         .send()
         .await
         .unwrap();
@@ -309,7 +309,7 @@ async fn metrics_endpoint_reports_closed_label_sets() {
     file.metrics.enabled = false;
     let proxy = Proxy::start(file).await;
     let response = util::client()
-        .get(proxy.url("/metrics"))
+        .get(proxy.admin_url("/metrics"))
         .send()
         .await
         .unwrap();

@@ -579,7 +579,7 @@ async fn metrics_report_delivery_outcomes_and_spool_depth() {
     assert_eq!(parked.len(), 2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let text = util::client()
-        .get(proxy.url("/metrics"))
+        .get(proxy.admin_url("/metrics"))
         .send()
         .await
         .unwrap()

@@ -169,7 +169,7 @@ async fn a_dead_destinations_backlog_never_delays_a_healthy_one() {
         50,
         "nothing of the dead project went astray"
     );
-    let metrics = util::get_text(&proxy.url("/metrics")).await;
+    let metrics = util::get_text(&proxy.admin_url("/metrics")).await;
     assert!(
         metrics.contains(&format!(
             "scrubgate_delivery_breaker_open{{project_id=\"{OTHER_PID}\"}} 1"
@@ -388,7 +388,7 @@ async fn a_project_removed_from_the_config_is_set_aside_not_sent_and_not_retried
         1,
         "only the configured project's envelope"
     );
-    let metrics = util::get_text(&server.url("/metrics")).await;
+    let metrics = util::get_text(&server.admin_url("/metrics")).await;
     assert!(
         metrics.contains(&format!("scrubgate_delivery_unroutable {REMOVED}\n")),
         "{metrics}"

@@ -81,7 +81,7 @@ async fn health_routing_and_method_errors() {
     let response = client.get(proxy.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "{\"status\":\"ok\"}");
-    let response = client.get(proxy.url("/readyz")).send().await.unwrap();
+    let response = client.get(proxy.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     for path in ["/", "/api/", "/api/42/unknown/", "/metrics-nope"] {
         let response = client
@@ -123,7 +123,7 @@ async fn readyz_needs_the_upstream_or_the_spool_and_sync_mode_reports_502() {
     file.delivery.mode = scrubgate::delivery::DeliveryMode::Sync;
     let proxy = Proxy::start(file.clone()).await;
     let client = util::client();
-    let response = client.get(proxy.url("/readyz")).send().await.unwrap();
+    let response = client.get(proxy.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 200, "the spool can take data");
     assert_eq!(
         response.text().await.unwrap(),
@@ -149,7 +149,7 @@ async fn readyz_needs_the_upstream_or_the_spool_and_sync_mode_reports_502() {
     file.spool.dir = spool.path().to_owned();
     file.spool.max_bytes = 0;
     let full = Proxy::start(file).await;
-    let response = client.get(full.url("/readyz")).send().await.unwrap();
+    let response = client.get(full.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.text().await.unwrap(),
@@ -219,7 +219,7 @@ async fn readyz_fails_while_draining() {
     let client = util::client();
     assert_eq!(
         client
-            .get(proxy.url("/readyz"))
+            .get(proxy.admin_url("/readyz"))
             .send()
             .await
             .unwrap()
@@ -230,7 +230,7 @@ async fn readyz_fails_while_draining() {
         .state()
         .draining
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let response = client.get(proxy.url("/readyz")).send().await.unwrap();
+    let response = client.get(proxy.admin_url("/readyz")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.text().await.unwrap(),

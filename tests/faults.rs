@@ -115,8 +115,8 @@ async fn get(url: &str) -> (u16, Value) {
     )
 }
 
-async fn metrics(base: &str) -> String {
-    util::get_text(&format!("{base}/metrics")).await
+async fn metrics(admin: &str) -> String {
+    util::get_text(&format!("{admin}/metrics")).await
 }
 
 fn audit_lines(path: &Path) -> Vec<Value> {
@@ -145,7 +145,7 @@ async fn refused_while_audit_fails_then_delivered_once(
         assert!(body.contains("audit_unavailable"), "{body}");
         assert_eq!(retry_after.as_deref(), Some("60"));
     }
-    let (status, ready) = get(&proxy.url("/readyz")).await;
+    let (status, ready) = get(&proxy.admin_url("/readyz")).await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["audit"], "unavailable");
     assert_eq!(ready["failing"], json!(["audit"]));
@@ -159,7 +159,7 @@ async fn refused_while_audit_fails_then_delivered_once(
     assert_eq!(spool.usage().0, 0, "nothing refused waits in the spool");
 
     fail(false);
-    let (status, ready) = get(&proxy.url("/readyz")).await;
+    let (status, ready) = get(&proxy.admin_url("/readyz")).await;
     assert_eq!(status, 200, "{ready}");
     for id in ids {
         assert_eq!(post(base, event(id)).await.0, 200);
@@ -172,7 +172,7 @@ async fn refused_while_audit_fails_then_delivered_once(
         assert_eq!(delivered_again.get(id), Some(&1), "{id} arrived once");
     }
     assert_eq!(upstream.received().len(), ids.len());
-    let rendered = metrics(base).await;
+    let rendered = metrics(&proxy.admin_url("")).await;
     assert!(
         rendered.contains(&format!(
             "scrubgate_storage_errors_total{{part=\"audit\",kind=\"no_space\"}} {}",
@@ -275,11 +275,11 @@ async fn a_full_spool_disk_says_spool_unavailable_with_its_cause_and_readyz_foll
         );
         assert_eq!(retry_after.as_deref(), Some("60"));
     }
-    let (status, ready) = get(&serve.url("/readyz")).await;
+    let (status, ready) = get(&serve.admin_url("/readyz")).await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["spool"], "unavailable");
     assert_eq!(ready["failing"], json!(["spool"]));
-    let rendered = metrics(&base).await;
+    let rendered = metrics(&serve.admin_url("")).await;
     assert!(
         rendered.contains("scrubgate_storage_errors_total{part=\"spool\",kind=\"no_space\"} 3"),
         "{rendered}"
@@ -299,7 +299,7 @@ async fn a_full_spool_disk_says_spool_unavailable_with_its_cause_and_readyz_foll
     }
 
     tmpfs.free();
-    let (status, ready) = get(&serve.url("/readyz")).await;
+    let (status, ready) = get(&serve.admin_url("/readyz")).await;
     assert_eq!(status, 200, "{ready}");
     let accepted = ids('e', 2);
     for id in &accepted {
@@ -331,7 +331,7 @@ async fn an_exhausted_inflight_budget_answers_503_with_retry_after_and_recovers(
     slow.write_all(head.as_bytes()).await.unwrap();
     slow.write_all(&body[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rendered = metrics(&base).await;
+    let rendered = metrics(&proxy.admin_url("")).await;
     assert!(
         rendered.contains("scrubgate_inflight_bytes 12582912"),
         "{rendered}"
@@ -358,7 +358,7 @@ async fn an_exhausted_inflight_budget_answers_503_with_retry_after_and_recovers(
     drop(slow);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(post(&base, envelope).await.0, 200);
-    let rendered = metrics(&base).await;
+    let rendered = metrics(&proxy.admin_url("")).await;
     assert!(
         rendered.contains("scrubgate_inflight_rejected_total 1"),
         "{rendered}"

@@ -124,7 +124,7 @@ async fn no_planted_value_in_logs_audit_metrics_or_responses() {
     responses.push_str(&response.text().await.unwrap());
     upstream.wait_for(2).await;
     let metrics = client
-        .get(server.url("/metrics"))
+        .get(server.admin_url("/metrics"))
         .send()
         .await
         .unwrap()

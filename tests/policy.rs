@@ -336,7 +336,7 @@ async fn each_drop_rule_condition_drops_the_event_and_names_the_rule() {
     expected.extend(["item-type", "-"]);
     assert_eq!(rules, expected);
     let metrics = util::client()
-        .get(proxy.url("/metrics"))
+        .get(proxy.admin_url("/metrics"))
         .send()
         .await
         .unwrap()

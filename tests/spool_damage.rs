@@ -94,7 +94,7 @@ async fn an_overwritten_record_length_costs_one_envelope_and_quarantines_the_seg
         "the damaged segment is kept, byte for byte"
     );
     assert!(!path.exists());
-    let metrics = util::get_text(&proxy.url("/metrics")).await;
+    let metrics = util::get_text(&proxy.admin_url("/metrics")).await;
     for needle in [
         "scrubgate_spool_lost_envelopes_total 1".to_owned(),
         format!("scrubgate_spool_quarantined_lost_envelopes{{file=\"{SEGMENT}\"}} 1"),

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod admin;
 mod audit_trail;
 mod auth_routing;
 mod binary;
@@ -12,6 +13,7 @@ mod delivery;
 mod delivery_destinations;
 mod endpoints;
 mod faults;
+mod first_run;
 mod fuzz_regressions;
 mod hostile;
 mod leak;

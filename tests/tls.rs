@@ -165,6 +165,20 @@ async fn https_listener_serves_http1_and_h2_over_tls12_and_tls13() {
         .send()
         .await;
     assert!(refused.is_err());
+    // The admin listener stays plain HTTP (loopback probes, the Docker HEALTHCHECK).
+    let admin = proxy.admin_addr.unwrap();
+    let health = util::raw_http(
+        admin,
+        b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let ready = util::raw_http(
+        admin,
+        b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     proxy.stop().await;
 }
 

@@ -324,6 +324,7 @@ async fn record(state: Arc<UpstreamState>, request: Request<Incoming>) -> Respon
 pub fn config_file(upstream_url: &str) -> ConfigFile {
     let mut file = ConfigFile::default();
     file.server.listen = "127.0.0.1:0".into();
+    file.admin.listen = "127.0.0.1:0".into();
     file.server.shutdown_timeout_secs = 2;
     file.upstream.url = upstream_url.into();
     file.upstream.timeout_secs = 5;
@@ -347,6 +348,7 @@ pub fn config_file(upstream_url: &str) -> ConfigFile {
 /// The proxy running in-process on an ephemeral port.
 pub struct Proxy {
     pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
     server: Option<scrubgate::app::RunningServer>,
     _spool: Option<tempfile::TempDir>,
     _audit: Option<tempfile::TempDir>,
@@ -367,10 +369,15 @@ impl Proxy {
                 file.audit.path = dir.path().join("audit.jsonl");
                 dir
             });
+        // Tests run in parallel: never the fixed default admin port.
+        if file.admin.listen == scrubgate::config::AdminSettings::default().listen {
+            file.admin.listen = "127.0.0.1:0".into();
+        }
         let config = Config::compile(file).expect("test config is valid");
         let server = scrubgate::app::spawn(config).await.expect("proxy starts");
         Self {
             addr: server.addr,
+            admin_addr: server.admin_addr,
             server: Some(server),
             _spool: spool,
             _audit: audit,
@@ -383,6 +390,12 @@ impl Proxy {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub fn admin_url(&self, path: &str) -> String {
+        let addr = self.admin_addr.expect("the admin listener is on");
+        format!("http://{addr}{path}")
     }
 
     /// The SDK-side DSN for [`KEY`]/[`PID`].
@@ -495,13 +508,22 @@ pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
 
 /// The built `scrubgate` binary.
 pub fn binary() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_scrubgate"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_scrubgate"));
+    // The test harness's own variables would be reported as unknown settings.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SCRUBGATE_TEST_") {
+            command.env_remove(name);
+        }
+    }
+    command
 }
 
 /// A `scrubgate serve` child process; killed on drop. Its stderr (JSON logs) is collected.
 pub struct ServeProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+    /// The admin listener, when the config leaves it on.
+    pub admin_addr: Option<SocketAddr>,
     pub logs: Arc<Mutex<Vec<String>>>,
     _audit: tempfile::TempDir,
 }
@@ -524,6 +546,7 @@ impl ServeProcess {
             .args(["serve", "--config"])
             .arg(config)
             .env("SCRUBGATE_SERVER__LISTEN", "127.0.0.1:0")
+            .env("SCRUBGATE_ADMIN__LISTEN", "127.0.0.1:0")
             .env("SCRUBGATE_AUDIT__PATH", audit.path().join("audit.jsonl"))
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::null())
@@ -543,18 +566,21 @@ impl ServeProcess {
             {
                 if let Ok(value) = serde_json::from_str::<Value>(&line) {
                     if value["message"] == "listening" {
-                        let _ = tx.send(value["addr"].as_str().unwrap_or_default().to_owned());
+                        let field =
+                            |name: &str| value[name].as_str().unwrap_or_default().to_owned();
+                        let _ = tx.send((field("addr"), field("admin_addr")));
                     }
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = rx
+        let (addr, admin_addr) = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("server logged its address");
         Self {
             child,
             addr: addr.parse().unwrap(),
+            admin_addr: admin_addr.parse().ok(),
             logs,
             _audit: audit,
         }
@@ -562,6 +588,12 @@ impl ServeProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub fn admin_url(&self, path: &str) -> String {
+        let addr = self.admin_addr.expect("the admin listener is on");
+        format!("http://{addr}{path}")
     }
 
     pub fn logs(&self) -> Vec<String> {
