@@ -31,6 +31,9 @@ NAME_LABELS = {"app.kubernetes.io/name": "scrubgate", "app.kubernetes.io/part-of
 def render(overlay):
     kubectl = shutil.which("kubectl")
     if not kubectl:
+        if os.environ.get("SCRUBGATE_SKIP_KUBERNETES_RENDER") == "1":
+            print("SKIPPED: kubectl not found, overlays not rendered", file=sys.stderr)
+            sys.exit(0)
         sys.exit("kubectl not found: its built-in kustomize renders the overlays")
     out = subprocess.run(
         [kubectl, "kustomize", os.path.join(HERE, overlay)],
