@@ -792,7 +792,17 @@ impl Detector {
                 Validator::Iban => validate::iban(s),
                 Validator::Npi => validate::npi(s),
                 Validator::Dea => validate::dea(s),
-                Validator::Phone => validate::phone(s),
+                Validator::Phone => {
+                    // `DE89 3704 0044 0532 0130 01`: a `00` group inside a longer run of
+                    // digit groups is not an international prefix.
+                    let inside_groups = s.starts_with("00")
+                        && text
+                            .get(..start)
+                            .unwrap_or("")
+                            .trim_end_matches([' ', '-', '.'])
+                            .ends_with(|c: char| c.is_ascii_alphanumeric());
+                    !inside_groups && validate::phone(s)
+                }
                 Validator::Ipv4 => validate::ipv4(s, text.get(..start).unwrap_or(""), after),
                 Validator::Ipv6 => validate::ipv6(s, before, after),
                 Validator::Date => validate::date(s),
@@ -841,7 +851,11 @@ impl Detector {
             Check::AccountNotRouting => {
                 validate::account_number(s) && s.bytes().filter(u8::is_ascii_digit).count() != 9
             }
-            Check::RandomToken => validate::random_token(s) && secret_value(s, true),
+            Check::RandomToken => {
+                validate::random_token(s)
+                    && secret_value(s, true)
+                    && !names_a_lookup_key(text.get(..start).unwrap_or(""))
+            }
             Check::HomeUser => !matches!(
                 s.to_ascii_lowercase().as_str(),
                 "shared" | "public" | "default" | "all users"
@@ -869,6 +883,40 @@ fn isolated(text: &str, start: usize, end: usize) -> bool {
     let mut before = text.get(..start).unwrap_or("").chars();
     let mut after = text.get(end..).unwrap_or("").chars();
     !glued(&mut before, true) && !glued(&mut after, false)
+}
+
+/// `idempotency key …`, `cache key …`: keys that look things up, not credentials.
+fn names_a_lookup_key(before: &str) -> bool {
+    const LOOKUP: &[&str] = &[
+        "idempotency",
+        "cache",
+        "dedup",
+        "dedupe",
+        "deduplication",
+        "partition",
+        "primary",
+        "foreign",
+        "sort",
+        "routing",
+        "lookup",
+        "object",
+        "storage",
+        "s3",
+    ];
+    let tail = before
+        .get(before.len().saturating_sub(40)..)
+        .unwrap_or(before);
+    let lower = tail.to_ascii_lowercase();
+    let mut words = lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .rev();
+    // `start` is the token's (`idempotency key |…`) or the match's (`idempotency |key …`).
+    match words.next() {
+        Some("key" | "keys") => words.next().is_some_and(|w| LOOKUP.contains(&w)),
+        Some(w) => LOOKUP.contains(&w),
+        None => false,
+    }
 }
 
 fn secret_value(s: &str, quoted: bool) -> bool {

@@ -73,6 +73,23 @@ const DECOY_KEY_WORDS: &[&str] = &[
     "function",
     "file",
     "path",
+    "cart",
+    "invoice",
+    "ticket",
+    "product",
+    "item",
+    "job",
+    "batch",
+    "txn",
+    "transaction",
+    "payment",
+    "receipt",
+    "shipment",
+    "tracking",
+    "confirmation",
+    "error",
+    "errno",
+    "reason",
 ];
 
 impl Engine {
