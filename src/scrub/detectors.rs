@@ -57,6 +57,8 @@ pub(crate) enum Check {
     /// A name after `name:` written `Last, First` or with non-ASCII letters
     /// ([`names::is_written_name`]).
     WrittenName,
+    /// A lower-case name after a role word ([`names::is_lower_name`]).
+    LowerName,
     /// A date a living person was born on ([`validate::birth_date`]).
     BirthDate,
     /// A bank account number ([`validate::account_number`]).
@@ -666,16 +668,57 @@ impl Scanner {
 }
 
 /// Every built-in detector needs a digit, one of `@ : / \\ = % -`, or an upper-case letter
-/// (names after a title, `eyJ…`, `AKIA…`) somewhere in the text; lower-case prose without
-/// any of them (`production`, `info`, `app.py`) skips the regex set altogether.
+/// (names after a title, `eyJ…`, `AKIA…`) somewhere in the text, except the names in lower
+/// case after a role word (`cardholder ryan nguyen`), which need that word
+/// ([`LOWER_CASE_TRIGGERS`]); lower-case prose without any of them (`production`, `info`,
+/// `app.py`) skips the regex set altogether.
 fn may_hold_data(text: &str) -> bool {
     text.bytes().any(|b| {
         b.is_ascii_digit()
             || b.is_ascii_uppercase()
             || matches!(b, b'@' | b':' | b'/' | b'\\' | b'=' | b'%' | b'-')
-    })
+    }) || (text.len() >= 10 && lower_case_triggers().is_none_or(|ac| ac.is_match(text)))
 }
 
+/// The words before a name in lower case (the `LowerName` detector's contexts), a test
+/// holds the two together.
+pub(crate) const LOWER_CASE_TRIGGERS: &[&str] = &[
+    "holder",
+    "beneficiary",
+    "payee",
+    "guarantor",
+    "subscriber",
+    "guardian",
+    "caregiver",
+    "kin",
+    "contact",
+    "spouse",
+    "insured",
+    "party",
+    "dependent",
+    "patient",
+    "recipient",
+    "applicant",
+    "for",
+    "of",
+    "dear",
+    "name",
+    "password",
+    "passphrase",
+    "passcode",
+];
+
+fn lower_case_triggers() -> Option<&'static AhoCorasick> {
+    static TRIGGERS: std::sync::OnceLock<Option<AhoCorasick>> = std::sync::OnceLock::new();
+    TRIGGERS
+        .get_or_init(|| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build(LOWER_CASE_TRIGGERS)
+                .ok()
+        })
+        .as_ref()
+}
 /// Chooses among overlapping candidates: the strongest ([`Strength`]) wins, then the
 /// longer (the whole match over a part of it), then the earlier, then the detector listed
 /// first. The kept hits are returned in text order and never overlap.
@@ -800,7 +843,7 @@ impl Detector {
                             .get(..start)
                             .unwrap_or("")
                             .trim_end_matches([' ', '-', '.'])
-                            .ends_with(|c: char| c.is_ascii_alphanumeric());
+                            .ends_with(|c: char| c.is_ascii_digit());
                     !inside_groups && validate::phone(s)
                 }
                 Validator::Ipv4 => validate::ipv4(s, text.get(..start).unwrap_or(""), after),
@@ -846,6 +889,7 @@ impl Detector {
             Check::GivenNameFirst => names::starts_with_given_name(s),
             Check::RoleName => names::is_role_name(s),
             Check::WrittenName => names::is_written_name(s),
+            Check::LowerName => names::is_lower_name(s),
             Check::BirthDate => validate::birth_date(s),
             Check::AccountNumber => validate::account_number(s),
             Check::AccountNotRouting => {

@@ -133,6 +133,11 @@ pub(crate) const HIPAA_KEYS: &[(KeyClass, &[&str])] = &[
             "sender_name",
             "legal_name",
             "preferred_name",
+            // Not `fname`: in code it is as often a file's name.
+            "lname",
+            // FHIR's `HumanName.given`; not a bare `family`, which is also an address
+            // family (`family: 'IPv4'`) or a font's.
+            "=given",
         ],
     ),
     (

@@ -54,6 +54,7 @@ const fn default_strength(check: Check) -> Strength {
         | Check::PathId
         | Check::RoleName
         | Check::WrittenName
+        | Check::LowerName
         | Check::HomeUser
         | Check::GivenNameFirst
         | Check::AccountNumber
@@ -651,12 +652,24 @@ pub(crate) const BUILTINS: &[Builtin] = &[
             "person_name",
             "name",
             concat!(
-                r#"(?:\b(?i:account[ \t]+holder|beneficiary|payee|guarantor|subscriber|guardian|caregiver|next[ \t]+of[ \t]+kin|emergency[ \t]+contact|spouse|insured|policy[ \t]?holder|card[ \t]?holder|responsible[ \t]+party|dependent|patient|recipient|applicant)(?:[ \t]+(?i:name|is|was))?[ \t]*[:=,-]?[ \t]*["']?|\b(?:Pt|PT|Mr|MR|Mrs|MRS|Ms|Miss|MISS|Mx|MX|Dr|DR)\.?[ \t]+)"#,
+                r#"(?:\b(?i:account[ \t]+holder|beneficiary|payee|guarantor|subscriber|guardian|caregiver|next[ \t]+of[ \t]+kin|emergency[ \t]+contact|spouse|insured|policy[ \t]?holder|card[ \t]?holder|responsible[ \t]+party|dependent|patient|recipient|applicant)(?:[ \t]+(?i:name|is|was))?[ \t]*[:=,-]?[ \t]*["']?|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+|\b(?:Pt|PT|Mr|MR|Mrs|MRS|Ms|Miss|MISS|Mx|MX|Dr|DR)\.?[ \t]+|\bDear[ \t]+)"#,
                 r"(\p{Lu}[\p{L}]*(?:['-]\p{Lu}?\p{L}+)?(?:,?[ \t]+(?:\p{Lu}\.[ \t]+)?\p{Lu}[\p{L}]*(?:['-]\p{Lu}?\p{L}+)?){1,2})\b"
             ),
             Check::RoleName,
             Tier::Phi,
         )),
+        Strength::Context,
+    ),
+    // In lower case (`cardholder ryan nguyen`, `chart for christina yamada`): a known given
+    // name and a known surname, as lower-case words are mostly words.
+    strength(
+        det(
+            "person_name",
+            "name",
+            r#"(?:\b(?i:account[ \t]+holder|beneficiary|payee|guarantor|subscriber|guardian|caregiver|next[ \t]+of[ \t]+kin|emergency[ \t]+contact|spouse|insured|policy[ \t]?holder|card[ \t]?holder|responsible[ \t]+party|dependent|patient|recipient|applicant)(?:[ \t]+(?i:name|is|was))?[ \t]*[:=,-]?[ \t]*["']?|\b(?i:chart|record|appointment|prescription|referral|admission|discharge|visit|results)[ \t]+(?i:for|of)[ \t]+|\b(?i:dear|name)[ \t]*[:=]?[ \t]+)(\p{Ll}[\p{Ll}'-]+[ \t]+\p{Ll}[\p{Ll}'-]+)\b"#,
+            Check::LowerName,
+            Tier::Phi,
+        ),
         Strength::Context,
     ),
     shrinking(det(

@@ -330,6 +330,21 @@ pub(crate) fn is_written_name(candidate: &str) -> bool {
     }
 }
 
+/// Whether `candidate`, two lower-case words after a role word (`cardholder ryan
+/// nguyen`), is a known given name and a known surname: in lower case the lists must hold
+/// both (`patient record updated` is not a name).
+pub(crate) fn is_lower_name(candidate: &str) -> bool {
+    let mut words = candidate.split([' ', '\t']).filter(|w| !w.is_empty());
+    match (words.next(), words.next()) {
+        (Some(given), Some(surname)) => {
+            given.is_ascii()
+                && is_given_name(given, false)
+                && (!surname.is_ascii() || is_surname(surname))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +371,10 @@ mod tests {
         ] {
             assert!(!is_role_name(not), "{not}");
         }
+        assert!(is_lower_name("ryan nguyen"));
+        assert!(is_lower_name("jonathan müller"));
+        assert!(!is_lower_name("record updated"));
+        assert!(!is_lower_name("is required"));
         assert!(is_written_name("Fitzgerald, Łukasz"));
         assert!(is_written_name("Smith, Maria"));
         assert!(is_written_name("Ramón Sasaki"));

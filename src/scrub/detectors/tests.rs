@@ -863,3 +863,16 @@ proptest::proptest! {
         proptest::prop_assert_eq!(scrub_shared(&once), once.clone(), "from {:?}", text);
     }
 }
+
+#[test]
+fn lower_case_names_after_a_role_word() {
+    assert_eq!(scrub("cardholder ryan nguyen"), "cardholder [name]");
+    assert_eq!(
+        scrub("chart for christina yamada is locked"),
+        "chart for [name] is locked"
+    );
+    assert_eq!(scrub("dear kelly jones,"), "dear [name],");
+    same("patient will need follow-up");
+    same("record for the release notes");
+    same("name of the queue");
+}

@@ -148,7 +148,11 @@ pub(crate) fn scrub_query(eng: &Engine, query: &str, key: &str, cx: &mut Cx) -> 
         let value = decode(v);
         let new_value = match eng.key_class(&name, cx) {
             Some(class) => eng.redact_class(class, &value, cx),
-            None => eng.scrub_string_settled(&value, &name, cx),
+            None => {
+                let scanned = eng.scrub_string_settled(&value, &name, cx);
+                let text = scanned.as_deref().unwrap_or(&value);
+                eng.judge_string(text, &name, cx).or(scanned)
+            }
         };
         out.push_str(k);
         out.push('=');

@@ -285,7 +285,33 @@ impl Engine {
         } else {
             0
         };
-        let is_record = labels + name_pairs.min(1) + shaped >= MIN_PHI_FIELDS;
+        let listed_record = labels + name_pairs.min(1) + shaped >= MIN_PHI_FIELDS;
+        // In a record that is about a person already, two adjacent fields written as names
+        // are that person's name even when the lists do not hold them (`Kuznetsov,Aditi`).
+        let strong = labels
+            + fields
+                .iter()
+                .filter(|f| {
+                    matches!(
+                        cluster_class(field_core(f, delim)),
+                        Some(KeyClass::Dob | KeyClass::Ssn | KeyClass::Phone | KeyClass::Card)
+                    )
+                })
+                .count();
+        let unlisted_pairs: Vec<usize> = if strong >= MIN_PHI_FIELDS {
+            fields
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| {
+                    let (a, b) = (field_core(&w[0], delim), field_core(&w[1], delim));
+                    name_shaped(a) && name_shaped(b) && !self.is_label(a) && !self.is_label(b)
+                })
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let is_record = listed_record || !unlisted_pairs.is_empty();
         // A path is a record of its segments, and each segment may be a file name with
         // fields of its own.
         if !is_record && delim != '/' {
@@ -316,10 +342,14 @@ impl Engine {
                         j.and_then(|j| fields_core.get(j))
                             .is_some_and(|n| record_name_pair(&core, n))
                     };
+                    let in_unlisted_pair = unlisted_pairs.contains(&i)
+                        || i.checked_sub(1)
+                            .is_some_and(|j| unlisted_pairs.contains(&j));
                     (record_name_word(&core)
                         || neighbour(i.checked_sub(1))
-                        || neighbour(Some(i + 1)))
-                    .then_some(KeyClass::Name)
+                        || neighbour(Some(i + 1))
+                        || in_unlisted_pair)
+                        .then_some(KeyClass::Name)
                 })
             } else {
                 None
@@ -398,7 +428,9 @@ impl Engine {
             if i > 0 {
                 out.push('/');
             }
-            let class = if slug_is_name(segment) {
+            let class = if slug_is_name(segment)
+                || (names_people(previous) && slug_has_name_word(segment))
+            {
                 Some(KeyClass::Name)
             } else if (is_opaque_token(segment)
                 || is_hex_key(segment) && names_credentials(previous))
@@ -657,6 +689,52 @@ fn slug_is_name(segment: &str) -> bool {
     names::is_full_name(&capitalised.join(" "))
 }
 
+/// A collection of people in a path (`/patients/`, `/directory/`, `/caregivers/`): its
+/// members are people, so a slug of two or three words with a known name word in it is a
+/// name (`/caregivers/seoyeon_singh`).
+fn names_people(segment: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "patients",
+        "patient",
+        "members",
+        "people",
+        "persons",
+        "directory",
+        "caregivers",
+        "providers",
+        "doctors",
+        "physicians",
+        "nurses",
+        "staff",
+        "employees",
+        "users",
+        "customers",
+        "contacts",
+        "profiles",
+        "profile",
+        "residents",
+        "students",
+        "clients",
+        "guardians",
+        "dependents",
+        "beneficiaries",
+        "subscribers",
+        "applicants",
+    ];
+    WORDS.contains(&segment.to_ascii_lowercase().as_str())
+}
+
+/// Two or three lower-case words joined by `-` or `_`, one of them a known given name or
+/// surname.
+fn slug_has_name_word(segment: &str) -> bool {
+    let words: Vec<&str> = segment.split(['-', '_']).collect();
+    (2..=3).contains(&words.len())
+        && words
+            .iter()
+            .all(|w| w.len() >= 2 && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && words.iter().any(|w| names::is_name_word(w))
+}
+
 /// 16 or more characters of letters and digits (base64url-ish) with both: not a word,
 /// not a number, not a hex digest (trace ids and hashes are routes' own).
 fn is_opaque_token(segment: &str) -> bool {
@@ -864,13 +942,23 @@ fn date_across(parts: &[&str]) -> Option<usize> {
 /// A known given name beside a word that could be a surname the lists do not hold
 /// (`khumalo_raymond`), in any case and either order.
 fn loose_name_pair(a: &str, b: &str) -> bool {
-    let word = |w: &str| (3..=24).contains(&w.len()) && w.bytes().all(|c| c.is_ascii_alphabetic());
+    let word = |w: &str| {
+        (2..=24).contains(&w.len())
+            && w.bytes().all(|c| c.is_ascii_alphabetic() || c == b'-')
+            && w.bytes().filter(u8::is_ascii_alphabetic).count() >= 2
+    };
     let given = |w: &str| names::is_common_given_name(w);
     // A given name that is often a word (`jordan`) counts beside a known surname.
     let paired = |g: &str, other: &str| {
         given(g) || (names::starts_with_given_name(g) && names::is_name_word(other))
     };
-    word(a) && word(b) && (paired(a, b) || paired(b, a))
+    // Beside a date or an id in a file name, any known given name or surname vouches for
+    // its neighbour (`caruso_noa_19420807`, `MR4015066_fitzgerald_katarzyna`).
+    let known = |w: &str| {
+        w.split('-')
+            .all(|p| !p.is_empty() && names::is_name_word(p))
+    };
+    word(a) && word(b) && (paired(a, b) || paired(b, a) || known(a) || known(b))
 }
 
 /// A line that may be a delimited record with no label in it yet: three or more `|` or

@@ -56,29 +56,54 @@ impl Engine {
     /// scan: delimited records, queries of URLs without a scheme, path segments, file
     /// names, a monitor's slug.
     pub(super) fn judge_in_context(&self, s: &mut Text<'_>, key: &str, cx: &mut Cx) {
-        if let Some(new) = self.judge_cluster_fields(s, cx) {
+        if let Some(new) = self.judge_string(s, key, cx) {
             s.set(new);
         }
-        if s.contains('?') && s.contains('=') && s.len() < 8192 {
-            if let Some(new) = self.scrub_schemeless_queries(s, key, cx) {
-                s.set(new);
-            }
-        }
-        if s.contains('/') && s.len() < 2048 {
-            if let Some(new) = self.judge_path_segments(s, cx) {
-                s.set(new);
-            }
-        }
-        if s.len() < 4096 && s.contains('.') && s.contains(['_', '-']) {
-            if let Some(new) = self.judge_file_names(s, cx) {
-                s.set(new);
-            }
-        }
+    }
+
+    /// [`Self::judge_in_context`] on a string of its own (a decoded query value); `None`
+    /// if nothing changed.
+    pub(crate) fn judge_string(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let mut cur: Option<String> = None;
+        let step =
+            |cur: &mut Option<String>, f: &dyn Fn(&str, &mut Cx) -> Option<String>, cx: &mut Cx| {
+                let text = cur.as_deref().unwrap_or(s);
+                if let Some(new) = f(text, cx) {
+                    *cur = Some(new);
+                }
+            };
+        step(&mut cur, &|t, cx| self.judge_cluster_fields(t, cx), cx);
+        step(
+            &mut cur,
+            &|t, cx| {
+                (t.contains('?') && t.contains('=') && t.len() < 8192)
+                    .then(|| self.scrub_schemeless_queries(t, key, cx))
+                    .flatten()
+            },
+            cx,
+        );
+        step(
+            &mut cur,
+            &|t, cx| {
+                (t.contains('/') && t.len() < 2048)
+                    .then(|| self.judge_path_segments(t, cx))
+                    .flatten()
+            },
+            cx,
+        );
+        step(
+            &mut cur,
+            &|t, cx| {
+                (t.len() < 4096 && t.contains('.') && t.contains(['_', '-']))
+                    .then(|| self.judge_file_names(t, cx))
+                    .flatten()
+            },
+            cx,
+        );
         if key == "monitor_slug" {
-            if let Some(new) = self.judge_slug(s, cx) {
-                s.set(new);
-            }
+            step(&mut cur, &|t, cx| self.judge_slug(t, cx), cx);
         }
+        cur
     }
 
     fn walk_container(&self, value: &mut Node<'_>, key: &str, cx: &mut Cx) {
