@@ -64,6 +64,7 @@ pub(super) fn compile(
     );
     let cookies_allowlisted = cx.hipaa() && cx.enabled("cookie") != Some(false);
     let echo_enabled = cx.echo_enabled();
+    let person_compound_keys = cx.hipaa();
     let mut engine = Engine {
         scanner,
         rules,
@@ -78,6 +79,7 @@ pub(super) fn compile(
         labels: labels.replacements,
         phi_rules: phi_rules(),
         cookies_allowlisted,
+        person_compound_keys,
         formats,
         structural: profile::SCHEMA_FIELDS.iter().copied().collect(),
         known_keys: KnownKeys::default(),

@@ -386,8 +386,7 @@ pub(crate) const PERSON_CONTEXT_WORDS: &[&str] = &[
     "policyholder",
     "dependent",
     "dependents",
-    "child",
-    "parent",
+    // Not `parent` or `child`: trees and processes have them (`parent: {name: "node-7"}`).
     "relative",
     "emergency",
     "applicant",

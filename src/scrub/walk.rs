@@ -66,6 +66,9 @@ pub(crate) struct Engine {
     pub(crate) phi_rules: HashSet<String, FxBuild>,
     /// Every cookie value is removed unless its name is a preference (hipaa profile).
     pub(crate) cookies_allowlisted: bool,
+    /// Keys that name a person's name or plan id by their parts (`billing.name`,
+    /// `insured.id_number`) are sensitive (hipaa profile).
+    pub(crate) person_compound_keys: bool,
     /// Healthcare formats parsed inside strings.
     pub(crate) formats: super::formats::Formats,
     /// Unkeyed: static key names. The schema fields left unscanned while their value

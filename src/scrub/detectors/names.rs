@@ -275,6 +275,10 @@ const NOT_IN_A_NAME: &[&str] = &[
 /// or after the comma of `Last, First`): a word that follows a known name unknown
 /// (`JORDAN JACKSON UNREACHABLE`) is not part of it.
 pub(crate) fn is_role_name(candidate: &str) -> bool {
+    // `Maria Gonzalez, DOB …` shrunk to `Maria Gonzalez,`: the comma ends the name.
+    if candidate.ends_with(',') {
+        return false;
+    }
     let comma = candidate.find(',');
     let words: Vec<(usize, &str)> = candidate
         .split([' ', '\t', ','])

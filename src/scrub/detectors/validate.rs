@@ -568,7 +568,7 @@ fn month_named(s: &str) -> Option<u32> {
 
 /// This year (UTC), from the system clock once per process: a birth year after it is a
 /// mistake or not a birth date.
-fn current_year() -> u32 {
+pub(crate) fn current_year() -> u32 {
     static YEAR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *YEAR.get_or_init(|| {
         let secs = std::time::SystemTime::now()

@@ -188,6 +188,10 @@ impl Engine {
         if self.formats.hl7.is_some() && crate::scrub::formats::hl7::find(text).is_some() {
             return None;
         }
+        // So is an X12 interchange, whatever its separators.
+        if self.formats.x12 && crate::scrub::formats::x12::find(text).is_some() {
+            return None;
+        }
         if !text.contains('\n') {
             if !text.contains('[') && !may_be_record(text) {
                 return None;
@@ -489,6 +493,10 @@ impl Engine {
         let mut i = 0;
         while i < parts.len() {
             let part = parts[i];
+            if part.is_empty() {
+                i += 1;
+                continue;
+            }
             if self.is_label(part) {
                 labels += 1;
                 i += 1;
@@ -587,7 +595,9 @@ impl Engine {
         let mut classes: Vec<Option<KeyClass>> = vec![None; parts.len()];
         let mut i = 0;
         while i < parts.len() {
-            if let Some(n) = date_across(&parts[i..]) {
+            // A job's run date is recent (`billing-sync-2024-03-01`); a date ten years old or
+            // more in a job's name is a person's.
+            if let Some(n) = date_across(&parts[i..]).filter(|_| old_year(parts[i])) {
                 classes[i..i + n].fill(Some(KeyClass::Dob));
                 i += n;
                 continue;
@@ -604,11 +614,11 @@ impl Engine {
             let part = parts[i];
             let digits = part.bytes().filter(u8::is_ascii_digit).count();
             if digits >= 6 && part.len() <= 24 {
-                classes[i] = Some(if is_compact_date(part) {
-                    KeyClass::Dob
-                } else {
-                    KeyClass::Mrn
-                });
+                if !is_compact_date(part) {
+                    classes[i] = Some(KeyClass::Mrn);
+                } else if part.get(..4).is_some_and(old_year) {
+                    classes[i] = Some(KeyClass::Dob);
+                }
             }
             i += 1;
         }
@@ -925,6 +935,12 @@ fn slugged(label: &str) -> String {
         out.push_str("redacted");
     }
     out
+}
+
+/// A four-digit year at least ten years before this one.
+fn old_year(year: &str) -> bool {
+    year.parse::<u32>()
+        .is_ok_and(|y| y + 10 <= validate::current_year())
 }
 
 /// `1987-11-27` spread over three parts of a name split at `-`: the number of parts.

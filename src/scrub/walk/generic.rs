@@ -288,10 +288,14 @@ impl Engine {
         let class = if safe {
             None
         } else {
-            self.deny
-                .find(&mut cx.tokens)
-                .or_else(|| compound_name(&cx.tokens).then_some(KeyClass::Name))
-                .or_else(|| compound_member_id(&cx.tokens).then_some(KeyClass::Insurance))
+            self.deny.find(&mut cx.tokens).or_else(|| {
+                let compound = self.person_compound_keys;
+                (compound && compound_name(&cx.tokens))
+                    .then_some(KeyClass::Name)
+                    .or_else(|| {
+                        (compound && compound_member_id(&cx.tokens)).then_some(KeyClass::Insurance)
+                    })
+            })
         };
         let bare_name = !safe && cx.tokens.len() == 1 && cx.tokens.get(0) == "name";
         let schema = match self.structural.get(key) {
