@@ -850,6 +850,7 @@ impl Detector {
                 Validator::Ipv6 => validate::ipv6(s, before, after),
                 Validator::Date => validate::date(s),
                 Validator::AbaRouting => validate::aba_routing(s),
+                Validator::Vin => validate::vin(s),
             },
             Check::Mac => {
                 let seps: Vec<u8> = s.bytes().filter(|b| *b == b':' || *b == b'-').collect();

@@ -480,6 +480,23 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::HasDigit,
         Tier::Phi,
     ),
+    // Vehicle identifiers (Safe Harbor L) anywhere: the check digit carries it. Driver's
+    // licences (Safe Harbor K) after their context words, in the states' shapes (one or two
+    // letters and digits, or digits alone; 5–15 characters with a digit).
+    det(
+        "vin",
+        "vin",
+        r"\b[A-HJ-NPR-Z0-9]{17}\b",
+        Check::Validator(V::Vin),
+        Tier::Phi,
+    ),
+    det(
+        "drivers_license",
+        "license",
+        r"(?:(?i:\bdriver'?s?[ _-]?(?:licen[cs]e|lic))|\bDLN?\b)[ \t]*(?i:#|no\.?|number|num)?[ \t]*[:=#]?[ \t]*((?i:[a-z]{0,2})[ -]?\d[\d -]{3,13}\d|(?i:[a-z])\d{3}-\d{4}-\d{4}(?:-\d{2})?)\b",
+        Check::HasDigit,
+        Tier::Phi,
+    ),
     // A chart by its number in prose (`Could not load chart 000956294`, `chart #H4399899`,
     // `EHR chart 71-98-3032`): five digits or more, so `chart 2` and a Helm chart's
     // `1.2.3` stay.

@@ -876,3 +876,28 @@ fn lower_case_names_after_a_role_word() {
     same("record for the release notes");
     same("name of the queue");
 }
+
+/// Safe Harbor K and L: licences after their words, VINs by their check digit.
+#[test]
+fn vehicle_and_licence_numbers() {
+    assert_eq!(scrub("vehicle 1M8GDM9AXKP042788 towed"), "vehicle [vin] towed");
+    same("build 1M8GDM9A1KP042788");
+    same("order 11111111111111111");
+    assert_eq!(
+        scrub("Driver's License: D123-4567-8901 expired"),
+        "Driver's License: [license] expired"
+    );
+    assert_eq!(scrub("DL# S12345678 on file"), "DL# [license] on file");
+    same("Apache License, Version 2.0");
+    same("dl 12345 files");
+}
+
+/// Issue 23: plain ten-digit phones beside their context words, and not without them.
+#[test]
+fn plain_ten_digit_phones_beside_context() {
+    assert_eq!(scrub("contact 4155550123 by sms"), "contact [phone] by sms");
+    assert_eq!(scrub("mobile: 4155550123"), "mobile: [phone]");
+    assert_eq!(scrub("sms to 4155550123 failed"), "sms to [phone] failed");
+    same("order 4155550123 shipped");
+    same("took 4155550123 ns");
+}

@@ -29,6 +29,9 @@ pub enum Validator {
     Date,
     /// A US bank routing (ABA) number: 9 digits with the ABA check digit.
     AbaRouting,
+    /// A vehicle identification number: 17 characters without I, O or Q, with the North
+    /// American check digit in position 9.
+    Vin,
 }
 
 impl Validator {
@@ -37,7 +40,7 @@ impl Validator {
     pub(crate) const fn is_checksum(self) -> bool {
         matches!(
             self,
-            Self::Luhn | Self::Card | Self::Iban | Self::Npi | Self::Dea | Self::AbaRouting
+            Self::Luhn | Self::Card | Self::Iban | Self::Npi | Self::Dea | Self::AbaRouting | Self::Vin
         )
     }
 }
@@ -272,6 +275,41 @@ pub(crate) fn phone(s: &str) -> bool {
     };
     // Area code 2–9; N11 service codes are not personal numbers.
     nanp[0] >= 2 && !(nanp[1] == 1 && nanp[2] == 1)
+}
+
+/// A VIN (ISO 3779 as used in North America, 49 CFR 565): 17 characters of `A`–`Z` but
+/// `I`, `O`, `Q` and digits, letters and digits both, and position 9 the check digit (the
+/// transliterated values weighted 8-7-6-5-4-3-2-10-0-9-8-7-6-5-4-3-2, sum mod 11, 10
+/// written `X`).
+pub(crate) fn vin(s: &str) -> bool {
+    const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
+    let b = s.as_bytes();
+    if b.len() != 17 || !b.iter().any(u8::is_ascii_digit) || !b.iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
+    let value = |c: u8| -> Option<u32> {
+        match c {
+            b'0'..=b'9' => Some(u32::from(c - b'0')),
+            b'A'..=b'H' => Some(u32::from(c - b'A') + 1),
+            b'J'..=b'N' => Some(u32::from(c - b'J') + 1),
+            b'P' => Some(7),
+            b'R' => Some(9),
+            b'S'..=b'Z' => Some(u32::from(c - b'S') + 2),
+            _ => None,
+        }
+    };
+    let mut sum = 0u32;
+    for (c, w) in b.iter().zip(WEIGHTS) {
+        let Some(v) = value(*c) else {
+            return false;
+        };
+        sum += v * w;
+    }
+    let check = match sum % 11 {
+        10 => b'X',
+        d => b'0' + d as u8,
+    };
+    b.get(8) == Some(&check)
 }
 
 /// A US bank routing number: 9 digits, weights 3-7-1, sum a multiple of 10, and a first
@@ -640,6 +678,18 @@ mod tests {
         assert!(dea("AB1234563"));
         assert!(!dea("AB1234567"));
         assert!(!dea("IB1234563"));
+    }
+
+    #[test]
+    fn vins() {
+        // Check digit 9 (position 9 of `1M8GDM9AXKP042788`, the example in 49 CFR 565's
+        // worked calculation) and X.
+        assert!(vin("1M8GDM9AXKP042788"));
+        // Digits alone are a number, not a VIN.
+        assert!(!vin("11111111111111111"));
+        assert!(!vin("1M8GDM9A1KP042788"));
+        assert!(!vin("1M8GDM9AXKP04278O"));
+        assert!(!vin("ABCDEFGHJKLMNPRST"));
     }
 
     #[test]
