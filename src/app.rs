@@ -39,6 +39,8 @@ pub enum StartError {
     Audit(#[from] crate::audit::AuditError),
     #[error("server.tls: {0}")]
     Tls(#[from] crate::server::tls::TlsError),
+    #[error("audit.postgres: {0}")]
+    AuditPostgres(#[from] crate::audit::postgres::PgError),
 }
 
 /// The TLS acceptor for `[server.tls]`, if configured.
@@ -108,6 +110,15 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
     );
     let audit = crate::audit::AuditLog::open(&config.load().file.audit)?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    if let Some(status) = audit.shipping() {
+        // Ships in the background; requests wait on the local trail only.
+        crate::audit::postgres::Shipper::new(
+            &config.load().file.audit,
+            Arc::clone(status),
+            Some(Arc::clone(&metrics)),
+        )?
+        .spawn();
+    }
     let budget = crate::ingest::budget::InflightBudget::new(
         config.load().file.limits.max_inflight_bytes,
         std::time::Duration::from_millis(config.load().file.limits.inflight_wait_ms),

@@ -16,6 +16,7 @@
 mod export;
 mod files;
 mod guard;
+pub mod postgres;
 mod record;
 mod verify;
 mod writer;
@@ -25,7 +26,7 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-pub use export::{export, parse_time, ExportError, ExportFilter, ExportFormat};
+pub use export::{export, parse_time, ExportError, ExportFilter, ExportFormat, Exporter};
 pub use files::{rotated_files, trail};
 pub use guard::{AuditGuard, RequestStart};
 pub use record::{
@@ -56,6 +57,10 @@ pub struct AuditSettings {
     pub rotate_daily: bool,
     /// Rotated files older than this are deleted (HIPAA: six years).
     pub retention_days: u32,
+    /// How often the shipped head of this replica's chain is anchored (PostgreSQL).
+    pub anchor_interval_secs: u64,
+    /// `[audit.postgres]`: shipping the trail to PostgreSQL.
+    pub postgres: postgres::PostgresSettings,
 }
 
 impl Default for AuditSettings {
@@ -68,6 +73,8 @@ impl Default for AuditSettings {
             rotate_max_bytes: 100 * 1024 * 1024,
             rotate_daily: true,
             retention_days: 2190,
+            anchor_interval_secs: 60,
+            postgres: postgres::PostgresSettings::default(),
         }
     }
 }
@@ -154,6 +161,18 @@ impl AuditSettings {
         if self.fsync == FsyncPolicy::Interval && self.fsync_interval_ms == 0 {
             return Err(("fsync_interval_ms".into(), "must be positive".into()));
         }
+        if self.anchor_interval_secs == 0 {
+            return Err(("anchor_interval_secs".into(), "must be positive".into()));
+        }
+        if self.postgres.enabled && self.sink == SinkKind::Stdout {
+            return Err((
+                "postgres.enabled".into(),
+                "needs the file sink: the local file is the write-ahead log it ships from".into(),
+            ));
+        }
+        self.postgres
+            .validate()
+            .map_err(|(key, problem)| (format!("postgres.{key}"), problem))?;
         Ok(())
     }
 }
@@ -163,6 +182,8 @@ impl AuditSettings {
 pub struct AuditLog {
     sender: mpsc::Sender<Message>,
     faults: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// What the PostgreSQL shipper reports, when `[audit.postgres]` is enabled.
+    shipping: Option<std::sync::Arc<postgres::ShipStatus>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -198,7 +219,19 @@ impl AuditLog {
             .name("scrubgate-audit".to_owned())
             .spawn(move || writer.run(receiver))
             .map_err(AuditError::io)?;
-        Ok(Self { sender, faults })
+        let shipping = settings.postgres.enabled.then(|| {
+            std::sync::Arc::new(postgres::ShipStatus::new(settings.postgres.instance_id()))
+        });
+        Ok(Self {
+            sender,
+            faults,
+            shipping,
+        })
+    }
+
+    /// The shipper's status (`/readyz` detail), when shipping to PostgreSQL is enabled.
+    pub fn shipping(&self) -> Option<&std::sync::Arc<postgres::ShipStatus>> {
+        self.shipping.as_ref()
     }
 
     /// Fault injection for tests without a real full disk (no root for a tmpfs): while

@@ -63,10 +63,28 @@ enum AuditCommand {
     /// Verify the hash chain of audit files (each with its rotated siblings); exits 1 and
     /// names the first broken record on tampering.
     Verify {
+        /// Verify the chains in PostgreSQL (URL from SCRUBGATE_AUDIT_DATABASE_URL or
+        /// `audit.postgres.url_file`) instead of files: every instance, gaps, forks, edits and
+        /// anchors.
+        #[arg(long)]
+        postgres: bool,
+        /// With --postgres: only this instance's chain.
+        #[arg(long, requires = "postgres")]
+        instance: Option<String>,
         /// Audit files (the active file pulls in its rotated files).
-        #[arg(required = true, value_name = "PATH")]
+        #[arg(
+            required_unless_present = "postgres",
+            conflicts_with = "postgres",
+            value_name = "PATH"
+        )]
         paths: Vec<PathBuf>,
     },
+    /// Create or upgrade the PostgreSQL schema (tables, partitions functions, roles); run by
+    /// an operator with a role that may create them, never implicitly at start.
+    Migrate,
+    /// Ship the local trail to PostgreSQL now and exit (a final flush, or a backfill); `serve`
+    /// does this continuously when `audit.postgres.enabled`.
+    Ship,
     /// Export records in a time window for a compliance review.
     Export {
         /// Inclusive start: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
@@ -80,8 +98,11 @@ enum AuditCommand {
         /// Only this project id.
         #[arg(long)]
         project: Option<u64>,
+        /// Read the records from PostgreSQL (all instances, in time order).
+        #[arg(long)]
+        postgres: bool,
         /// Audit files; default: `audit.path` from the config, with its rotated files.
-        #[arg(value_name = "PATH")]
+        #[arg(value_name = "PATH", conflicts_with = "postgres")]
         paths: Vec<PathBuf>,
     },
 }
@@ -256,7 +277,14 @@ fn test_fixtures(
 fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
     use scrubgate::audit;
     match command {
-        AuditCommand::Verify { paths } => {
+        AuditCommand::Verify {
+            postgres: true,
+            instance,
+            ..
+        } => audit_pg::verify(config, instance.as_deref()),
+        AuditCommand::Migrate => audit_pg::migrate(config),
+        AuditCommand::Ship => audit_pg::ship(config),
+        AuditCommand::Verify { paths, .. } => {
             let files = match audit::expand(paths) {
                 Ok(files) => files,
                 Err(error) => {
@@ -290,6 +318,7 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
             until,
             format,
             project,
+            postgres,
             paths,
         } => {
             let parse = |value: &Option<String>, flag: &str| match value {
@@ -309,6 +338,13 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let format = match format {
+                ExportFormatArg::Json => audit::ExportFormat::Json,
+                ExportFormatArg::Csv => audit::ExportFormat::Csv,
+            };
+            if *postgres {
+                return audit_pg::export(config, &filter, format);
+            }
             let files = if paths.is_empty() {
                 let path = match scrubgate::config::load_file(config) {
                     Ok(file) => file.audit.path,
@@ -328,10 +364,6 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let format = match format {
-                ExportFormatArg::Json => audit::ExportFormat::Json,
-                ExportFormatArg::Csv => audit::ExportFormat::Csv,
-            };
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
             let result = audit::export(&files, &filter, format, &mut stdout).and_then(|n| {
                 stdout
@@ -350,5 +382,160 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `scrubgate audit … --postgres`, `audit migrate` and `audit ship`: the database commands.
+/// They read `[audit]` from the config if there is one (no `[[projects]]` needed) and the URL
+/// from `SCRUBGATE_AUDIT_DATABASE_URL` or `audit.postgres.url_file`. Exit 2 when the
+/// database cannot be used, 1 when a chain is broken.
+mod audit_pg {
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    use scrubgate::audit::{self, postgres, AuditSettings};
+
+    fn settings(config: Option<&Path>) -> Result<AuditSettings, ExitCode> {
+        match scrubgate::config::load_file(config) {
+            Ok(file) => Ok(file.audit),
+            Err(error) => {
+                eprintln!("scrubgate: invalid configuration: {error}");
+                Err(ExitCode::from(2))
+            }
+        }
+    }
+
+    fn block_on<F: std::future::Future<Output = ExitCode>>(future: F) -> ExitCode {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(future),
+            Err(error) => {
+                eprintln!("scrubgate: cannot start the runtime: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn failed(error: &postgres::PgError) -> ExitCode {
+        eprintln!("scrubgate: {error}");
+        ExitCode::from(2)
+    }
+
+    pub fn migrate(config: Option<&Path>) -> ExitCode {
+        let settings = match settings(config) {
+            Ok(settings) => settings,
+            Err(code) => return code,
+        };
+        block_on(async move {
+            let mut client = match postgres::connect(&settings.postgres).await {
+                Ok(client) => client,
+                Err(error) => return failed(&error),
+            };
+            let days = settings
+                .postgres
+                .retention_days
+                .unwrap_or(settings.retention_days);
+            match postgres::migrate(&mut client, days).await {
+                Ok(applied) if applied.is_empty() => {
+                    println!("schema up to date (retention {days} days)");
+                    ExitCode::SUCCESS
+                }
+                Ok(applied) => {
+                    let list: Vec<String> = applied.iter().map(ToString::to_string).collect();
+                    println!(
+                        "applied migration(s) {} (retention {days} days)",
+                        list.join(", ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => failed(&error),
+            }
+        })
+    }
+
+    pub fn ship(config: Option<&Path>) -> ExitCode {
+        let settings = match settings(config) {
+            Ok(settings) => settings,
+            Err(code) => return code,
+        };
+        block_on(async move {
+            match postgres::ship_once(&settings).await {
+                Ok(count) => {
+                    println!(
+                        "{count} record(s) shipped for instance {}",
+                        settings.postgres.instance_id()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => failed(&error),
+            }
+        })
+    }
+
+    pub fn verify(config: Option<&Path>, instance: Option<&str>) -> ExitCode {
+        let settings = match settings(config) {
+            Ok(settings) => settings,
+            Err(code) => return code,
+        };
+        block_on(async move {
+            let mut client = match postgres::connect(&settings.postgres).await {
+                Ok(client) => client,
+                Err(error) => return failed(&error),
+            };
+            let reports = match postgres::verify_postgres(&mut client, instance).await {
+                Ok(reports) => reports,
+                Err(error) => return failed(&error),
+            };
+            if reports.is_empty() {
+                println!("no chains in PostgreSQL");
+            }
+            let mut intact = true;
+            for report in &reports {
+                if report.status.is_intact() {
+                    println!("{report}");
+                } else {
+                    intact = false;
+                    eprintln!("{report}");
+                }
+            }
+            if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        })
+    }
+
+    pub fn export(
+        config: Option<&Path>,
+        filter: &audit::ExportFilter,
+        format: audit::ExportFormat,
+    ) -> ExitCode {
+        let settings = match settings(config) {
+            Ok(settings) => settings,
+            Err(code) => return code,
+        };
+        block_on(async move {
+            let mut client = match postgres::connect(&settings.postgres).await {
+                Ok(client) => client,
+                Err(error) => return failed(&error),
+            };
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let result = postgres::export_postgres(&mut client, filter, format, &mut stdout).await;
+            match result.map(|count| (count, stdout.flush())) {
+                Ok((count, Ok(()))) => {
+                    eprintln!("{count} record(s) exported");
+                    ExitCode::SUCCESS
+                }
+                Ok((_, Err(error))) => {
+                    eprintln!("scrubgate: cannot write the export: {error}");
+                    ExitCode::FAILURE
+                }
+                Err(error) => failed(&error),
+            }
+        })
     }
 }
