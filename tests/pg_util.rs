@@ -9,7 +9,7 @@
 //! where it panics: a required database that is missing is a failure, never a skip.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -136,11 +136,6 @@ impl PgCluster {
 
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
-    }
-
-    /// The temp dir holding the data directory, the socket and the server log.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     fn command(&self, program: &str) -> Command {

@@ -135,6 +135,15 @@ impl Cursor {
         read_lines(&self.file, 0, max)
     }
 
+    /// The next unshipped line, if it is short enough to peek at cheaply (for the lag's age).
+    pub fn peek_line(&self) -> Option<Vec<u8>> {
+        let mut buffer = vec![0u8; 16 * 1024];
+        let read = self.file.read_at(&mut buffer, self.offset).ok()?;
+        let end = memchr::memchr(b'\n', &buffer[..read])?;
+        buffer.truncate(end);
+        Some(buffer)
+    }
+
     /// Bytes of the trail after the cursor: the shipper's lag.
     pub fn lag_bytes(&self, active: &Path) -> u64 {
         let ours = self.file.metadata().map(|m| m.len()).unwrap_or(0);

@@ -175,8 +175,18 @@ impl Shipper {
                             retry_in_secs = backoff.as_secs(),
                             "audit records cannot be shipped to PostgreSQL yet; they stay in the local trail"
                         );
-                        self.report_lag();
-                        tokio::time::sleep(backoff).await;
+                        // Keep the lag current while waiting: it is what an operator watches
+                        // during an outage.
+                        let until = Instant::now() + backoff;
+                        loop {
+                            self.report_lag();
+                            let left = until.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                break;
+                            }
+                            tokio::time::sleep(left.min(poll.max(Duration::from_millis(250))))
+                                .await;
+                        }
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }
@@ -189,10 +199,13 @@ impl Shipper {
             .cursor
             .as_ref()
             .map_or(0, |cursor| cursor.lag_bytes(&self.active));
-        let seconds = self
-            .pending
-            .first()
-            .and_then(|entry| serde_json::from_slice::<Head>(&entry.line).ok())
+        let next = match self.pending.first() {
+            Some(entry) => Some(entry.line.clone()),
+            None if bytes > 0 => self.cursor.as_ref().and_then(Cursor::peek_line),
+            None => None,
+        };
+        let seconds = next
+            .and_then(|line| serde_json::from_slice::<Head>(&line).ok())
             .and_then(|head| OffsetDateTime::parse(&head.ts, &Rfc3339).ok())
             .map_or(0, |ts| {
                 u64::try_from((OffsetDateTime::now_utc() - ts).whole_seconds()).unwrap_or(0)
@@ -484,7 +497,6 @@ fn month_of(ts: &str) -> String {
 pub async fn ship_once(audit: &AuditSettings) -> Result<u64, PgError> {
     let status = Arc::new(ShipStatus::new(audit.postgres.instance_id()));
     let mut shipper = Shipper::new(audit, status, None)?;
-    shipper.retention_at = Some(Instant::now());
     let mut total = 0;
     loop {
         match shipper.step().await {
