@@ -352,6 +352,8 @@ async fn records_arrive_exactly_once_across_a_database_restart_and_a_kill_9() {
         ("SCRUBGATE_AUDIT__PATH", trail.to_str().unwrap()),
         ("SCRUBGATE_AUDIT_DATABASE_URL", writer.as_str()),
         ("SCRUBGATE_AUDIT__ANCHOR_INTERVAL_SECS", "1"),
+        // Rotation every few records, so the shipper follows renamed files too.
+        ("SCRUBGATE_AUDIT__ROTATE_MAX_BYTES", "4096"),
     ];
     let admin = pg.admin().await;
     let mut proxy = ServeProcess::start(&config, &envs);
@@ -402,7 +404,12 @@ async fn records_arrive_exactly_once_across_a_database_restart_and_a_kill_9() {
         assert_eq!(post_event(&proxy, sent).await, 200);
         sent += 1;
     }
-    let local = std::fs::read_to_string(&trail).unwrap();
+    let files = scrubgate::audit::trail(&trail).unwrap();
+    assert!(files.len() > 3, "rotated: {files:?}");
+    let local: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
     let lines: Vec<&str> = local.lines().collect();
     assert_eq!(lines.len(), sent);
     assert_eq!(wait_count(&admin, "pod-0", sent as i64).await, sent as i64);
