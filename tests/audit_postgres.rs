@@ -474,3 +474,63 @@ async fn records_arrive_exactly_once_across_a_database_restart_and_a_kill_9() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(from_db, from_file);
 }
+
+/// A CA and a server certificate for 127.0.0.1, as PEM: (ca, leaf, key).
+fn pki() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn tls_to_the_database_trusts_the_ca_file_and_nothing_unknown() {
+    let (ca, leaf, key) = pki();
+    let Some(pg) = PgCluster::start_tls("tls_to_the_database", &leaf, &key) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    synthetic_trail(&trail, &[now_minus_days(1), now_minus_days(0)]);
+    let url = pg.admin_url().replace("sslmode=disable", "sslmode=require");
+    // The server's CA is not among the system's roots: refused.
+    let untrusted = audit_config(dir.path(), &trail, "no-ca", "");
+    let (code, out, err) = scrubgate(
+        &url,
+        &["audit", "migrate", "--config", untrusted.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("certificate"), "{err}");
+    // With ca_file it is trusted, for migrate and for shipping (sslmode=require: never in
+    // the clear).
+    let extra = format!("ca_file = \"{}\"\n", ca_file.display());
+    let trusted = audit_config(dir.path(), &trail, "tls", &extra);
+    let (code, out, err) = scrubgate(
+        &url,
+        &["audit", "migrate", "--config", trusted.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = scrubgate(
+        &url,
+        &["audit", "ship", "--config", trusted.to_str().unwrap()],
+    );
+    assert_eq!(
+        (code, out.trim()),
+        (0, "2 record(s) shipped for instance tls"),
+        "{err}"
+    );
+}

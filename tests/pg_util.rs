@@ -19,6 +19,7 @@ pub struct PgCluster {
     /// Who runs the server's commands (`None`: us).
     run_as: Option<String>,
     pub port: u16,
+    ssl: bool,
 }
 
 impl Drop for PgCluster {
@@ -76,6 +77,15 @@ impl PgCluster {
     /// A running cluster with trust authentication on 127.0.0.1, or `None` (after printing
     /// why) when PostgreSQL is not installed and not required.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, None)
+    }
+
+    /// Like [`PgCluster::start`], with TLS from this certificate chain and key (PEM).
+    pub fn start_tls(test: &str, cert_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::start_with(test, Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(test: &str, tls: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = find_bin() else {
             assert!(
                 !required(),
@@ -107,6 +117,7 @@ impl PgCluster {
             bin,
             run_as,
             port: 0,
+            ssl: false,
         };
         let data = cluster.data_dir();
         let output = cluster
@@ -125,6 +136,24 @@ impl PgCluster {
             .output()
             .expect("initdb runs");
         check(&output, "initdb");
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).expect("write TLS file");
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+                if let Some(user) = &cluster.run_as {
+                    let status = Command::new("chown").arg(user).arg(&path).status();
+                    assert!(
+                        status.is_ok_and(|s| s.success()),
+                        "chown {}",
+                        path.display()
+                    );
+                }
+            }
+            cluster.ssl = true;
+        }
         for _ in 0..5 {
             cluster.port = free_port();
             if cluster.start_server().is_ok() {
@@ -163,11 +192,14 @@ impl PgCluster {
     }
 
     fn start_server(&self) -> Result<(), String> {
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=50",
             self.port,
             self.dir.path().display()
         );
+        if self.ssl {
+            options.push_str(" -c ssl=on");
+        }
         let log = self.dir.path().join("server.log");
         let output = self.pg_ctl(&[
             "start",

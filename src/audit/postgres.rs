@@ -83,7 +83,7 @@ pub enum PgError {
     BadUrl(String),
     #[error("audit.postgres.ca_file: {0}")]
     Tls(String),
-    #[error("database: {0}")]
+    #[error("database: {}", with_causes(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
     Pool(String),
@@ -169,6 +169,28 @@ impl PostgresSettings {
             None => Err(PgError::NoUrl),
         }
     }
+}
+
+/// The error and its causes: tokio-postgres says "error performing TLS handshake" and keeps
+/// the why (an unknown issuer, say) in its source.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = cause_of(source);
+    }
+    text
+}
+
+fn cause_of<'a>(
+    error: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    error.and_then(std::error::Error::source)
 }
 
 fn valid_instance_id(id: &str) -> bool {
