@@ -122,7 +122,12 @@ impl Cursor {
         let position = trail.iter().position(|p| inode(p) == Some(self.inode));
         let next = match position {
             Some(i) => trail.get(i + 1).cloned(),
-            None => None,
+            // Our file is gone (retention, or removed by hand): continue with the file whose
+            // first record chains to the last one shipped, never a guess.
+            None => trail
+                .iter()
+                .find(|path| first_prev(path).is_some_and(|prev| prev == self.hash))
+                .cloned(),
         };
         let Some(next) = next else {
             return Ok(entries);
@@ -272,6 +277,18 @@ impl Cursor {
         }
         Ok(false)
     }
+}
+
+/// The `prev` of the first record of `path`.
+fn first_prev(path: &Path) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Prev {
+        prev: String,
+    }
+    let file = File::open(path).ok()?;
+    let mut line = Vec::new();
+    BufReader::new(file).read_until(b'\n', &mut line).ok()?;
+    serde_json::from_slice::<Prev>(&line).ok().map(|p| p.prev)
 }
 
 /// Reads up to `max` complete lines of `file` from `offset`.
