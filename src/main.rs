@@ -79,6 +79,31 @@ enum AuditCommand {
         )]
         paths: Vec<PathBuf>,
     },
+    /// A compliance report over the trail files or PostgreSQL: outcomes and redactions over
+    /// time, drops by reason, projects, redacted path patterns, chain verification, retention
+    /// and the policies in force; one self-contained HTML page, or JSON.
+    Report {
+        /// Inclusive start: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        since: Option<String>,
+        /// Exclusive end: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this project id.
+        #[arg(long)]
+        project: Option<u64>,
+        #[arg(long, value_enum, default_value = "html")]
+        format: ReportFormatArg,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Read the records from PostgreSQL (all instances).
+        #[arg(long)]
+        postgres: bool,
+        /// Audit files; default: `audit.path` from the config, with its rotated files.
+        #[arg(value_name = "PATH", conflicts_with = "postgres")]
+        paths: Vec<PathBuf>,
+    },
     /// Create or upgrade the PostgreSQL schema (tables, partitions functions, roles); run by
     /// an operator with a role that may create them, never implicitly at start.
     Migrate,
@@ -105,6 +130,12 @@ enum AuditCommand {
         #[arg(value_name = "PATH", conflicts_with = "postgres")]
         paths: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormatArg {
+    Html,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -273,6 +304,91 @@ fn test_fixtures(
     }
 }
 
+/// The `--since/--until/--project` filter, or exit 2 naming the bad flag.
+fn audit_filter(
+    since: Option<&str>,
+    until: Option<&str>,
+    project: Option<u64>,
+) -> Result<scrubgate::audit::ExportFilter, ExitCode> {
+    let parse = |value: Option<&str>, flag: &str| match value {
+        None => Ok(None),
+        Some(v) => scrubgate::audit::parse_time(v)
+            .map(Some)
+            .map_err(|problem| format!("--{flag}: {problem}")),
+    };
+    match (parse(since, "since"), parse(until, "until")) {
+        (Ok(since), Ok(until)) => Ok(scrubgate::audit::ExportFilter {
+            since,
+            until,
+            project,
+        }),
+        (Err(problem), _) | (_, Err(problem)) => {
+            eprintln!("scrubgate: {problem}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn report_files(
+    config: Option<&std::path::Path>,
+    paths: &[PathBuf],
+    filter: &scrubgate::audit::ExportFilter,
+    mut generated: scrubgate::audit::report::Generated,
+) -> Result<scrubgate::audit::report::Report, ExitCode> {
+    use scrubgate::audit;
+    let settings = scrubgate::config::load_file(config).map(|file| file.audit);
+    let paths = if paths.is_empty() {
+        match &settings {
+            Ok(settings) => vec![settings.path.clone()],
+            Err(error) => {
+                eprintln!("scrubgate: invalid configuration: {error}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    } else {
+        paths.to_vec()
+    };
+    let files = audit::expand(&paths).map_err(|error| {
+        eprintln!("scrubgate: cannot list audit files: {error}");
+        ExitCode::from(2)
+    })?;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    generated.source = format!("audit files {} ({} file(s))", names.join(", "), files.len());
+    let retention = settings.ok().map(|s| s.retention_days);
+    audit::report_files(&files, filter, generated, retention).map_err(|error| {
+        eprintln!("scrubgate: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+fn write_report(
+    report: &scrubgate::audit::report::Report,
+    format: ReportFormatArg,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    let mut text = match format {
+        ReportFormatArg::Html => scrubgate::audit::report::render_html(report),
+        ReportFormatArg::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let written = match output {
+        Some(path) => std::fs::write(path, text),
+        None => std::io::stdout().lock().write_all(text.as_bytes()),
+    };
+    match written {
+        Ok(()) => {
+            eprintln!("{} record(s) in the report", report.totals.records);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("scrubgate: cannot write the report: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `scrubgate audit …`. Needs no valid config: a reviewer can verify a copied trail anywhere.
 fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
     use scrubgate::audit;
@@ -283,6 +399,37 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
             ..
         } => audit_pg::verify(config, instance.as_deref()),
         AuditCommand::Migrate => audit_pg::migrate(config),
+        AuditCommand::Report {
+            since,
+            until,
+            project,
+            format,
+            output,
+            postgres,
+            paths,
+        } => {
+            let filter = match audit_filter(since.as_deref(), until.as_deref(), *project) {
+                Ok(filter) => filter,
+                Err(code) => return code,
+            };
+            let generated = audit::report::Generated {
+                by: format!("scrubgate {}", env!("CARGO_PKG_VERSION")),
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+                at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                source: String::new(),
+            };
+            let report = if *postgres {
+                audit_pg::report(config, &filter, generated)
+            } else {
+                report_files(config, paths, &filter, generated)
+            };
+            match report {
+                Ok(report) => write_report(&report, *format, output.as_deref()),
+                Err(code) => code,
+            }
+        }
         AuditCommand::Ship => audit_pg::ship(config),
         AuditCommand::Verify { paths, .. } => {
             let files = match audit::expand(paths) {
@@ -507,6 +654,30 @@ mod audit_pg {
                 ExitCode::FAILURE
             }
         })
+    }
+
+    pub fn report(
+        config: Option<&Path>,
+        filter: &audit::ExportFilter,
+        mut generated: audit::report::Generated,
+    ) -> Result<audit::report::Report, ExitCode> {
+        let settings = settings(config)?;
+        generated.source = "PostgreSQL (every instance)".to_owned();
+        let mut result = Err(ExitCode::from(2));
+        let code = block_on(async {
+            let mut client = match postgres::connect(&settings.postgres).await {
+                Ok(client) => client,
+                Err(error) => return failed(&error),
+            };
+            match postgres::report_postgres(&mut client, filter, generated).await {
+                Ok(report) => {
+                    result = Ok(report);
+                    ExitCode::SUCCESS
+                }
+                Err(error) => failed(&error),
+            }
+        });
+        result.map_err(|_| code)
     }
 
     pub fn export(

@@ -57,7 +57,7 @@ pub fn parse_time(value: &str) -> Result<OffsetDateTime, String> {
 }
 
 impl ExportFilter {
-    fn accepts(&self, record: &AuditRecord) -> bool {
+    pub(crate) fn accepts(&self, record: &AuditRecord) -> bool {
         if self.project.is_some() && record.project_id != self.project {
             return false;
         }
@@ -149,7 +149,7 @@ impl<'a> Exporter<'a> {
     }
 }
 
-fn for_each_record(
+pub(crate) fn for_each_record(
     file: &Path,
     mut each: impl FnMut(AuditRecord) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {

@@ -15,6 +15,7 @@
 mod chain;
 mod cursor;
 mod migrate;
+mod report;
 mod ship;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use chain::{export_postgres, verify_postgres, ChainReport, ChainStatus};
 pub use migrate::{apply_retention, migrate, MIGRATIONS};
+pub use report::report_postgres;
 pub use ship::{ship_once, ShipStatus, Shipper};
 
 /// The environment variable holding the connection URL (never the TOML: it holds a password).

@@ -339,6 +339,24 @@ pub async fn export_postgres(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<u64, PgError> {
+    let write_error = |e: crate::audit::ExportError| PgError::Chain(e.to_string());
+    let mut exporter = Exporter::begin(format, out).map_err(write_error)?;
+    for_each_record(client, filter, |record| {
+        exporter.write(record).map_err(write_error)
+    })
+    .await?;
+    exporter.finish().map_err(write_error)
+}
+
+/// Calls `each` with every record in the window, across all instances, in time order.
+///
+/// # Errors
+/// The database failed, a row's line is not a record, or `each` failed.
+pub(super) async fn for_each_record(
+    client: &mut tokio_postgres::Client,
+    filter: &ExportFilter,
+    mut each: impl FnMut(&AuditRecord) -> Result<(), PgError>,
+) -> Result<(), PgError> {
     let format_ts = |ts: Option<OffsetDateTime>| ts.and_then(|t| t.format(&Rfc3339).ok());
     let since = format_ts(filter.since);
     let until = format_ts(filter.until);
@@ -355,8 +373,6 @@ pub async fn export_postgres(
             &[&since, &until, &project],
         )
         .await?;
-    let write_error = |e: crate::audit::ExportError| PgError::Chain(e.to_string());
-    let mut exporter = Exporter::begin(format, out).map_err(write_error)?;
     loop {
         let rows = transaction
             .query(&format!("FETCH {PAGE} FROM records"), &[])
@@ -373,9 +389,9 @@ pub async fn export_postgres(
                     row.get::<_, i64>(1)
                 ))
             })?;
-            exporter.write(&record).map_err(write_error)?;
+            each(&record)?;
         }
     }
     transaction.commit().await?;
-    exporter.finish().map_err(write_error)
+    Ok(())
 }
