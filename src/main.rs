@@ -135,6 +135,8 @@ enum AuditCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ReportFormatArg {
     Html,
+    /// The HTML page printed by headless Chromium (needs `chromium`).
+    Pdf,
     Json,
 }
 
@@ -366,16 +368,27 @@ fn write_report(
     format: ReportFormatArg,
     output: Option<&std::path::Path>,
 ) -> ExitCode {
-    let mut text = match format {
-        ReportFormatArg::Html => scrubgate::audit::report::render_html(report),
-        ReportFormatArg::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
+    let bytes = match format {
+        ReportFormatArg::Html => scrubgate::audit::report::render_html(report).into_bytes(),
+        ReportFormatArg::Json => {
+            let mut text = serde_json::to_string_pretty(report).unwrap_or_default();
+            text.push('\n');
+            text.into_bytes()
+        }
+        ReportFormatArg::Pdf => {
+            let html = scrubgate::audit::report::render_html(report);
+            match scrubgate::audit::report::html_to_pdf(&html) {
+                Ok(pdf) => pdf,
+                Err(error) => {
+                    eprintln!("scrubgate: {error}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
     };
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
     let written = match output {
-        Some(path) => std::fs::write(path, text),
-        None => std::io::stdout().lock().write_all(text.as_bytes()),
+        Some(path) => std::fs::write(path, bytes),
+        None => std::io::stdout().lock().write_all(&bytes),
     };
     match written {
         Ok(()) => {

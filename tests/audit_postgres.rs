@@ -629,3 +629,54 @@ async fn the_report_matches_export_from_files_and_from_postgres() {
     assert!(html.contains("every chain intact"));
     assert!(html.contains("instance pod-report"));
 }
+
+#[test]
+fn the_pdf_report_needs_chromium_and_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    synthetic_trail(&trail, &[now_minus_days(1), now_minus_days(0)]);
+    let pdf = dir.path().join("report.pdf");
+    let args = [
+        "audit",
+        "report",
+        "--format",
+        "pdf",
+        "-o",
+        pdf.to_str().unwrap(),
+        trail.to_str().unwrap(),
+    ];
+    let out = util::binary()
+        .args(args)
+        .env_remove("SCRUBGATE_CONFIG")
+        .env_remove("SCRUBGATE_CHROMIUM")
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "scrubgate: --format pdf needs Chromium (Debian: apt-get install chromium; or set \
+         SCRUBGATE_CHROMIUM to its path); --format html writes the same report"
+    );
+    assert!(!pdf.exists());
+    // Where Chromium is installed, the same command prints the page.
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        eprintln!("SKIPPED the PDF half: no Chromium installed");
+        return;
+    };
+    let out = util::binary()
+        .args(args)
+        .env_remove("SCRUBGATE_CONFIG")
+        .env("SCRUBGATE_CHROMIUM", chromium)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+}

@@ -8,6 +8,7 @@
 //! than three days), so a year of records costs a few thousand buckets, not the records.
 
 mod html;
+mod pdf;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,6 +20,7 @@ use super::export::ExportFilter;
 use super::record::{AuditRecord, Outcome};
 
 pub use html::render_html;
+pub use pdf::{html_to_pdf, PdfError};
 
 /// Periods longer than this are charted by day instead of by hour.
 const HOURLY_MAX_HOURS: usize = 72;

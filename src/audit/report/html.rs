@@ -30,13 +30,33 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// A round axis maximum at or above `max`.
-fn nice_max(max: u64) -> u64 {
-    let mut step = 1;
-    while step * 10 < max {
-        step *= 10;
+/// A round tick step (1, 2, 2.5 or 5 times a power of ten; whole numbers) so that four ticks
+/// reach `max`.
+fn tick_step(max: u64) -> u64 {
+    let mut magnitude: u64 = 1;
+    loop {
+        let quarter = (magnitude >= 10).then(|| magnitude * 25 / 10);
+        let candidates = [
+            Some(magnitude),
+            Some(2 * magnitude),
+            quarter,
+            Some(5 * magnitude),
+        ];
+        for step in candidates.into_iter().flatten() {
+            if step * 4 >= max {
+                return step;
+            }
+        }
+        magnitude = magnitude.saturating_mul(10);
     }
-    max.div_ceil(step).max(1) * step
+}
+
+/// An axis label for a bucket: the date for daily buckets, date and hour otherwise.
+fn bucket_label(start: &str) -> String {
+    match start.strip_suffix("T00:00:00Z") {
+        Some(date) => date.to_owned(),
+        None => start.get(5..13).unwrap_or(start).replace('T', " ") + "h",
+    }
 }
 
 /// A stacked bar chart: one `<g class="bucket">` per bucket (the data points), one `<rect>`
@@ -50,7 +70,8 @@ fn stacked_bars(
 ) -> String {
     let mut svg = String::new();
     let total = |b: &Bucket| series.iter().map(|s| value(b, s)).sum::<u64>();
-    let max = nice_max(buckets.iter().map(total).max().unwrap_or(0));
+    let step = tick_step(buckets.iter().map(total).max().unwrap_or(0));
+    let max = step * 4;
     let plot_w = WIDTH - LEFT - 10.0;
     let plot_h = HEIGHT - BOTTOM - 10.0;
     let slot = plot_w / buckets.len().max(1) as f64;
@@ -62,7 +83,7 @@ fn stacked_bars(
         escape(title)
     );
     for tick in 0..=4 {
-        let v = max * tick / 4;
+        let v = step * tick;
         let y = 10.0 + plot_h - plot_h * tick as f64 / 4.0;
         let _ = write!(
             svg,
@@ -99,14 +120,10 @@ fn stacked_bars(
         }
         svg.push_str("</g>");
     }
-    let label_every = (buckets.len() / 8).max(1);
+    let label_every = buckets.len().div_ceil(7).max(1);
     for (i, bucket) in buckets.iter().enumerate().step_by(label_every) {
         let x = LEFT + slot * i as f64 + slot / 2.0;
-        let label = bucket
-            .start
-            .get(..16)
-            .unwrap_or(&bucket.start)
-            .replace('T', " ");
+        let label = bucket_label(&bucket.start);
         let _ = write!(
             svg,
             "<text x=\"{x:.1}\" y=\"{}\" class=\"tick\" text-anchor=\"middle\">{}</text>",
@@ -176,7 +193,13 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     for row in rows {
         html.push_str("<tr>");
         for cell in row {
-            let _ = write!(html, "<td>{}</td>", escape(cell));
+            // Hashes are kept whole for copying but may wrap, so they do not squeeze the
+            // other columns.
+            if cell.len() >= 32 && cell.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let _ = write!(html, "<td><code>{}</code></td>", escape(cell));
+            } else {
+                let _ = write!(html, "<td>{}</td>", escape(cell));
+            }
         }
         html.push_str("</tr>");
     }
@@ -382,5 +405,23 @@ pub fn render_html(report: &Report) -> String {
         escape(&generated.source),
         escape(&generated.command)
     );
+    html.push('\n');
     html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_steps_are_round_and_reach_the_maximum() {
+        let steps: Vec<u64> = [0, 3, 4, 9, 90, 101, 1234].map(tick_step).to_vec();
+        assert_eq!(steps, [1, 1, 1, 5, 25, 50, 500]);
+        assert_eq!(bucket_label("2026-11-16T00:00:00Z"), "2026-11-16");
+        assert_eq!(bucket_label("2026-11-16T13:00:00Z"), "11-16 13h");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
 }
