@@ -200,6 +200,21 @@ async fn verify_names_edited_deleted_forked_and_cut_off_chains_by_seq() {
             (0, &*format!("0 record(s) shipped for instance {instance}"))
         );
     }
+    // A second trail under an instance_id already in use is refused, not interleaved.
+    let other = dir.path().join("other.jsonl");
+    synthetic_trail(&other, &timestamps[..3]);
+    let config = audit_config(dir.path(), &other, "intact", "");
+    let (code, out, err) = scrubgate(
+        &writer,
+        &["audit", "ship", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(
+            "the newest record in PostgreSQL for instance intact is not in the local trail"
+        ),
+        "{err}"
+    );
     let (code, out, err) = scrubgate(&writer, &["audit", "verify", "--postgres"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
