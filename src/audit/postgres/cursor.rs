@@ -198,8 +198,9 @@ impl Cursor {
                 }
             }
         }
-        for path in &trail {
-            let mut cursor = Self::open(path, 0)?;
+        // One pass over the whole trail, oldest file first.
+        if let Some(first) = trail.first() {
+            let mut cursor = Self::open(first, 0)?;
             if cursor.scan_to(&trail, last_hash)? {
                 cursor.seq = seq;
                 return Ok(Some(cursor));
@@ -266,7 +267,7 @@ impl Cursor {
                 position += read as u64;
                 line.pop();
                 if line_hash(&line) == target {
-                    let (seq, _) = (self.seq, ());
+                    let seq = self.seq;
                     *self = Self::open(path, position)?;
                     self.seq = seq;
                     self.line_start = start;
