@@ -292,14 +292,20 @@ fn first_prev(path: &Path) -> Option<String> {
     serde_json::from_slice::<Prev>(&line).ok().map(|p| p.prev)
 }
 
-/// Reads up to `max` complete lines of `file` from `offset`.
+/// A batch stops growing past this many bytes of lines: a batch is held three times over (the
+/// bytes, the text, the driver's buffer), and records with many redactions are large.
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+/// Reads up to `max` complete lines of `file` from `offset` (fewer past
+/// [`MAX_BATCH_BYTES`]).
 fn read_lines(file: &File, offset: u64, max: usize) -> io::Result<Vec<Entry>> {
     const CHUNK: usize = 1024 * 1024;
     const MAX_LINE: usize = 64 * 1024 * 1024;
     let mut entries = Vec::new();
     let mut position = offset;
     let mut size = CHUNK;
-    while entries.len() < max {
+    let mut bytes = 0;
+    while entries.len() < max && bytes < MAX_BATCH_BYTES {
         let mut buffer = vec![0u8; size];
         let mut filled = 0;
         let mut handle = file;
@@ -313,10 +319,11 @@ fn read_lines(file: &File, offset: u64, max: usize) -> io::Result<Vec<Entry>> {
         }
         buffer.truncate(filled);
         let mut consumed = 0;
-        while entries.len() < max {
+        while entries.len() < max && bytes < MAX_BATCH_BYTES {
             let Some(newline) = memchr::memchr(b'\n', &buffer[consumed..]) else {
                 break;
             };
+            bytes += newline;
             let line = buffer[consumed..consumed + newline].to_vec();
             let start = position + consumed as u64;
             consumed += newline + 1;
