@@ -169,12 +169,22 @@ impl Shipper {
                         if let Some(metrics) = &self.metrics {
                             metrics.audit_ship_error(kind);
                         }
-                        tracing::warn!(
-                            kind,
-                            error = %error,
-                            retry_in_secs = backoff.as_secs(),
-                            "audit records cannot be shipped to PostgreSQL yet; they stay in the local trail"
-                        );
+                        if kind == "chain" {
+                            // Not an outage: a second writer or a replaced trail, which
+                            // retrying will not fix.
+                            tracing::error!(
+                                kind,
+                                error = %error,
+                                "audit records cannot be shipped to PostgreSQL; they stay in the local trail"
+                            );
+                        } else {
+                            tracing::warn!(
+                                kind,
+                                error = %error,
+                                retry_in_secs = backoff.as_secs(),
+                                "audit records cannot be shipped to PostgreSQL yet; they stay in the local trail"
+                            );
+                        }
                         // Keep the lag current while waiting: it is what an operator watches
                         // during an outage.
                         let until = Instant::now() + backoff;
