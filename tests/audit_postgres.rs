@@ -675,11 +675,7 @@ fn the_pdf_report_needs_chromium_and_says_how_to_get_it() {
     );
     assert!(!pdf.exists());
     // Where Chromium is installed, the same command prints the page.
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let Some(chromium) = chromium else {
-        eprintln!("SKIPPED the PDF half: no Chromium installed");
+    let Some(chromium) = chromium("the PDF half of the_pdf_report") else {
         return;
     };
     let out = util::binary()
@@ -694,4 +690,79 @@ fn the_pdf_report_needs_chromium_and_says_how_to_get_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+}
+
+/// Chromium, when installed (CI installs it and sets SCRUBGATE_TEST_REQUIRE_CHROMIUM=1).
+fn chromium(test: &str) -> Option<&'static str> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("SCRUBGATE_TEST_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+            "SCRUBGATE_TEST_REQUIRE_CHROMIUM=1 but no Chromium installed"
+        );
+        eprintln!("SKIPPED {test}: no Chromium installed (apt-get install chromium)");
+    }
+    found
+}
+
+#[test]
+fn the_html_report_renders_in_chromium_without_console_messages() {
+    let Some(chromium) = chromium("the_html_report_renders_in_chromium") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    let timestamps: Vec<String> = (0..8).map(|i| now_minus_days(8 - i)).collect();
+    synthetic_trail(&trail, &timestamps);
+    let html = dir.path().join("report.html");
+    let out = util::binary()
+        .args([
+            "audit",
+            "report",
+            "-o",
+            html.to_str().unwrap(),
+            trail.to_str().unwrap(),
+        ])
+        .env_remove("SCRUBGATE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    // Console messages (script errors, failed loads) are logged as CONSOLE(…) lines.
+    assert!(!log.contains("CONSOLE"), "{log}");
+    // The page as Chromium parsed it: one data point per day in both time charts, one bar
+    // per rule and drop reason.
+    let chart = |id: &str| {
+        dom.split(&format!("id=\"{id}\""))
+            .nth(1)
+            .and_then(|rest| rest.split("</svg>").next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(chart("outcomes").matches("class=\"bucket\"").count(), 8);
+    assert_eq!(chart("redactions").matches("class=\"bucket\"").count(), 8);
+    assert_eq!(chart("rules").matches("class=\"row\"").count(), 1);
+    assert_eq!(chart("drops").matches("class=\"row\"").count(), 0);
+    assert!(dom.contains("every chain intact"));
 }
