@@ -174,6 +174,24 @@ impl AuditSettings {
         self.postgres
             .validate()
             .map_err(|(key, problem)| (format!("postgres.{key}"), problem))?;
+        if self.postgres.enabled {
+            // So that `check-config` passing still means `serve` starts.
+            let url = self.postgres.url().map_err(|error| {
+                let key = if matches!(error, postgres::PgError::UrlFile(_)) {
+                    "postgres.url_file"
+                } else {
+                    "postgres.enabled"
+                };
+                (key.to_owned(), error.to_string())
+            })?;
+            url.parse::<tokio_postgres::Config>().map_err(|_| {
+                (
+                    "postgres.enabled".to_owned(),
+                    "the database URL does not parse (postgres://user:password@host:port/db?sslmode=require)"
+                        .to_owned(),
+                )
+            })?;
+        }
         Ok(())
     }
 }

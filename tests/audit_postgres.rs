@@ -766,3 +766,42 @@ fn the_html_report_renders_in_chromium_without_console_messages() {
     assert_eq!(chart("drops").matches("class=\"row\"").count(), 0);
     assert!(dom.contains("every chain intact"));
 }
+
+#[test]
+fn check_config_refuses_shipping_without_a_database_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = util::write_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "[audit.postgres]\nenabled = true\n",
+    );
+    let check = |envs: &[(&str, &str)]| {
+        let mut command = util::binary();
+        command
+            .args(["check-config", "--config", config.to_str().unwrap()])
+            .env_remove("SCRUBGATE_CONFIG")
+            .env_remove("SCRUBGATE_AUDIT_DATABASE_URL");
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )
+    };
+    assert_eq!(
+        check(&[]),
+        (
+            Some(2),
+            "scrubgate: invalid configuration: audit.postgres.enabled: no database URL: set \
+             SCRUBGATE_AUDIT_DATABASE_URL or audit.postgres.url_file"
+                .to_owned()
+        )
+    );
+    let (code, err) = check(&[(
+        "SCRUBGATE_AUDIT_DATABASE_URL",
+        "postgres://a@127.0.0.1:1/db",
+    )]);
+    assert_eq!(code, Some(0), "{err}");
+}
