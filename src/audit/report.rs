@@ -203,6 +203,8 @@ fn format_ts(ts: OffsetDateTime) -> String {
 }
 
 impl ReportBuilder {
+    /// Records outside `filter` are skipped by [`ReportBuilder::add`], so callers can feed
+    /// whole files.
     pub fn new(filter: ExportFilter) -> Self {
         Self {
             filter,

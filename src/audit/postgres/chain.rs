@@ -68,6 +68,7 @@ pub enum ChainStatus {
 }
 
 impl ChainStatus {
+    /// What `verify --postgres` exits 0 on.
     pub fn is_intact(&self) -> bool {
         *self == Self::Intact
     }

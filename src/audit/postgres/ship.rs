@@ -54,6 +54,7 @@ pub struct ShipStatus {
 }
 
 impl ShipStatus {
+    /// Starts as "ok" with no lag: the shipper reports within one poll interval.
     pub fn new(instance_id: String) -> Self {
         Self {
             instance_id,
@@ -84,6 +85,7 @@ impl ShipStatus {
         })
     }
 
+    /// The chain this replica writes (logs and the `/readyz` detail name it).
     pub fn instance_id(&self) -> &str {
         &self.instance_id
     }
@@ -99,6 +101,7 @@ struct Head {
 /// A failed step: a closed kind for metrics, and the error for the log.
 struct StepError(&'static str, PgError);
 
+/// Owns the cursor and the pending batch; one per replica, so `seq` has one writer.
 pub struct Shipper {
     active: PathBuf,
     settings: PostgresSettings,
