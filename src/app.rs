@@ -234,6 +234,29 @@ async fn lifecycle(
     let left = budget.saturating_sub(spent).max(Duration::from_millis(100));
     let delivery = state.pipeline.delivery().clone();
     delivery.shutdown(tasks, left).await;
+    final_audit_ship(&state).await;
+}
+
+/// How long a stopping replica tries to ship its last audit records to PostgreSQL.
+const FINAL_SHIP: Duration = Duration::from_secs(5);
+
+/// One last pass of the audit shipper after the drain, so a replica that goes away with its
+/// disk (a Deployment pod on an emptyDir) leaves nothing unshipped when the database is up.
+/// Idempotent with the background shipper, which may still be mid-batch.
+async fn final_audit_ship(state: &AppState) {
+    if state.audit.shipping().is_none() {
+        return;
+    }
+    let settings = state.config.load().file.audit.clone();
+    match tokio::time::timeout(FINAL_SHIP, crate::audit::postgres::ship_once(&settings)).await {
+        Ok(Ok(shipped)) => tracing::info!(shipped, "audit trail shipped to PostgreSQL before exit"),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "audit records left unshipped at exit; the next start ships them")
+        }
+        Err(_) => tracing::warn!(
+            "audit records left unshipped at exit (timed out); the next start ships them"
+        ),
+    }
 }
 
 /// Reloads the config on every SIGHUP until the task is aborted.

@@ -807,3 +807,54 @@ fn check_config_refuses_shipping_without_a_database_url() {
     )]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[tokio::test]
+async fn a_stopping_replica_ships_its_last_records_before_it_exits() {
+    let Some(pg) = PgCluster::start("a_stopping_replica_ships_its_last_records") else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("audit").join("audit.jsonl");
+    let writer = migrated(&pg, None).await;
+    // The background shipper looks only once a minute: only the final pass can ship in time.
+    let config = util::write_config(
+        dir.path(),
+        &upstream.url(),
+        "[audit.postgres]\nenabled = true\ninstance_id = \"pod-stop\"\npoll_interval_ms = 60000\n",
+    );
+    let envs = [
+        ("SCRUBGATE_AUDIT__PATH", trail.to_str().unwrap()),
+        ("SCRUBGATE_AUDIT_DATABASE_URL", writer.as_str()),
+    ];
+    let mut proxy = ServeProcess::start(&config, &envs);
+    // Let the background shipper find its place and go to sleep.
+    for _ in 0..100 {
+        if proxy
+            .logs()
+            .iter()
+            .any(|line| line.contains("audit shipper resumes"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in 0..5 {
+        assert_eq!(post_event(&proxy, n).await, 200);
+    }
+    let admin = pg.admin().await;
+    assert_eq!(count(&admin, "pod-stop").await, 0);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &proxy.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = proxy.child.wait().unwrap();
+    assert!(exited.success(), "{exited}");
+    assert_eq!(count(&admin, "pod-stop").await, 5);
+    assert!(proxy.logs().iter().any(|line| {
+        line.contains("audit trail shipped to PostgreSQL before exit")
+            && line.contains("\"shipped\":5")
+    }));
+}
