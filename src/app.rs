@@ -40,6 +40,8 @@ pub enum StartError {
     Audit(#[from] crate::audit::AuditError),
     #[error("server.tls: {0}")]
     Tls(#[from] crate::server::tls::TlsError),
+    #[error("audit.postgres: {0}")]
+    AuditPostgres(#[from] crate::audit::postgres::PgError),
 }
 
 /// The TLS acceptor for `[server.tls]`, if configured.
@@ -111,6 +113,15 @@ pub fn build_state(config: Config) -> Result<(Arc<AppState>, DeliveryTasks), Sta
     );
     let audit = crate::audit::AuditLog::open(&config.load().file.audit)?;
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    if let Some(status) = audit.shipping() {
+        // Ships in the background; requests wait on the local trail only.
+        crate::audit::postgres::Shipper::new(
+            &config.load().file.audit,
+            Arc::clone(status),
+            Some(Arc::clone(&metrics)),
+        )?
+        .spawn();
+    }
     let budget = crate::ingest::budget::InflightBudget::new(
         config.load().file.limits.max_inflight_bytes,
         std::time::Duration::from_millis(config.load().file.limits.inflight_wait_ms),
@@ -290,9 +301,32 @@ async fn lifecycle(
     let left = budget.saturating_sub(spent).max(Duration::from_millis(100));
     let delivery = state.pipeline.delivery().clone();
     delivery.shutdown(tasks, left).await;
+    final_audit_ship(&state).await;
     let _ = admin_stop.send(());
     if let Some(admin) = admin {
         let _ = admin.await;
+    }
+}
+
+/// How long a stopping replica tries to ship its last audit records to PostgreSQL.
+const FINAL_SHIP: Duration = Duration::from_secs(5);
+
+/// One last pass of the audit shipper after the drain, so a replica that goes away with its
+/// disk (a Deployment pod on an emptyDir) leaves nothing unshipped when the database is up.
+/// Idempotent with the background shipper, which may still be mid-batch.
+async fn final_audit_ship(state: &AppState) {
+    if state.audit.shipping().is_none() {
+        return;
+    }
+    let settings = state.config.load().file.audit.clone();
+    match tokio::time::timeout(FINAL_SHIP, crate::audit::postgres::ship_once(&settings)).await {
+        Ok(Ok(shipped)) => tracing::info!(shipped, "audit trail shipped to PostgreSQL before exit"),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "audit records left unshipped at exit; the next start ships them")
+        }
+        Err(_) => tracing::warn!(
+            "audit records left unshipped at exit (timed out); the next start ships them"
+        ),
     }
 }
 

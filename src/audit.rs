@@ -16,7 +16,9 @@
 mod export;
 mod files;
 mod guard;
+pub mod postgres;
 mod record;
+pub mod report;
 mod verify;
 mod writer;
 
@@ -25,7 +27,7 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-pub use export::{export, parse_time, ExportError, ExportFilter, ExportFormat};
+pub use export::{export, parse_time, ExportError, ExportFilter, ExportFormat, Exporter};
 pub use files::{rotated_files, trail};
 pub use guard::{AuditGuard, RequestStart};
 pub use record::{
@@ -56,6 +58,10 @@ pub struct AuditSettings {
     pub rotate_daily: bool,
     /// Rotated files older than this are deleted (HIPAA: six years).
     pub retention_days: u32,
+    /// How often the shipped head of this replica's chain is anchored (PostgreSQL).
+    pub anchor_interval_secs: u64,
+    /// `[audit.postgres]`: shipping the trail to PostgreSQL.
+    pub postgres: postgres::PostgresSettings,
 }
 
 impl Default for AuditSettings {
@@ -68,6 +74,8 @@ impl Default for AuditSettings {
             rotate_max_bytes: 100 * 1024 * 1024,
             rotate_daily: true,
             retention_days: 2190,
+            anchor_interval_secs: 60,
+            postgres: postgres::PostgresSettings::default(),
         }
     }
 }
@@ -154,6 +162,36 @@ impl AuditSettings {
         if self.fsync == FsyncPolicy::Interval && self.fsync_interval_ms == 0 {
             return Err(("fsync_interval_ms".into(), "must be positive".into()));
         }
+        if self.anchor_interval_secs == 0 {
+            return Err(("anchor_interval_secs".into(), "must be positive".into()));
+        }
+        if self.postgres.enabled && self.sink == SinkKind::Stdout {
+            return Err((
+                "postgres.enabled".into(),
+                "needs the file sink: the local file is the write-ahead log it ships from".into(),
+            ));
+        }
+        self.postgres
+            .validate()
+            .map_err(|(key, problem)| (format!("postgres.{key}"), problem))?;
+        if self.postgres.enabled {
+            // So that `check-config` passing still means `serve` starts.
+            let url = self.postgres.url().map_err(|error| {
+                let key = if matches!(error, postgres::PgError::UrlFile(_)) {
+                    "postgres.url_file"
+                } else {
+                    "postgres.enabled"
+                };
+                (key.to_owned(), error.to_string())
+            })?;
+            url.parse::<tokio_postgres::Config>().map_err(|_| {
+                (
+                    "postgres.enabled".to_owned(),
+                    "the database URL does not parse (postgres://user:password@host:port/db?sslmode=require)"
+                        .to_owned(),
+                )
+            })?;
+        }
         Ok(())
     }
 }
@@ -163,6 +201,8 @@ impl AuditSettings {
 pub struct AuditLog {
     sender: mpsc::Sender<Message>,
     faults: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// What the PostgreSQL shipper reports, when `[audit.postgres]` is enabled.
+    shipping: Option<std::sync::Arc<postgres::ShipStatus>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -198,7 +238,19 @@ impl AuditLog {
             .name("scrubgate-audit".to_owned())
             .spawn(move || writer.run(receiver))
             .map_err(AuditError::io)?;
-        Ok(Self { sender, faults })
+        let shipping = settings.postgres.enabled.then(|| {
+            std::sync::Arc::new(postgres::ShipStatus::new(settings.postgres.instance_id()))
+        });
+        Ok(Self {
+            sender,
+            faults,
+            shipping,
+        })
+    }
+
+    /// The shipper's status (`/readyz` detail), when shipping to PostgreSQL is enabled.
+    pub fn shipping(&self) -> Option<&std::sync::Arc<postgres::ShipStatus>> {
+        self.shipping.as_ref()
     }
 
     /// Fault injection for tests without a real full disk (no root for a tmpfs): while
@@ -260,6 +312,56 @@ impl AuditLog {
             .map_err(|_| AuditError::WriterGone)?;
         answer.await.map_err(|_| AuditError::WriterGone)?
     }
+}
+
+/// The compliance report over trail files: the records in the filter's window, and the
+/// chain of the whole trail verified.
+///
+/// # Errors
+/// An unreadable file or a line that is not a record.
+pub fn report_files(
+    files: &[PathBuf],
+    filter: &ExportFilter,
+    generated: report::Generated,
+    retention_days: Option<u32>,
+) -> Result<report::Report, ExportError> {
+    let mut builder = report::ReportBuilder::new(filter.clone());
+    for file in files {
+        export::for_each_record(file, |record| {
+            builder.add(&record);
+            Ok(())
+        })?;
+    }
+    let chain = match verify_files(files) {
+        Ok(verified) => report::ChainRow {
+            chain: files
+                .last()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+            intact: true,
+            records: verified.records,
+            head: verified.head,
+            detail: if verified.starts_at_genesis {
+                "intact from the first record ever written".to_owned()
+            } else {
+                "intact from a record whose predecessors were removed (retention)".to_owned()
+            },
+        },
+        Err(broken) => report::ChainRow {
+            chain: broken.file.display().to_string(),
+            intact: false,
+            records: 0,
+            head: String::new(),
+            detail: broken.to_string(),
+        },
+    };
+    let retention = report::Retention {
+        retention_days,
+        oldest_record: None,
+        dropped: Vec::new(),
+        note: "Rotated files past retention are deleted at rotation; the deletions are logged, not recorded in the trail.".to_owned(),
+    };
+    Ok(builder.finish(generated, vec![chain], retention))
 }
 
 #[cfg(test)]

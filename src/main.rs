@@ -61,13 +61,56 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Verify the hash chain of audit files (each with its rotated siblings); exits 1 and
-    /// names the first broken record on tampering. Needs no config (`--config` is ignored),
-    /// so a reviewer can verify a copied trail anywhere.
+    /// names the first broken record on tampering. For files it needs no config (`--config` is ignored),
+    /// so a reviewer can verify a copied trail anywhere; with --postgres it reads `[audit]`.
     Verify {
+        /// Verify the chains in PostgreSQL (URL from SCRUBGATE_AUDIT_DATABASE_URL or
+        /// `audit.postgres.url_file`) instead of files: every instance, gaps, forks, edits and
+        /// anchors.
+        #[arg(long)]
+        postgres: bool,
+        /// With --postgres: only this instance's chain.
+        #[arg(long, requires = "postgres")]
+        instance: Option<String>,
         /// Audit files (the active file pulls in its rotated files).
-        #[arg(required = true, value_name = "PATH")]
+        #[arg(
+            required_unless_present = "postgres",
+            conflicts_with = "postgres",
+            value_name = "PATH"
+        )]
         paths: Vec<PathBuf>,
     },
+    /// A compliance report over the trail files or PostgreSQL: outcomes and redactions over
+    /// time, drops by reason, projects, redacted path patterns, chain verification, retention
+    /// and the policies in force; one self-contained HTML page, or JSON.
+    Report {
+        /// Inclusive start: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        since: Option<String>,
+        /// Exclusive end: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this project id.
+        #[arg(long)]
+        project: Option<u64>,
+        #[arg(long, value_enum, default_value = "html")]
+        format: ReportFormatArg,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Read the records from PostgreSQL (all instances).
+        #[arg(long)]
+        postgres: bool,
+        /// Audit files; default: `audit.path` from the config, with its rotated files.
+        #[arg(value_name = "PATH", conflicts_with = "postgres")]
+        paths: Vec<PathBuf>,
+    },
+    /// Create or upgrade the PostgreSQL schema (tables, partitions functions, roles); run by
+    /// an operator with a role that may create them, never implicitly at start.
+    Migrate,
+    /// Ship the local trail to PostgreSQL now and exit (a final flush, or a backfill); `serve`
+    /// does this continuously when `audit.postgres.enabled`.
+    Ship,
     /// Export records in a time window for a compliance review.
     Export {
         /// Inclusive start: YYYY-MM-DD (UTC) or an RFC 3339 timestamp.
@@ -81,10 +124,21 @@ enum AuditCommand {
         /// Only this project id.
         #[arg(long)]
         project: Option<u64>,
+        /// Read the records from PostgreSQL (all instances, in time order).
+        #[arg(long)]
+        postgres: bool,
         /// Audit files; default: `audit.path` from the config, with its rotated files.
-        #[arg(value_name = "PATH")]
+        #[arg(value_name = "PATH", conflicts_with = "postgres")]
         paths: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormatArg {
+    Html,
+    /// The HTML page printed by headless Chromium (needs `chromium`).
+    Pdf,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -280,11 +334,145 @@ fn test_fixtures(
     }
 }
 
+/// The `--since/--until/--project` filter, or exit 2 naming the bad flag.
+fn audit_filter(
+    since: Option<&str>,
+    until: Option<&str>,
+    project: Option<u64>,
+) -> Result<scrubgate::audit::ExportFilter, ExitCode> {
+    let parse = |value: Option<&str>, flag: &str| match value {
+        None => Ok(None),
+        Some(v) => scrubgate::audit::parse_time(v)
+            .map(Some)
+            .map_err(|problem| format!("--{flag}: {problem}")),
+    };
+    match (parse(since, "since"), parse(until, "until")) {
+        (Ok(since), Ok(until)) => Ok(scrubgate::audit::ExportFilter {
+            since,
+            until,
+            project,
+        }),
+        (Err(problem), _) | (_, Err(problem)) => {
+            eprintln!("scrubgate: {problem}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn report_files(
+    config: Option<&std::path::Path>,
+    paths: &[PathBuf],
+    filter: &scrubgate::audit::ExportFilter,
+    mut generated: scrubgate::audit::report::Generated,
+) -> Result<scrubgate::audit::report::Report, ExitCode> {
+    use scrubgate::audit;
+    let settings = scrubgate::config::load_file(config).map(|file| file.audit);
+    let paths = if paths.is_empty() {
+        match &settings {
+            Ok(settings) => vec![settings.path.clone()],
+            Err(error) => {
+                eprintln!("scrubgate: invalid configuration: {error}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    } else {
+        paths.to_vec()
+    };
+    let files = audit::expand(&paths).map_err(|error| {
+        eprintln!("scrubgate: cannot list audit files: {error}");
+        ExitCode::from(2)
+    })?;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    generated.source = format!("audit files {} ({} file(s))", names.join(", "), files.len());
+    let retention = settings.ok().map(|s| s.retention_days);
+    audit::report_files(&files, filter, generated, retention).map_err(|error| {
+        eprintln!("scrubgate: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+fn write_report(
+    report: &scrubgate::audit::report::Report,
+    format: ReportFormatArg,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    let bytes = match format {
+        ReportFormatArg::Html => scrubgate::audit::report::render_html(report).into_bytes(),
+        ReportFormatArg::Json => {
+            let mut text = serde_json::to_string_pretty(report).unwrap_or_default();
+            text.push('\n');
+            text.into_bytes()
+        }
+        ReportFormatArg::Pdf => {
+            let html = scrubgate::audit::report::render_html(report);
+            match scrubgate::audit::report::html_to_pdf(&html) {
+                Ok(pdf) => pdf,
+                Err(error) => {
+                    eprintln!("scrubgate: {error}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let written = match output {
+        Some(path) => std::fs::write(path, bytes),
+        None => std::io::stdout().lock().write_all(&bytes),
+    };
+    match written {
+        Ok(()) => {
+            eprintln!("{} record(s) in the report", report.totals.records);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("scrubgate: cannot write the report: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `scrubgate audit …`. Needs no valid config: a reviewer can verify a copied trail anywhere.
 fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
     use scrubgate::audit;
     match command {
-        AuditCommand::Verify { paths } => {
+        AuditCommand::Verify {
+            postgres: true,
+            instance,
+            ..
+        } => audit_pg::verify(config, instance.as_deref()),
+        AuditCommand::Migrate => audit_pg::migrate(config),
+        AuditCommand::Report {
+            since,
+            until,
+            project,
+            format,
+            output,
+            postgres,
+            paths,
+        } => {
+            let filter = match audit_filter(since.as_deref(), until.as_deref(), *project) {
+                Ok(filter) => filter,
+                Err(code) => return code,
+            };
+            let generated = audit::report::Generated {
+                by: format!("scrubgate {}", env!("CARGO_PKG_VERSION")),
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+                at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                source: String::new(),
+            };
+            let report = if *postgres {
+                audit_pg::report(config, &filter, generated)
+            } else {
+                report_files(config, paths, &filter, generated)
+            };
+            match report {
+                Ok(report) => write_report(&report, *format, output.as_deref()),
+                Err(code) => code,
+            }
+        }
+        AuditCommand::Ship => audit_pg::ship(config),
+        AuditCommand::Verify { paths, .. } => {
             let files = match audit::expand(paths) {
                 Ok(files) => files,
                 Err(error) => {
@@ -318,6 +506,7 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
             until,
             format,
             project,
+            postgres,
             paths,
         } => {
             let parse = |value: &Option<String>, flag: &str| match value {
@@ -341,6 +530,13 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let format = match format {
+                ExportFormatArg::Json => audit::ExportFormat::Json,
+                ExportFormatArg::Csv => audit::ExportFormat::Csv,
+            };
+            if *postgres {
+                return audit_pg::export(config, &filter, format);
+            }
             let files = if paths.is_empty() {
                 let path = match scrubgate::config::load_file(config) {
                     Ok(file) => file.audit.path,
@@ -366,10 +562,6 @@ fn audit(command: &AuditCommand, config: Option<&std::path::Path>) -> ExitCode {
                 eprintln!("scrubgate: {problem}");
                 return ExitCode::from(2);
             }
-            let format = match format {
-                ExportFormatArg::Json => audit::ExportFormat::Json,
-                ExportFormatArg::Csv => audit::ExportFormat::Csv,
-            };
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
             let result = audit::export(&files, &filter, format, &mut stdout).and_then(|n| {
                 stdout
@@ -401,4 +593,183 @@ fn unreadable(files: &[PathBuf]) -> Option<String> {
             .err()
             .map(|error| format!("cannot read audit file {}: {error}", file.display()))
     })
+}
+
+/// `scrubgate audit … --postgres`, `audit migrate` and `audit ship`: the database commands.
+/// They read `[audit]` from the config if there is one (no `[[projects]]` needed) and the URL
+/// from `SCRUBGATE_AUDIT_DATABASE_URL` or `audit.postgres.url_file`. Exit 2 when the
+/// database cannot be used, 1 when a chain is broken.
+mod audit_pg {
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    use scrubgate::audit::{self, postgres, AuditSettings};
+
+    fn settings(config: Option<&Path>) -> Result<AuditSettings, ExitCode> {
+        match scrubgate::config::load_file(config) {
+            Ok(file) => Ok(file.audit),
+            Err(error) => {
+                eprintln!("scrubgate: invalid configuration: {error}");
+                Err(ExitCode::from(2))
+            }
+        }
+    }
+
+    fn block_on<F: std::future::Future<Output = ExitCode>>(future: F) -> ExitCode {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(future),
+            Err(error) => {
+                eprintln!("scrubgate: cannot start the runtime: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn failed(error: &postgres::PgError) -> ExitCode {
+        eprintln!("scrubgate: {error}");
+        ExitCode::from(2)
+    }
+
+    pub fn migrate(config: Option<&Path>) -> ExitCode {
+        let settings = match settings(config) {
+            Ok(settings) => settings,
+            Err(code) => return code,
+        };
+        block_on(async move {
+            let mut client = match postgres::connect(&settings.postgres).await {
+                Ok(client) => client,
+                Err(error) => return failed(&error),
+            };
+            let days = settings
+                .postgres
+                .retention_days
+                .unwrap_or(settings.retention_days);
+            match postgres::migrate(&mut client, days).await {
+                Ok(applied) if applied.is_empty() => {
+                    println!("schema up to date (retention {days} days)");
+                    ExitCode::SUCCESS
+                }
+                Ok(applied) => {
+                    let list: Vec<String> = applied.iter().map(ToString::to_string).collect();
+                    println!(
+                        "applied migration(s) {} (retention {days} days)",
+                        list.join(", ")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => failed(&error),
+            }
+        })
+    }
+
+    pub fn ship(config: Option<&Path>) -> ExitCode {
+        let settings = match settings(config) {
+            Ok(settings) => settings,
+            Err(code) => return code,
+        };
+        block_on(async move {
+            match postgres::ship_once(&settings).await {
+                Ok(count) => {
+                    println!(
+                        "{count} record(s) shipped for instance {}",
+                        settings.postgres.instance_id()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => failed(&error),
+            }
+        })
+    }
+
+    pub fn verify(config: Option<&Path>, instance: Option<&str>) -> ExitCode {
+        let settings = match settings(config) {
+            Ok(settings) => settings,
+            Err(code) => return code,
+        };
+        block_on(async move {
+            let mut client = match postgres::connect(&settings.postgres).await {
+                Ok(client) => client,
+                Err(error) => return failed(&error),
+            };
+            let reports = match postgres::verify_postgres(&mut client, instance).await {
+                Ok(reports) => reports,
+                Err(error) => return failed(&error),
+            };
+            if reports.is_empty() {
+                println!("no chains in PostgreSQL");
+            }
+            let mut intact = true;
+            for report in &reports {
+                if report.status.is_intact() {
+                    println!("{report}");
+                } else {
+                    intact = false;
+                    eprintln!("{report}");
+                }
+            }
+            if intact {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        })
+    }
+
+    pub fn report(
+        config: Option<&Path>,
+        filter: &audit::ExportFilter,
+        mut generated: audit::report::Generated,
+    ) -> Result<audit::report::Report, ExitCode> {
+        let settings = settings(config)?;
+        generated.source = "PostgreSQL (every instance)".to_owned();
+        let mut result = Err(ExitCode::from(2));
+        let code = block_on(async {
+            let mut client = match postgres::connect(&settings.postgres).await {
+                Ok(client) => client,
+                Err(error) => return failed(&error),
+            };
+            match postgres::report_postgres(&mut client, filter, generated).await {
+                Ok(report) => {
+                    result = Ok(report);
+                    ExitCode::SUCCESS
+                }
+                Err(error) => failed(&error),
+            }
+        });
+        result.map_err(|_| code)
+    }
+
+    pub fn export(
+        config: Option<&Path>,
+        filter: &audit::ExportFilter,
+        format: audit::ExportFormat,
+    ) -> ExitCode {
+        let settings = match settings(config) {
+            Ok(settings) => settings,
+            Err(code) => return code,
+        };
+        block_on(async move {
+            let mut client = match postgres::connect(&settings.postgres).await {
+                Ok(client) => client,
+                Err(error) => return failed(&error),
+            };
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let result = postgres::export_postgres(&mut client, filter, format, &mut stdout).await;
+            match result.map(|count| (count, stdout.flush())) {
+                Ok((count, Ok(()))) => {
+                    eprintln!("{count} record(s) exported");
+                    ExitCode::SUCCESS
+                }
+                Ok((_, Err(error))) => {
+                    eprintln!("scrubgate: cannot write the export: {error}");
+                    ExitCode::FAILURE
+                }
+                Err(error) => failed(&error),
+            }
+        })
+    }
 }

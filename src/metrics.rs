@@ -131,6 +131,10 @@ pub struct Metrics {
     spool_unconfirmed: Counter,
     spool_quarantined: Family<FileLabels, Gauge>,
     stages: Family<StageLabels, Histogram>,
+    audit_shipped: Counter,
+    audit_ship_errors: Family<ResultLabels, Counter>,
+    audit_ship_lag_bytes: Gauge,
+    audit_ship_lag_seconds: Gauge,
     known_rules: Mutex<HashSet<String>>,
 }
 
@@ -258,6 +262,31 @@ impl Metrics {
             "Time spent per pipeline stage (decode, scrub, decide, forward, audit)",
             stages.clone(),
         );
+        let audit_shipped = Counter::default();
+        registry.register(
+            "audit_shipped_records",
+            "Audit records inserted into PostgreSQL by the shipper (new rows only)",
+            audit_shipped.clone(),
+        );
+        let audit_ship_errors = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "audit_ship_errors",
+            "Failed shipping attempts to PostgreSQL, by kind (connect, insert, trail, chain); \
+             retried, ingestion goes on",
+            audit_ship_errors.clone(),
+        );
+        let audit_ship_lag_bytes = Gauge::default();
+        registry.register(
+            "audit_ship_lag_bytes",
+            "Bytes of the local audit trail not yet in PostgreSQL",
+            audit_ship_lag_bytes.clone(),
+        );
+        let audit_ship_lag_seconds = Gauge::default();
+        registry.register(
+            "audit_ship_lag_seconds",
+            "Age of the oldest audit record not yet in PostgreSQL (0 when caught up)",
+            audit_ship_lag_seconds.clone(),
+        );
         Self {
             registry,
             requests,
@@ -278,6 +307,10 @@ impl Metrics {
             spool_unconfirmed,
             spool_quarantined,
             stages,
+            audit_shipped,
+            audit_ship_errors,
+            audit_ship_lag_bytes,
+            audit_ship_lag_seconds,
             known_rules: Mutex::new(HashSet::new()),
         }
     }
@@ -391,6 +424,26 @@ impl Metrics {
                 stage: stage.as_str(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// `count` new rows inserted into PostgreSQL by the audit shipper.
+    pub fn audit_shipped(&self, count: u64) {
+        self.audit_shipped.inc_by(count);
+    }
+
+    /// A failed shipping attempt; `kind` is one of a closed set (connect, insert, trail, chain).
+    pub fn audit_ship_error(&self, kind: &'static str) {
+        self.audit_ship_errors
+            .get_or_create(&ResultLabels { result: kind })
+            .inc();
+    }
+
+    /// The shipper's lag, in bytes of the local trail and in seconds of record age.
+    pub fn audit_ship_lag(&self, bytes: u64, seconds: u64) {
+        self.audit_ship_lag_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.audit_ship_lag_seconds
+            .set(i64::try_from(seconds).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus/OpenMetrics text exposition.

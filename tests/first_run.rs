@@ -276,6 +276,9 @@ fn the_readme_commands_agree_with_help() {
         "test",
         "audit verify",
         "audit export",
+        "audit report",
+        "audit migrate",
+        "audit ship",
     ];
     assert_eq!(rows.len(), subcommands.len(), "{rows:?}");
     for (row, sub) in rows.iter().zip(subcommands) {

@@ -1,9 +1,11 @@
 //! Integration tests: the real server on 127.0.0.1 with an ephemeral port, a real in-test
 //! upstream, real SDK clients.
 
+mod pg_util;
 mod util;
 
 mod admin;
+mod audit_postgres;
 mod audit_trail;
 mod auth_routing;
 mod binary;

@@ -57,7 +57,7 @@ pub fn parse_time(value: &str) -> Result<OffsetDateTime, String> {
 }
 
 impl ExportFilter {
-    fn accepts(&self, record: &AuditRecord) -> bool {
+    pub(crate) fn accepts(&self, record: &AuditRecord) -> bool {
         if self.project.is_some() && record.project_id != self.project {
             return false;
         }
@@ -78,40 +78,78 @@ pub fn export(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
-    let mut count = 0;
-    match format {
-        ExportFormat::Json => out.write_all(b"[").map_err(ExportError::Write)?,
-        ExportFormat::Csv => out
-            .write_all(CSV_HEADER.as_bytes())
-            .map_err(ExportError::Write)?,
-    }
+    let mut exporter = Exporter::begin(format, out)?;
     for file in files {
         for_each_record(file, |record| {
-            if !filter.accepts(&record) {
-                return Ok(());
+            if filter.accepts(&record) {
+                exporter.write(&record)?;
             }
-            match format {
-                ExportFormat::Json => {
-                    if count > 0 {
-                        out.write_all(b",").map_err(ExportError::Write)?;
-                    }
-                    out.write_all(b"\n").map_err(ExportError::Write)?;
-                    serde_json::to_writer(&mut *out, &record)
-                        .map_err(|e| ExportError::Write(e.into()))?;
-                }
-                ExportFormat::Csv => write_csv_rows(out, &record).map_err(ExportError::Write)?,
-            }
-            count += 1;
             Ok(())
         })?;
     }
-    if format == ExportFormat::Json {
-        out.write_all(b"\n]\n").map_err(ExportError::Write)?;
-    }
-    Ok(count)
+    exporter.finish()
 }
 
-fn for_each_record(
+/// Writes records one by one in an export format, wherever they come from (files or
+/// PostgreSQL), so both exports are the same bytes for the same records.
+pub struct Exporter<'a> {
+    format: ExportFormat,
+    out: &'a mut dyn Write,
+    count: u64,
+}
+
+impl<'a> Exporter<'a> {
+    /// Writes the opening (`[` or the CSV header).
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn begin(format: ExportFormat, out: &'a mut dyn Write) -> Result<Self, ExportError> {
+        match format {
+            ExportFormat::Json => out.write_all(b"[").map_err(ExportError::Write)?,
+            ExportFormat::Csv => out
+                .write_all(CSV_HEADER.as_bytes())
+                .map_err(ExportError::Write)?,
+        }
+        Ok(Self {
+            format,
+            out,
+            count: 0,
+        })
+    }
+
+    /// Writes one record.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn write(&mut self, record: &AuditRecord) -> Result<(), ExportError> {
+        match self.format {
+            ExportFormat::Json => {
+                if self.count > 0 {
+                    self.out.write_all(b",").map_err(ExportError::Write)?;
+                }
+                self.out.write_all(b"\n").map_err(ExportError::Write)?;
+                serde_json::to_writer(&mut *self.out, record)
+                    .map_err(|e| ExportError::Write(e.into()))?;
+            }
+            ExportFormat::Csv => write_csv_rows(self.out, record).map_err(ExportError::Write)?,
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes the closing and returns how many records were written.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn finish(self) -> Result<u64, ExportError> {
+        if self.format == ExportFormat::Json {
+            self.out.write_all(b"\n]\n").map_err(ExportError::Write)?;
+        }
+        Ok(self.count)
+    }
+}
+
+pub(crate) fn for_each_record(
     file: &Path,
     mut each: impl FnMut(AuditRecord) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {

@@ -98,6 +98,10 @@ pub async fn readiness(state: &AppState, config: &Config) -> Response<Full<Bytes
         "spool": if spool_ok { "ok" } else { "unavailable" },
         "audit": if audit_ok { "ok" } else { "unavailable" },
     });
+    if let Some(shipping) = state.audit.shipping() {
+        // Informational only: shipping to PostgreSQL never makes a replica unready.
+        body["audit_shipping"] = shipping.detail();
+    }
     if !ready {
         let failing: Vec<&str> = [
             (!spool_ok, "spool"),

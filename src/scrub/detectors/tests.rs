@@ -880,7 +880,10 @@ fn lower_case_names_after_a_role_word() {
 /// Safe Harbor K and L: licences after their words, VINs by their check digit.
 #[test]
 fn vehicle_and_licence_numbers() {
-    assert_eq!(scrub("vehicle 1M8GDM9AXKP042788 towed"), "vehicle [vin] towed");
+    assert_eq!(
+        scrub("vehicle 1M8GDM9AXKP042788 towed"),
+        "vehicle [vin] towed"
+    );
     same("build 1M8GDM9A1KP042788");
     same("order 11111111111111111");
     assert_eq!(

@@ -40,7 +40,13 @@ impl Validator {
     pub(crate) const fn is_checksum(self) -> bool {
         matches!(
             self,
-            Self::Luhn | Self::Card | Self::Iban | Self::Npi | Self::Dea | Self::AbaRouting | Self::Vin
+            Self::Luhn
+                | Self::Card
+                | Self::Iban
+                | Self::Npi
+                | Self::Dea
+                | Self::AbaRouting
+                | Self::Vin
         )
     }
 }
