@@ -397,6 +397,10 @@ const SECRET_PATH_WORDS: &[&str] = &[
     "auth",
     "share",
     "download",
+    "hook",
+    "hooks",
+    "webhook",
+    "webhooks",
     // Collections of credentials: `/api/keys/<key>/revoke`.
     "key",
     "keys",
@@ -432,7 +436,9 @@ impl Engine {
             if i > 0 {
                 out.push('/');
             }
-            let class = if slug_is_name(segment)
+            let class = if names_devices(previous) && is_hardware_address(segment) {
+                Some(KeyClass::Mac)
+            } else if slug_is_name(segment)
                 || (names_people(previous) && slug_has_name_word(segment))
             {
                 Some(KeyClass::Name)
@@ -763,10 +769,53 @@ fn is_hex_key(segment: &str) -> bool {
     segment.len() >= 20 && segment.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A collection of credentials (`keys`, `tokens`, `sessions`), whose members are secrets
-/// whatever their shape.
+/// A path segment for devices or their pairing (`/api/pair/406898C66055`,
+/// `/devices/ee7a885f90bc/telemetry`).
+fn names_devices(segment: &str) -> bool {
+    matches!(
+        segment.to_ascii_lowercase().as_str(),
+        "pair"
+            | "pairing"
+            | "unpair"
+            | "device"
+            | "devices"
+            | "mac"
+            | "macs"
+            | "bluetooth"
+            | "wifi"
+            | "sensor"
+            | "sensors"
+            | "monitor"
+            | "monitors"
+            | "pump"
+            | "pumps"
+    )
+}
+
+/// Twelve hex digits in one case with a digit and a letter: a bare hardware address.
+fn is_hardware_address(segment: &str) -> bool {
+    segment.len() == 12
+        && segment.bytes().all(|b| b.is_ascii_hexdigit())
+        && segment.bytes().any(|b| b.is_ascii_digit())
+        && segment.bytes().any(|b| b.is_ascii_alphabetic())
+        && (segment.bytes().all(|b| !b.is_ascii_lowercase())
+            || segment.bytes().all(|b| !b.is_ascii_uppercase()))
+}
+
+/// A collection of credentials (`keys`, `tokens`, `sessions`), or a route that takes one
+/// (`/reset-password/<token>`, `/hooks/<secret>`), whose next segment is a secret whatever
+/// its shape.
 fn names_credentials(segment: &str) -> bool {
     const WORDS: &[&str] = &[
+        "reset",
+        "password",
+        "verify",
+        "invite",
+        "magic",
+        "hook",
+        "hooks",
+        "webhook",
+        "webhooks",
         "key",
         "keys",
         "apikeys",
