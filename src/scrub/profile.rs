@@ -418,55 +418,42 @@ pub(crate) const PERSON_CONTEXT_WORDS: &[&str] = &[
 ];
 
 /// Words that make a compound key ending in `name` a person's name (`billing.name`,
-/// `dependent[name]`, `insuredDisplayName`, `display_name`): the person's role, or the kind
-/// of name. Narrower than [`PERSON_CONTEXT_WORDS`]: `client_name`, `account_name` and
-/// `profile_name` name applications and accounts more often than people.
-pub(crate) const NAME_OWNER_WORDS: &[&str] = &[
-    "user",
-    "patient",
-    "customer",
-    "person",
-    "contact",
-    "member",
-    "subscriber",
-    "guardian",
-    "guarantor",
-    "payee",
-    "payer",
-    "caregiver",
-    "spouse",
-    "kin",
-    "policyholder",
-    "holder",
-    "cardholder",
-    "recipient",
-    "sender",
-    "insured",
-    "beneficiary",
-    "billing",
-    "shipping",
-    "dependent",
-    "child",
-    "parent",
-    "mother",
-    "father",
-    "emergency",
-    "applicant",
-    "guest",
-    "employee",
-    "physician",
-    "doctor",
-    "nurse",
-    "display",
-    "full",
-    "legal",
-    "maiden",
-    "given",
-    "family",
-    "middle",
-    "preferred",
-    "nick",
-];
+/// `dependent[name]`, `insuredDisplayName`, `display_name`): the person words of
+/// [`PERSON_CONTEXT_WORDS`] but those that name applications and accounts more often than
+/// people (`client_name`, `account_name`, `profile_name`), and the kinds of a name.
+pub(crate) fn names_whose_name(word: &str) -> bool {
+    const NOT_PEOPLE: &[&str] = &[
+        "client",
+        "account",
+        "profile",
+        "payment",
+        "feedback",
+        "author",
+        "reporter",
+        "owner",
+        "users",
+        "patients",
+        "customers",
+        "people",
+        "dependents",
+    ];
+    const KINDS_OF_NAME: &[&str] = &[
+        "display",
+        "full",
+        "legal",
+        "maiden",
+        "given",
+        "family",
+        "middle",
+        "preferred",
+        "nick",
+        "mother",
+        "father",
+        "guest",
+    ];
+    (PERSON_CONTEXT_WORDS.contains(&word) && !NOT_PEOPLE.contains(&word))
+        || KINDS_OF_NAME.contains(&word)
+}
 
 /// Request headers that carry the end user's IP: removed whole.
 pub(crate) const IP_HEADERS: &[&str] = &[

@@ -379,32 +379,37 @@ impl Engine {
 
 /// Path segments that announce a secret in the next segment (`/reset-password/<token>`).
 const SECRET_PATH_WORDS: &[&str] = &[
-    "reset",
-    "password",
-    "verify",
     "verification",
     "confirm",
     "confirmation",
-    "invite",
     "invitation",
     "activate",
     "activation",
-    "magic",
-    "token",
     "unsubscribe",
     "login",
     "signin",
     "auth",
     "share",
     "download",
+];
+
+/// Path segments whose next segment is a secret whatever its shape, hex included: routes
+/// that take one (`/reset-password/<token>`, `/hooks/<secret>`) and collections of
+/// credentials (`/api/keys/<key>/revoke`). They announce a secret too.
+const CREDENTIAL_PATH_WORDS: &[&str] = &[
+    "reset",
+    "password",
+    "verify",
+    "invite",
+    "magic",
     "hook",
     "hooks",
     "webhook",
     "webhooks",
-    // Collections of credentials: `/api/keys/<key>/revoke`.
     "key",
     "keys",
     "apikeys",
+    "token",
     "tokens",
     "secret",
     "secrets",
@@ -802,41 +807,18 @@ fn is_hardware_address(segment: &str) -> bool {
             || segment.bytes().all(|b| !b.is_ascii_uppercase()))
 }
 
-/// A collection of credentials (`keys`, `tokens`, `sessions`), or a route that takes one
-/// (`/reset-password/<token>`, `/hooks/<secret>`), whose next segment is a secret whatever
-/// its shape.
+/// A collection of credentials or a route that takes one ([`CREDENTIAL_PATH_WORDS`]).
 fn names_credentials(segment: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "reset",
-        "password",
-        "verify",
-        "invite",
-        "magic",
-        "hook",
-        "hooks",
-        "webhook",
-        "webhooks",
-        "key",
-        "keys",
-        "apikeys",
-        "token",
-        "tokens",
-        "secret",
-        "secrets",
-        "credential",
-        "credentials",
-        "session",
-        "sessions",
-    ];
     segment
         .split(['-', '_', '.'])
-        .any(|w| WORDS.contains(&w.to_ascii_lowercase().as_str()))
+        .any(|w| CREDENTIAL_PATH_WORDS.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 fn announces_secret(segment: &str) -> bool {
-    segment
-        .split(['-', '_', '.'])
-        .any(|w| SECRET_PATH_WORDS.contains(&w.to_ascii_lowercase().as_str()))
+    names_credentials(segment)
+        || segment
+            .split(['-', '_', '.'])
+            .any(|w| SECRET_PATH_WORDS.contains(&w.to_ascii_lowercase().as_str()))
 }
 
 /// A field without the blanks and quotes around it, and without a file name's

@@ -504,12 +504,13 @@ impl Engine {
 }
 
 /// `billing.name`, `dependent[name]`, `insuredDisplayName`: a key that ends in `name`
-/// after a word saying whose or which name it is ([`NAME_OWNER_WORDS`]).
+/// after a word saying whose or which name it is
+/// ([`crate::scrub::profile::names_whose_name`]).
 fn compound_name(tokens: &Tokens) -> bool {
     let n = tokens.len();
     n >= 2
         && tokens.last() == "name"
-        && (0..n - 1).any(|i| crate::scrub::profile::NAME_OWNER_WORDS.contains(&tokens.get(i)))
+        && (0..n - 1).any(|i| crate::scrub::profile::names_whose_name(tokens.get(i)))
 }
 
 /// `insured.id_number`, `dependent[id]`, `subscriberId`: an id after a word for the
