@@ -714,7 +714,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     last_segment(det(
         "path_id",
         "id",
-        r#"(?i)/(?:by[-_])?(?:patients?|members?|applicants?|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
+        r#"(?i)/(?:by[-_])?(?:patients?|members?|applicants?|eligibility|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
         Check::PathId,
         Tier::Phi,
     )),

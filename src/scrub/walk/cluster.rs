@@ -567,10 +567,11 @@ impl Engine {
                 continue;
             };
             let mut j = i + 1;
-            // A name's two words and a date's three parts are one value; ids stay apart.
+            // A name's two words and a date's three parts are one value; ids stay apart,
+            // but in a slug an id's dashed groups are one too.
             while j < parts.len()
                 && classes.get(j).copied().flatten() == Some(class)
-                && matches!(class, KeyClass::Name | KeyClass::Dob)
+                && (slug || matches!(class, KeyClass::Name | KeyClass::Dob))
             {
                 j += 1;
             }
@@ -622,9 +623,17 @@ impl Engine {
                 i += 2;
                 continue;
             }
+            // `37-96-7439`: an id written in dashed groups of digits.
+            if let Some(n) =
+                digit_groups(&parts[i..]).filter(|_| date_across(&parts[i..]).is_none())
+            {
+                classes[i..i + n].fill(Some(KeyClass::Mrn));
+                i += n;
+                continue;
+            }
             let part = parts[i];
             let digits = part.bytes().filter(u8::is_ascii_digit).count();
-            if digits >= 6 && part.len() <= 24 {
+            if digits >= 5 && part.len() <= 24 && !(digits == 4 && part.len() == 4) {
                 if !is_compact_date(part) {
                     classes[i] = Some(KeyClass::Mrn);
                 } else if part.get(..4).is_some_and(old_year) {
@@ -966,6 +975,18 @@ fn slugged(label: &str) -> String {
         out.push_str("redacted");
     }
     out
+}
+
+/// Two or three parts of digits only (two or more each) that make eight or more digits
+/// together: an id written in groups (`37-96-7439`); the number of parts.
+fn digit_groups(parts: &[&str]) -> Option<usize> {
+    let run = parts
+        .iter()
+        .take(3)
+        .take_while(|p| p.len() >= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+        .count();
+    let digits: usize = parts.iter().take(run).map(|p| p.len()).sum();
+    (run >= 2 && digits >= 8).then_some(run)
 }
 
 /// A four-digit year at least ten years before this one.

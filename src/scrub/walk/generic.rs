@@ -527,10 +527,16 @@ fn compound_member_id(tokens: &Tokens) -> bool {
         "billing",
     ];
     let n = tokens.len();
-    let id_at = match (tokens.get(n.saturating_sub(2)), tokens.last()) {
-        ("id", "number" | "no" | "num") => n.saturating_sub(2),
-        (_, "id") => n.saturating_sub(1),
+    let (id_at, id_number) = match (tokens.get(n.saturating_sub(2)), tokens.last()) {
+        ("id", "number" | "no" | "num") => (n.saturating_sub(2), true),
+        (_, "id") => (n.saturating_sub(1), false),
         _ => return false,
     };
-    id_at >= 1 && (0..id_at).any(|i| OWNERS.contains(&tokens.get(i)))
+    // `contact.id_number`, `holderIdNumber`: an identity number of any person; a bare
+    // `contact.id` is a record's id.
+    id_at >= 1
+        && (0..id_at).any(|i| {
+            let word = tokens.get(i);
+            OWNERS.contains(&word) || (id_number && crate::scrub::profile::names_whose_name(word))
+        })
 }
