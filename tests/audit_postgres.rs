@@ -386,7 +386,8 @@ async fn records_arrive_exactly_once_across_a_database_restart_and_a_kill_9() {
         assert_eq!(post_event(&proxy, sent).await, 200);
         sent += 1;
     }
-    let ready: Value = serde_json::from_str(&util::get_text(&proxy.url("/readyz")).await).unwrap();
+    let ready: Value =
+        serde_json::from_str(&util::get_text(&proxy.admin_url("/readyz")).await).unwrap();
     assert_eq!(ready["ready"], true, "{ready}");
     assert_eq!(ready["audit_shipping"]["instance_id"], "pod-0", "{ready}");
     assert!(
@@ -446,7 +447,7 @@ async fn records_arrive_exactly_once_across_a_database_restart_and_a_kill_9() {
     // The metrics and /readyz agree once caught up.
     let mut ready = Value::Null;
     for _ in 0..100 {
-        ready = serde_json::from_str(&util::get_text(&proxy.url("/readyz")).await).unwrap();
+        ready = serde_json::from_str(&util::get_text(&proxy.admin_url("/readyz")).await).unwrap();
         if ready["audit_shipping"]["state"] == "ok" {
             break;
         }
@@ -457,7 +458,7 @@ async fn records_arrive_exactly_once_across_a_database_restart_and_a_kill_9() {
         "{ready}"
     );
     assert_eq!(ready["audit_shipping"]["lag_bytes"], 0, "{ready}");
-    let metrics = util::get_text(&proxy.url("/metrics")).await;
+    let metrics = util::get_text(&proxy.admin_url("/metrics")).await;
     assert!(
         metrics.contains("scrubgate_audit_ship_lag_bytes 0"),
         "{metrics}"
