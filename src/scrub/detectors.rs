@@ -983,6 +983,15 @@ fn secret_value(s: &str, quoted: bool) -> bool {
             | "''"
             | "new"
             | "await"
+            // Encodings handed to the same calls (`Buffer.from(password, 'base64')`).
+            | "utf8"
+            | "utf-8"
+            | "base64"
+            | "base64url"
+            | "hex"
+            | "ascii"
+            | "latin1"
+            | "binary"
     ) && !v.starts_with(['$', '{', ':', '%', '*', '<', '=', '>', '`'])
         && !v.chars().all(|c| c == '*' || c == 'x' || c == 'X')
         && !is_type_name(&lower)

@@ -322,7 +322,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     det(
         "password_text",
         "secret",
-        r#"(?i:(?:\b|_)(?:password|passwd|passphrase|passcode))(?:[ \t]*[(,][^'"`\n)]{0,20}?|[ \t]+(?:(?:is|was|of|for|value)[ \t]+)?)['"`]([^'"`\s]{1,128})['"`]"#,
+        r#"(?i:(?:\b|_)(?:password|passwd|passphrase|passcode))(?:\([^'"`\n)]{0,20}?|[ \t]+(?:(?:is|was|of|for|value)[ \t]+)?)['"`]([^'"`\s]{1,128})['"`]"#,
         Check::SecretValue,
         Tier::Secret,
     ),

@@ -867,6 +867,11 @@ proptest::proptest! {
 #[test]
 fn lower_case_names_after_a_role_word() {
     assert_eq!(scrub("cardholder ryan nguyen"), "cardholder [name]");
+    same("const p = Buffer.from(password, 'base64').toString('utf8')");
+    assert_eq!(
+        scrub("set_password(user, 'Autumn703@')"),
+        "set_password(user, '[secret]')"
+    );
     assert_eq!(
         scrub("chart for christina yamada is locked"),
         "chart for [name] is locked"

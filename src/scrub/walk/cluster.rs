@@ -13,6 +13,8 @@ use super::*;
 
 /// PHI values a record must already hold to be judged as a cluster.
 const MIN_PHI_FIELDS: usize = 2;
+/// An array with more items than this is a list, not a record.
+const MAX_RECORD_ITEMS: usize = 32;
 /// A field longer than this is text, not a value.
 const MAX_FIELD_LEN: usize = 64;
 /// Key words that say what a field is when it is not about the person.
@@ -137,6 +139,11 @@ impl Engine {
 
     /// An array's elements after the walk (a tuple, a row).
     pub(super) fn judge_cluster_items(&self, items: &mut [Node<'_>], phi: &[bool], cx: &mut Cx) {
+        // A record has a few fields; a long array is a list (log lines, source lines), and
+        // two PHI values among hundreds say nothing about the rest.
+        if items.len() > MAX_RECORD_ITEMS {
+            return;
+        }
         let held = phi
             .iter()
             .zip(items.iter())
