@@ -107,7 +107,7 @@ impl Engine {
     fn holds_phi_label(&self, value: &Node<'_>) -> bool {
         value
             .as_str()
-            .is_some_and(|s| s != "[Filtered]" && self.is_label(s))
+            .is_some_and(|s| !s.is_empty() && s != "[Filtered]" && self.is_label(s))
     }
 
     /// An object's members after the walk: `phi[i]` says whether member `i` held PHI.
@@ -272,7 +272,7 @@ impl Engine {
         }
         let label = |f: &str| {
             let core = field_core(f, delim);
-            core != "[Filtered]" && self.is_label(core)
+            !core.is_empty() && core != "[Filtered]" && self.is_label(core)
         };
         let labels = fields.iter().filter(|f| label(f)).count();
         let name_pairs = fields
