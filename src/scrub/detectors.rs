@@ -681,8 +681,9 @@ fn may_hold_data(text: &str) -> bool {
 }
 
 /// The words before a name in lower case (the `LowerName` detector's contexts) and before a
-/// password: kept in step with those patterns by hand (no test checks it yet), and a word
-/// missing here silently turns that detector off for all-lower-case strings.
+/// password: kept in step with those patterns by hand, which
+/// `every_lower_case_name_context_passes_the_prefilter` checks (a word
+/// missing here would turn that detector off for all-lower-case strings).
 pub(crate) const LOWER_CASE_TRIGGERS: &[&str] = &[
     "holder",
     "beneficiary",

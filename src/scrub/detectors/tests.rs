@@ -909,3 +909,44 @@ fn plain_ten_digit_phones_beside_context() {
     same("order 4155550123 shipped");
     same("took 4155550123 ns");
 }
+
+/// Every context of the lower-case name detector gets past the byte prefilter: a role word
+/// missing from `LOWER_CASE_TRIGGERS` would turn the detector off for lower-case text.
+#[test]
+fn every_lower_case_name_context_passes_the_prefilter() {
+    for role in [
+        "account holder",
+        "beneficiary",
+        "payee",
+        "guarantor",
+        "subscriber",
+        "guardian",
+        "caregiver",
+        "next of kin",
+        "emergency contact",
+        "spouse",
+        "insured",
+        "policyholder",
+        "cardholder",
+        "responsible party",
+        "dependent",
+        "patient",
+        "recipient",
+        "applicant",
+        "chart for",
+        "record of",
+        "dear",
+        "name:",
+    ] {
+        assert_eq!(
+            scrub(&format!("{role} ryan nguyen")),
+            format!("{role} [name]"),
+            "{role}"
+        );
+    }
+    assert_eq!(
+        scrub("password 'hunter'"),
+        "password '[secret]'",
+        "a lower-case password"
+    );
+}
