@@ -65,43 +65,31 @@ impl Engine {
     /// if nothing changed.
     pub(crate) fn judge_string(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
         let mut cur: Option<String> = None;
-        let step =
-            |cur: &mut Option<String>, f: &dyn Fn(&str, &mut Cx) -> Option<String>, cx: &mut Cx| {
-                let text = cur.as_deref().unwrap_or(s);
-                if let Some(new) = f(text, cx) {
-                    *cur = Some(new);
-                }
-            };
-        step(&mut cur, &|t, cx| self.judge_cluster_fields(t, cx), cx);
-        step(
-            &mut cur,
-            &|t, cx| {
-                (t.contains('?') && t.contains('=') && t.len() < 8192)
-                    .then(|| self.scrub_schemeless_queries(t, key, cx))
-                    .flatten()
-            },
-            cx,
-        );
-        step(
-            &mut cur,
-            &|t, cx| {
-                (t.contains('/') && t.len() < 2048)
-                    .then(|| self.judge_path_segments(t, cx))
-                    .flatten()
-            },
-            cx,
-        );
-        step(
-            &mut cur,
-            &|t, cx| {
-                (t.len() < 4096 && t.contains('.') && t.contains(['_', '-']))
-                    .then(|| self.judge_file_names(t, cx))
-                    .flatten()
-            },
-            cx,
-        );
+        if let Some(new) = self.judge_cluster_fields(s, cx) {
+            cur = Some(new);
+        }
+        let t = cur.as_deref().unwrap_or(s);
+        if t.contains('?') && t.contains('=') && t.len() < 8192 {
+            if let Some(new) = self.scrub_schemeless_queries(t, key, cx) {
+                cur = Some(new);
+            }
+        }
+        let t = cur.as_deref().unwrap_or(s);
+        if t.contains('/') && t.len() < 2048 {
+            if let Some(new) = self.judge_path_segments(t, cx) {
+                cur = Some(new);
+            }
+        }
+        let t = cur.as_deref().unwrap_or(s);
+        if t.len() < 4096 && t.contains('.') && t.contains(['_', '-']) {
+            if let Some(new) = self.judge_file_names(t, cx) {
+                cur = Some(new);
+            }
+        }
         if key == "monitor_slug" {
-            step(&mut cur, &|t, cx| self.judge_slug(t, cx), cx);
+            if let Some(new) = self.judge_slug(cur.as_deref().unwrap_or(s), cx) {
+                cur = Some(new);
+            }
         }
         cur
     }
