@@ -44,6 +44,9 @@ pub(crate) enum Check {
     SecretValue,
     /// Contains a digit (ids after keywords).
     HasDigit,
+    /// Four to eight letters and digits with at least one of each: a licence plate, not
+    /// a count (`plate 2`) or a word.
+    PlateLike,
     /// A path id: has a digit or `@`, not a route placeholder.
     PathId,
     /// Not a shared/system home folder.
@@ -866,6 +869,12 @@ impl Detector {
                     && (quoted || !passes_itself(text.get(..start).unwrap_or(""), s))
             }
             Check::HasDigit => s.bytes().any(|b| b.is_ascii_digit()),
+            Check::PlateLike => {
+                let alnum = s.bytes().filter(u8::is_ascii_alphanumeric).count();
+                (4..=8).contains(&alnum)
+                    && s.bytes().any(|b| b.is_ascii_digit())
+                    && s.bytes().any(|b| b.is_ascii_alphabetic())
+            }
             Check::PasswordLike => {
                 let v = s.trim_end_matches(['.', ',', ';', ':', ')', '!', '?']);
                 secret_value(v, false)

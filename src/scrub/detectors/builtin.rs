@@ -51,6 +51,7 @@ const fn default_strength(check: Check) -> Strength {
         Check::Validator(_) | Check::Mac | Check::HexId | Check::BirthDate => Strength::Shaped,
         Check::SecretValue | Check::RandomToken | Check::PasswordLike => Strength::Container,
         Check::HasDigit
+        | Check::PlateLike
         | Check::PathId
         | Check::RoleName
         | Check::WrittenName
@@ -486,7 +487,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     det(
         "vin",
         "vin",
-        r"\b[A-HJ-NPR-Z0-9]{17}\b",
+        r"(?i)\b[A-HJ-NPR-Z0-9]{17}\b",
         Check::Validator(V::Vin),
         Tier::Phi,
     ),
@@ -494,6 +495,36 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         "drivers_license",
         "license",
         r"(?:(?i:\bdriver'?s?[ _-]?(?:licen[cs]e|lic))|\bDLN?\b)[ \t]*(?i:#|no\.?|number|num)?[ \t]*[:=#]?[ \t]*((?i:[a-z]{0,2})[ -]?\d[\d -]{3,13}\d|(?i:[a-z])\d{3}-\d{4}-\d{4}(?:-\d{2})?)\b",
+        Check::HasDigit,
+        Tier::Phi,
+    ),
+    // Professional and state licences after their words (`medical license G12345`,
+    // `RN license # RN-1234567`, `state license: A123456`, `lic #MD123456`): a word of
+    // letters then digits, or digits alone, 5–16 characters. `licensed under MIT` and
+    // `Apache License 2.0` carry no such value.
+    det(
+        "license_number",
+        "license",
+        r"(?i)(?:\blicen[cs](?:e|ure)|\blic\b)[ \t]*(?:#|no\.?|number|num|nbr|id)?[ \t]*[:=#]?[ \t]*#?[ \t]*((?:[a-z]{1,3}[ -]?)?\d[\d-]{3,14}\d)\b",
+        Check::HasDigit,
+        Tier::Phi,
+    ),
+    // Licence plates after their words (`plate 7ABC123`, `license plate ABC-1234`,
+    // `tag number GX4-R123`): upper-case letters and digits with a digit, 4–8 of them.
+    det(
+        "license_plate",
+        "plate",
+        r"(?:(?i:\bplate)(?i:[ _-]?(?:number|no\.?|num|#))?|(?i:\btag)(?i:[ _-]?(?:number|no\.?|num|#)))[ \t]*[:=#]?[ \t]*\b([A-Z0-9]{1,4}[ -]?[A-Z0-9]{1,5})\b",
+        Check::PlateLike,
+        Tier::Phi,
+    ),
+    // Device serial numbers, IMEIs, UDIDs and UDIs after their words (`device serial
+    // C02XK0ABJGH5`, `S/N: SN-44821-X`, `IMEI 35 209900 176148 1`, `UDI (01)…(21)…`): a
+    // token with a digit, 6–64 characters, or digit groups, or GS1 parenthesised fields.
+    det(
+        "device_serial",
+        "serial",
+        r"(?:(?i:\bserial)(?i:[ _-]?(?:number|no\.?|num|nbr|#))?|\bS/N\b|(?i:\bs/n)|\bSN\b|(?i:\bimei|\budid|\budi|\bdevice[ _-]?id))[ \t]*[:=#]?[ \t]*#?[ \t]*((?:\(\d{2,4}\)[A-Za-z0-9-]{1,30}){2,6}|\d{2}(?: \d{4,8}){2,3}(?: \d)?|[A-Za-z0-9][A-Za-z0-9-]{4,62}[A-Za-z0-9])",
         Check::HasDigit,
         Tier::Phi,
     ),
@@ -714,7 +745,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     last_segment(det(
         "path_id",
         "id",
-        r#"(?i)/(?:by[-_])?(?:patients?|members?|applicants?|eligibility|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
+        r#"(?i)/(?:by[-_])?(?:patients?|members?|applicants?|eligibility|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?|vehicles?|vins?|plates?|devices?|serials?|licen[cs]es?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
         Check::PathId,
         Tier::Phi,
     )),

@@ -898,6 +898,58 @@ fn vehicle_and_licence_numbers() {
     assert_eq!(scrub("DL# S12345678 on file"), "DL# [license] on file");
     same("Apache License, Version 2.0");
     same("dl 12345 files");
+    assert_eq!(
+        scrub("towed 1m8gdm9axkp042788 to lot 4"),
+        "towed [vin] to lot 4"
+    );
+}
+
+/// Safe Harbor K, L and M in prose: professional and state licences, plates and device
+/// serials after their words, and the words without such a value left alone.
+#[test]
+fn licences_plates_and_serials_after_their_words() {
+    assert_eq!(
+        scrub("medical license G12345 not active"),
+        "medical license [license] not active"
+    );
+    assert_eq!(
+        scrub("RN license # RN-1234567 verified"),
+        "RN license # [license] verified"
+    );
+    assert_eq!(
+        scrub("lic #MD123456 renewal due"),
+        "lic #[license] renewal due"
+    );
+    same("licensed under Apache-2.0");
+    same("Apache License 2.0");
+    same("license key expired");
+    assert_eq!(
+        scrub("license plate 7ABC123 flagged"),
+        "license plate [plate] flagged"
+    );
+    assert_eq!(scrub("plate: KAX-0896"), "plate: [plate]");
+    assert_eq!(
+        scrub("tag number GX4-R123 on file"),
+        "tag number [plate] on file"
+    );
+    same("plate 2 of 3");
+    same("plate reader offline");
+    same("tag v2.3.1 pushed");
+    assert_eq!(
+        scrub("device serial C02XK0ABJGH5 not registered"),
+        "device serial [serial] not registered"
+    );
+    assert_eq!(scrub("S/N: SN-44821-X"), "S/N: [serial]");
+    assert_eq!(
+        scrub("IMEI 35 209900 176148 1 reported lost"),
+        "IMEI [serial] reported lost"
+    );
+    assert_eq!(
+        scrub("UDI (01)00844588003288(17)261120(21)7654321D recalled"),
+        "UDI [serial] recalled"
+    );
+    same("serial port /dev/ttyUSB0 busy");
+    same("serial console attached");
 }
 
 /// Issue 23: plain ten-digit phones beside their context words, and not without them.

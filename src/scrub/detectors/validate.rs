@@ -289,8 +289,18 @@ pub(crate) fn phone(s: &str) -> bool {
 /// written `X`).
 pub(crate) fn vin(s: &str) -> bool {
     const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
-    let b = s.as_bytes();
+    let upper = s.to_ascii_uppercase();
+    let b = upper.as_bytes();
     if b.len() != 17 || !b.iter().any(u8::is_ascii_digit) || !b.iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
+    // Written in lower case (a URL, a normalised column), a VIN keeps one case throughout
+    // and ends in its serial digits; a random lower-case id of 17 characters passes the
+    // check digit one time in eleven and rarely has both.
+    let lower = s.bytes().any(|c| c.is_ascii_lowercase());
+    if lower
+        && (s.bytes().any(|c| c.is_ascii_uppercase()) || !b[13..].iter().all(u8::is_ascii_digit))
+    {
         return false;
     }
     let value = |c: u8| -> Option<u32> {
@@ -696,6 +706,10 @@ mod tests {
         assert!(!vin("1M8GDM9A1KP042788"));
         assert!(!vin("1M8GDM9AXKP04278O"));
         assert!(!vin("ABCDEFGHJKLMNPRST"));
+        // Lower case: one case throughout, serial digits at the end.
+        assert!(vin("1m8gdm9axkp042788"));
+        assert!(!vin("1m8gdM9axkp042788"));
+        assert!(!vin("1m8gdm9axkp04278a"));
     }
 
     #[test]
