@@ -154,6 +154,9 @@ pub(crate) struct Detector {
     check: Check,
     /// Keywords that must appear shortly before the match (lowercase), and how far back.
     context: Option<(&'static [&'static str], usize)>,
+    /// More words that give the same context when they name the key the value sits under
+    /// (a form's `To=4155550123`), beside the context words themselves.
+    key_words: &'static [&'static str],
     /// Try shorter candidates ending at separators if the whole one fails validation.
     shrink: bool,
     /// Reject matches glued to other digits (`555-12-3456-7`).
@@ -245,6 +248,7 @@ pub(crate) struct DetectorSpec {
     pub(crate) pattern: String,
     pub(crate) check: Check,
     pub(crate) context: Option<(&'static [&'static str], usize)>,
+    pub(crate) key_words: &'static [&'static str],
     pub(crate) shrink: bool,
     pub(crate) isolated: bool,
     pub(crate) last_segment: bool,
@@ -308,6 +312,7 @@ impl Scanner {
                 group,
                 check: spec.check,
                 context: spec.context,
+                key_words: spec.key_words,
                 shrink: spec.shrink,
                 isolated: spec.isolated,
                 last_segment: spec.last_segment,
@@ -461,7 +466,7 @@ impl Scanner {
                         let Some(m) = det.regex.find_at(text, pos) else {
                             break;
                         };
-                        if let Some((s, e)) = det.accept(text, m.start(), m.end(), &inert) {
+                        if let Some((s, e)) = det.accept(text, key, m.start(), m.end(), &inert) {
                             hits.push(Hit {
                                 start: s,
                                 end: e,
@@ -493,7 +498,7 @@ impl Scanner {
                         if start == m.end() {
                             continue;
                         }
-                        if let Some((s, e)) = det.accept(text, start, m.end(), &inert) {
+                        if let Some((s, e)) = det.accept(text, key, start, m.end(), &inert) {
                             hits.push(Hit {
                                 start: s,
                                 end: e,
@@ -517,7 +522,7 @@ impl Scanner {
                         if m.start() == m.end() {
                             continue;
                         }
-                        if let Some((s, e)) = det.accept(text, m.start(), m.end(), &inert) {
+                        if let Some((s, e)) = det.accept(text, key, m.start(), m.end(), &inert) {
                             hits.push(Hit {
                                 start: s,
                                 end: e,
@@ -788,12 +793,18 @@ impl Detector {
     fn accept(
         &self,
         text: &str,
+        key: &str,
         start: usize,
         end: usize,
         inert: &[(usize, usize)],
     ) -> Option<(usize, usize)> {
         if let Some((words, window)) = self.context {
-            if !near_keyword(text, start, window, words, inert) {
+            // The context is before the value in its text, or it is the key the text
+            // sits under (`{"contact": "4155550123"}`, `To=4155550123`) when the value
+            // opens the text.
+            if !near_keyword(text, start, window, words, inert)
+                && !(start <= window && key_names_context(key, words, self.key_words))
+            {
                 return None;
             }
         }
@@ -1086,6 +1097,29 @@ fn passes_itself(before: &str, value: &str) -> bool {
 /// after a character that is not a letter, or as the next word of a camelCase key
 /// (`patientDOB`, `dateOfBirth`). So `dob` is not found in `adobe`, `born` not in
 /// `stubborn`, `tel` not in `hotel`.
+/// Whether a key's words (`contact`, `sms_to`, `callbackPhone`, `To`) hold one of a
+/// detector's context words or its key-only words.
+fn key_names_context(key: &str, words: &[&str], key_words: &[&str]) -> bool {
+    if key.is_empty() || key.len() > 64 {
+        return false;
+    }
+    let mut spaced = String::with_capacity(key.len() + 8);
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            spaced.push(' ');
+        }
+        prev_lower = c.is_ascii_lowercase();
+        spaced.push(if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            ' '
+        });
+    }
+    let key_word = |w: &&str| spaced.split(' ').any(|part| part == *w);
+    near_keyword(&spaced, spaced.len(), spaced.len(), words, &[]) || key_words.iter().any(key_word)
+}
+
 pub(crate) fn near_keyword(
     text: &str,
     start: usize,

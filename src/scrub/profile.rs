@@ -268,8 +268,8 @@ pub(crate) const HIPAA_KEYS: &[(KeyClass, &[&str])] = &[
             "license_plate",
             "licence_plate",
             "plate_number",
-            "vehicle_plate",
-            "=plate",
+            // `x-plate`, `vehicle_plate`, `plate`: not `template` (one word).
+            "plate",
             "serial_number",
             "serialnumber",
             "serial_no",

@@ -423,6 +423,13 @@ fn push_decimal(out: &mut String, mut n: usize) {
     }
 }
 
+/// Nine to eleven digits under a key (`{"cell": 4155550123}`, a log attribute typed
+/// `integer`): the length of a phone, an SSN or an account number, which only a context
+/// detector can claim, so the key decides. Scanned as text with that key.
+fn is_keyed_number(raw: &str, key: &str) -> bool {
+    !key.is_empty() && (9..=11).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// An integer (no fraction, no exponent) of at least 12 digits that fits a 64-bit integer:
 /// what serde_json reads as `u64 >= 100_000_000_000` or `i64 <= -100_000_000_000` (larger
 /// integers it reads as floats).

@@ -26,6 +26,8 @@ pub(crate) struct Builtin {
     pub(crate) pattern: &'static str,
     pub(crate) check: Check,
     pub(crate) context: Option<(&'static [&'static str], usize)>,
+    /// Words that give the context only as the key the value sits under.
+    pub(crate) key_words: &'static [&'static str],
     pub(crate) shrink: bool,
     pub(crate) isolated: bool,
     /// Only the match's last path segment (after its last `/` or `\`) is the value: what a
@@ -78,6 +80,7 @@ const fn det(
         pattern,
         check,
         context: None,
+        key_words: &[],
         shrink: false,
         isolated: false,
         last_segment: false,
@@ -94,6 +97,11 @@ const fn strength(mut b: Builtin, strength: Strength) -> Builtin {
 
 const fn with_context(mut b: Builtin, words: &'static [&'static str], window: usize) -> Builtin {
     b.context = Some((words, window));
+    b
+}
+
+const fn with_key_words(mut b: Builtin, words: &'static [&'static str]) -> Builtin {
+    b.key_words = words;
     b
 }
 
@@ -421,16 +429,20 @@ pub(crate) const BUILTINS: &[Builtin] = &[
         Check::Validator(V::Phone),
         Tier::Phi,
     )),
-    isolated(with_context(
-        det(
-            "phone",
-            "phone",
-            r"\b[2-9]\d{9}\b",
-            Check::Validator(V::Phone),
-            Tier::Phi,
+    // A form's or an API's recipient (`To=4155550123`, Twilio's `From`): the key alone.
+    isolated(with_key_words(
+        with_context(
+            det(
+                "phone",
+                "phone",
+                r"\b[2-9]\d{9}\b",
+                Check::Validator(V::Phone),
+                Tier::Phi,
+            ),
+            PHONE_WORDS,
+            16,
         ),
-        PHONE_WORDS,
-        16,
+        &["to", "from", "recipient", "msisdn", "callee", "caller"],
     )),
     det(
         "ipv6",
@@ -505,7 +517,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     det(
         "license_number",
         "license",
-        r"(?i)(?:\blicen[cs](?:e|ure)|\blic\b)[ \t]*(?:#|no\.?|number|num|nbr|id)?[ \t]*[:=#]?[ \t]*#?[ \t]*((?:[a-z]{1,3}[ -]?)?\d[\d-]{3,14}\d)\b",
+        r"(?i)(?:\blicen[cs](?:e|ure)|\blic\b)[ \t]*(?:#|no\.?|number|num|nbr|id)?[ \t]*[:=#]?[ \t]*#?[ \t]*((?:[a-z]{1,3}[ -]?)?\d(?:[ -]?\d){4,15})\b",
         Check::HasDigit,
         Tier::Phi,
     ),

@@ -1002,3 +1002,19 @@ fn every_lower_case_name_context_passes_the_prefilter() {
         "a lower-case password"
     );
 }
+
+/// A context word can be the key a value sits under: its words, split at case changes and
+/// separators, and a detector's key-only words (`To` for a phone).
+#[test]
+fn keys_give_context_to_bare_values() {
+    use super::key_names_context;
+    let phone = &["phone", "contact", "sms"][..];
+    assert!(key_names_context("contact", phone, &[]));
+    assert!(key_names_context("callbackPhone", phone, &[]));
+    assert!(key_names_context("sms_to", phone, &[]));
+    assert!(key_names_context("To", phone, &["to"]));
+    assert!(!key_names_context("To", phone, &[]));
+    assert!(!key_names_context("order_id", phone, &["to"]));
+    assert!(!key_names_context("total", phone, &["to"]));
+    assert!(!key_names_context("", phone, &["to"]));
+}

@@ -42,7 +42,7 @@ impl Engine {
                 self.judge_in_context(s, key, cx);
             }
             Node::Number(n) => {
-                if is_big_integer(n) {
+                if is_big_integer(n) || is_keyed_number(n, key) {
                     if let Some(new) = self.scrub_text(n, key, cx) {
                         *value = Node::string(new);
                     }

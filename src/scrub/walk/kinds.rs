@@ -402,6 +402,18 @@ impl Engine {
                         }
                         cx.pop(l2);
                     }
+                    // A number replaced by a label is a string now: the attribute keeps
+                    // saying what it holds (`{"value": "[phone]", "type": "string"}`).
+                    let now_text = obj
+                        .iter()
+                        .any(|(k, v)| k.as_str() == "value" && matches!(v, Node::Str(_)));
+                    if now_text {
+                        for (k, v) in obj.iter_mut() {
+                            if k.as_str() == "type" && v.as_str() != Some("string") {
+                                *v = Node::string("string".to_owned());
+                            }
+                        }
+                    }
                     outcome
                 }
                 other => self.attribute(name, other, cx),
