@@ -1052,21 +1052,57 @@ fn record_name_pair(a: &str, b: &str) -> bool {
 }
 
 /// A capitalised or capital word of letters (`Dmitri`, `KUZNETSOV`, `Çelik`), not a
-/// capital keyword.
+/// capital keyword; surnames as people write them count too: a capital after an
+/// apostrophe, a hyphen or `Mc`/`Mac` (`O'Brien`, `McKay`), several words (`Mac Giolla`),
+/// and lower-case particles before them (`van Dijk`, `de la Cruz`).
 fn name_shaped(s: &str) -> bool {
     let letters = s.chars().filter(|c| c.is_alphabetic()).count();
-    (2..=30).contains(&letters)
-        && s.chars()
-            .all(|c| c.is_alphabetic() || matches!(c, '-' | '\'' | ' '))
-        && s.starts_with(char::is_uppercase)
-        && !s.contains("  ")
-        && s.split(' ').count() <= 3
-        && (s
+    if !(2..=30).contains(&letters)
+        || !s
             .chars()
-            .skip(1)
-            .all(|c| !c.is_alphabetic() || c.is_lowercase())
-            || s.chars().all(|c| !c.is_alphabetic() || c.is_uppercase()))
-        && record_name_word_allowed(s)
+            .all(|c| c.is_alphabetic() || matches!(c, '-' | '\'' | ' '))
+        || s.contains("  ")
+        || s.split(' ').count() > 3
+        || !record_name_word_allowed(s)
+    {
+        return false;
+    }
+    if s.chars().all(|c| !c.is_alphabetic() || c.is_uppercase()) {
+        return s.starts_with(char::is_uppercase);
+    }
+    let words: Vec<&str> = s.split(' ').collect();
+    let first_name_word = words
+        .iter()
+        .position(|w| !SURNAME_PARTICLES.contains(w))
+        .unwrap_or(words.len());
+    first_name_word < words.len()
+        && words[first_name_word..]
+            .iter()
+            .all(|w| capitalised_name_word(w))
+}
+
+/// Lower-case words that open a surname (`van Dijk`, `de la Cruz`, `bin Laden`).
+const SURNAME_PARTICLES: &[&str] = &[
+    "van", "von", "der", "den", "de", "da", "del", "della", "di", "du", "la", "le", "dos", "das",
+    "ter", "ten", "bin", "al", "el",
+];
+
+/// `Gonzalez`, `O'Brien`, `Smith-Jones`, `McKay`, `MacArthur`: a capital first, then lower
+/// case except right after `'`, `-` or a `Mc`/`Mac` prefix.
+fn capitalised_name_word(w: &str) -> bool {
+    if !w.starts_with(char::is_uppercase) {
+        return false;
+    }
+    let mut prev = ' ';
+    w.char_indices().skip(1).all(|(i, c)| {
+        let ok = !c.is_alphabetic()
+            || c.is_lowercase()
+            || matches!(prev, '\'' | '-')
+            || (i == 2 && w.starts_with("Mc"))
+            || (i == 3 && w.starts_with("Mac"));
+        prev = c;
+        ok
+    })
 }
 
 /// The delimiter of a record: the most frequent of `|`, tab, `,`, `;` (at least two of
@@ -1233,6 +1269,37 @@ mod tests {
         assert_eq!(cluster_class("A1234567"), Some(KeyClass::Mrn));
         assert_eq!(cluster_class("Gonzalez"), Some(KeyClass::Name));
         assert_eq!(cluster_class("Maria Gonzalez"), Some(KeyClass::Name));
+    }
+
+    #[test]
+    fn surnames_as_people_write_them() {
+        for name in [
+            "O'Brien",
+            "McKay",
+            "MacArthur",
+            "Smith-Jones",
+            "van Dijk",
+            "de la Cruz",
+            "Mac Giolla",
+            "KUZNETSOV",
+            "Çelik",
+        ] {
+            assert!(name_shaped(name), "{name}");
+        }
+        for not_name in [
+            "iPhone",
+            "McDONALDS",
+            "van",
+            "de la",
+            "eBay",
+            "JavaScript",
+            "O'",
+            "GET",
+        ] {
+            assert!(!name_shaped(not_name), "{not_name}");
+        }
+        assert!(record_name_pair("O'Brien", "Kathleen"));
+        assert!(record_name_pair("van Dijk", "Jose"));
     }
 
     #[test]

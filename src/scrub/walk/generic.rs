@@ -141,7 +141,17 @@ impl Engine {
         for (idx, (key, child)) in map.iter_mut().enumerate() {
             let len = cx.push(key);
             let before = cx.report.redactions.len();
-            if self.apply_key(key, child, person, cx) == Outcome::Remove {
+            // `{"subscriber": {"id_number": …}}` reads as `subscriber.id_number`: the
+            // object says whose identity number it is.
+            let owned;
+            let key_read: &str =
+                if self.person_compound_keys && !parent.is_empty() && is_bare_id_number(key) {
+                    owned = format!("{parent}.{}", key.as_str());
+                    &owned
+                } else {
+                    key
+                };
+            if self.apply_key(key_read, child, person, cx) == Outcome::Remove {
                 remove.push(idx);
             }
             phi.push(self.added_phi(cx, before));
@@ -499,6 +509,14 @@ fn compound_name(tokens: &Tokens) -> bool {
     n >= 2
         && tokens.last() == "name"
         && (0..n - 1).any(|i| crate::scrub::profile::names_whose_name(tokens.get(i)))
+}
+
+/// A key that says "identity number" without saying whose (`id_number`, `idNo`).
+fn is_bare_id_number(key: &str) -> bool {
+    matches!(
+        key,
+        "id_number" | "idNumber" | "id_no" | "idNo" | "id_num" | "IdNumber" | "ID_NUMBER"
+    )
 }
 
 /// `insured.id_number`, `dependent[id]`, `subscriberId`: an id after a word for the
