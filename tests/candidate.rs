@@ -203,6 +203,29 @@ async fn a_candidate_that_disables_a_detector_shows_removals() {
     proxy.stop().await;
 }
 
+/// Envelopes over 256 KiB are scrubbed on the scrub pool; the candidate runs there too.
+#[tokio::test]
+async fn a_large_envelope_is_compared_on_the_scrub_pool() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(candidate_config(&upstream, dir.path(), Some(ADD_KEY), 1.0)).await;
+    let mut big = event();
+    big["extra"]["padding"] = json!("lorem ipsum ".repeat(30_000));
+    let body = envelope(&json!({"event_id": EID}), &[json_item("event", &big)]);
+    assert!(body.len() > 256 * 1024);
+    assert_eq!(post(&proxy, body).await.0, 200);
+    let records = audit_records(dir.path());
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0]["candidate"]["added"],
+        json!([{"rule": "key_custom", "path": "extra.favourite_colour", "count": 1}])
+    );
+    assert_eq!(records[0]["candidate"]["removed"], json!([]));
+    let (_, payload) = &upstream.received()[0].json_items()[0];
+    assert_eq!(payload["extra"]["favourite_colour"], COLOUR);
+    proxy.stop().await;
+}
+
 #[tokio::test]
 async fn a_sample_rate_of_zero_never_runs_the_candidate() {
     let upstream = Upstream::start().await;

@@ -141,3 +141,28 @@ impl Loader {
         Ok(candidate)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_is_never_at_zero_always_at_one_and_about_the_rate_between() {
+        let at = |sample_rate| CandidateSettings { sample_rate };
+        assert!((0..1000).all(|_| !at(0.0).sampled()));
+        assert!((0..1000).all(|_| at(1.0).sampled()));
+        let hits = (0..10_000).filter(|_| at(0.1).sampled()).count();
+        // 10 000 draws at p = 0.1: mean 1000, sd 30; this range is over 6 sd wide.
+        assert!((800..=1200).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn rates_outside_zero_to_one_are_refused() {
+        for rate in [-0.1, 1.01, f64::NAN, f64::INFINITY] {
+            assert!(CandidateSettings { sample_rate: rate }.validate().is_err());
+        }
+        for rate in [0.0, 0.5, 1.0] {
+            assert!(CandidateSettings { sample_rate: rate }.validate().is_ok());
+        }
+    }
+}

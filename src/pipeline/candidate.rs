@@ -172,7 +172,7 @@ mod tests {
                 1,
             ),
             redaction("extra.favourite_colour", "sensitive_key", 2),
-            redaction("extra.alice@example.com", "sensitive_key", 1),
+            redaction("extra.Alice Smith", "sensitive_key", 1),
         ];
         let diff = diff(active.iter(), candidate.iter());
         let change = |rule: &str, path: &str, count| RuleChange {
