@@ -5,13 +5,16 @@
 //! Raw settings ([`ConfigFile`]) are kept apart from the compiled [`Config`]: each module owns
 //! its settings type, this module only composes them and turns them into runtime values.
 
+mod candidate;
 mod report;
 
+pub use candidate::{load as load_candidate, Candidate, CandidateFile, CandidateSettings};
 pub use report::{unknown_env_vars, ENV_DEFAULTS_PREFIX};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -43,6 +46,7 @@ pub struct ConfigFile {
     pub audit: AuditSettings,
     pub metrics: MetricsSettings,
     pub admin: AdminSettings,
+    pub candidates: CandidateSettings,
     pub log: LogSettings,
 }
 
@@ -237,6 +241,11 @@ pub struct ProjectSettings {
     /// that want the upstream's own answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryMode>,
+    /// A file holding a `[scrub]` table: the rule set this project may move to next. A
+    /// sample of its envelopes (`candidates.sample_rate`) is also scrubbed with it, and
+    /// only the differences are recorded; what is forwarded never depends on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<PathBuf>,
 }
 
 /// `[log]`: operational logs (never payload values, at any level).
@@ -296,6 +305,8 @@ pub struct Project {
     pub upstream_dsn: Option<Dsn>,
     /// Per-project override of `delivery.mode`.
     pub delivery: Option<DeliveryMode>,
+    /// The compiled `candidate` rule set, if the project names one.
+    pub candidate: Option<Arc<Candidate>>,
 }
 
 /// The validated, compiled configuration the server runs on. Immutable; a reload builds a
@@ -380,9 +391,12 @@ impl Config {
                 "at least one [[projects]] entry is required; scrubgate accepts only configured keys",
             ));
         }
-        let projects = compile_projects(&file.projects)?;
         validate_delivery(&file.delivery, &file.spool)?;
         let (hash_key, hash_key_is_ephemeral) = load_hash_key(&file.scrub)?;
+        file.candidates
+            .validate()
+            .map_err(|(key, problem)| ConfigError::invalid(format!("candidates.{key}"), problem))?;
+        let projects = compile_projects(&file.projects, &hash_key)?;
         let scrubber = Scrubber::compile(&file.scrub, hash_key.clone()).map_err(|error| {
             ConfigError::invalid(format!("scrub.{}", error.key()), error.problem())
         })?;
@@ -569,8 +583,12 @@ fn validate_delivery(
     Ok(())
 }
 
-fn compile_projects(settings: &[ProjectSettings]) -> Result<HashMap<String, Project>, ConfigError> {
+fn compile_projects(
+    settings: &[ProjectSettings],
+    hash_key: &HashKey,
+) -> Result<HashMap<String, Project>, ConfigError> {
     let mut projects = HashMap::new();
+    let mut candidates = candidate::Loader::default();
     for (index, project) in settings.iter().enumerate() {
         let key = format!("projects[{index}]");
         let public_key = &project.public_key;
@@ -592,11 +610,16 @@ fn compile_projects(settings: &[ProjectSettings]) -> Result<HashMap<String, Proj
             })?),
             None => None,
         };
+        let candidate = match &project.candidate {
+            Some(path) => Some(candidates.get(&format!("{key}.candidate"), path, hash_key)?),
+            None => None,
+        };
         let resolved = Project {
             public_key: public_key.clone(),
             project_id: project.project_id,
             upstream_dsn,
             delivery: project.delivery,
+            candidate,
         };
         if projects.insert(public_key.clone(), resolved).is_some() {
             return Err(ConfigError::invalid(

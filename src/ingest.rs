@@ -439,7 +439,7 @@ async fn process(
                 // Nothing may reach the upstream without its record: in sync mode the
                 // record is made durable before the envelope is sent, so it cannot carry
                 // the upstream's answer (that goes to the log and metrics).
-                record_items(state, guard, &outbound.report);
+                record_items(state, guard, &outbound.report, project_id);
                 guard.set_outcome(if outbound.report.forwarded_items() == 0 {
                     Outcome::Dropped
                 } else {
@@ -478,7 +478,7 @@ async fn process(
         Delivery::Upstream(response) => response.status,
         _ => 0,
     };
-    record_report(state, guard, &report, &delivery);
+    record_report(state, guard, &report, &delivery, project_id);
     tracing::info!(
         project_id,
         items_received,
@@ -579,6 +579,7 @@ fn record_report(
     guard: &mut AuditGuard,
     report: &crate::pipeline::EnvelopeReport,
     delivery: &Delivery,
+    project_id: u64,
 ) {
     if let Delivery::Upstream(_) = delivery {
         if guard.is_finished() {
@@ -586,7 +587,7 @@ fn record_report(
             return;
         }
     }
-    record_items(state, guard, report);
+    record_items(state, guard, report, project_id);
     let nothing_forwarded = report.forwarded_items() == 0;
     let (outcome, upstream) = match delivery {
         Delivery::NothingToSend => (Outcome::Dropped, None),
@@ -621,6 +622,7 @@ fn record_items(
     state: &AppState,
     guard: &mut AuditGuard,
     report: &crate::pipeline::EnvelopeReport,
+    project_id: u64,
 ) {
     let metrics = &state.metrics;
     metrics.stage(Stage::Scrub, report.scrub_time);
@@ -636,6 +638,10 @@ fn record_items(
         if let Some(rule) = &item.rule {
             metrics.drop_rule(rule);
         }
+    }
+    if let Some(diff) = &report.candidate {
+        metrics.candidate(project_id, diff);
+        guard.set_candidate(crate::pipeline::audit_candidate(diff));
     }
     guard.set_items(
         &report.header,

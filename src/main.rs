@@ -37,6 +37,11 @@ enum Command {
         /// Print what was redacted, by path and rule (never the values), to stderr.
         #[arg(long)]
         explain: bool,
+        /// Instead of the scrubbed output, print what the candidate rule set in this file (a
+        /// `[scrub]` table) would redact differently from the config's: `+` added, `-`
+        /// removed, per path pattern and rule, never values.
+        #[arg(long, value_name = "CANDIDATE.toml", conflicts_with = "explain")]
+        compare: Option<PathBuf>,
     },
     /// Validate the config and print the effective settings with secrets masked.
     CheckConfig,
@@ -165,15 +170,20 @@ fn main() -> ExitCode {
         }),
         // Offline scrubbing needs no [[projects]]: without a config it runs on the built-in
         // defaults (the `hipaa` profile).
-        Command::Scrub { input, explain } => {
-            with_config(path, Config::load_offline, |config, warnings| {
-                print_warnings(&warnings);
-                if config.hash_key_is_ephemeral {
-                    eprintln!("scrubgate: note: no HMAC key configured (SCRUBGATE_HASH_KEY or scrub.hash_key_file): pseudonyms use a random key for this run");
-                }
-                scrub(&config, &input, explain)
-            })
-        }
+        Command::Scrub {
+            input,
+            explain,
+            compare,
+        } => with_config(path, Config::load_offline, |config, warnings| {
+            print_warnings(&warnings);
+            if let Some(candidate) = compare {
+                return compare_candidate(&config, &candidate, &input);
+            }
+            if config.hash_key_is_ephemeral {
+                eprintln!("scrubgate: note: no HMAC key configured (SCRUBGATE_HASH_KEY or scrub.hash_key_file): pseudonyms use a random key for this run");
+            }
+            scrub(&config, &input, explain)
+        }),
     }
 }
 
@@ -237,17 +247,86 @@ fn serve(config: Config, path: Option<PathBuf>, warnings: &[String]) -> ExitCode
     }
 }
 
-fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
+/// A file's bytes, or stdin's for `-`.
+fn read_input(input: &str) -> Result<Vec<u8>, ExitCode> {
     let mut body = Vec::new();
     let read = if input == "-" {
         std::io::stdin().read_to_end(&mut body).map(|_| ())
     } else {
         std::fs::read(input).map(|bytes| body = bytes)
     };
-    if let Err(error) = read {
-        eprintln!("scrubgate: cannot read {input}: {error}");
+    match read {
+        Ok(()) => Ok(body),
+        Err(error) => {
+            eprintln!("scrubgate: cannot read {input}: {error}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `scrub --compare`: the same input through the config's rules and the candidate's, and
+/// only the difference printed (the server records the same for sampled envelopes).
+fn compare_candidate(config: &Config, candidate: &std::path::Path, input: &str) -> ExitCode {
+    use scrubgate::pipeline::candidate;
+    let candidate = match scrubgate::config::load_candidate(candidate, config.hash_key.clone()) {
+        Ok(candidate) => candidate,
+        Err(error) => {
+            eprintln!("scrubgate: invalid candidate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let body = match read_input(input) {
+        Ok(body) => body,
+        Err(code) => return code,
+    };
+    let diff = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(event) if event.is_object() => {
+            let kind = scrubgate::fixtures::guess_kind(&event);
+            let active = config.scrubber.scrub_value(kind, &mut event.clone());
+            let shadow = candidate.scrubber.scrub_value(kind, &mut event.clone());
+            candidate::diff(active.redactions.iter(), shadow.redactions.iter())
+        }
+        _ => {
+            let limits = scrubgate::decode::EnvelopeLimits {
+                max_items: config.file.limits.max_envelope_items,
+            };
+            let input_envelope = match scrubgate::decode::Envelope::parse(body.into(), &limits) {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    eprintln!("scrubgate: {input}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut envelope = input_envelope.clone();
+            let active = scrubgate::pipeline::scrub_envelope(
+                &mut envelope,
+                &config.scrubber,
+                &config.policy,
+            );
+            candidate::compare_envelope(
+                &input_envelope,
+                &candidate.scrubber,
+                &config.policy,
+                &active,
+                &candidate.hash,
+            )
+        }
+    };
+    if std::io::stdout()
+        .lock()
+        .write_all(candidate::summary(&diff).as_bytes())
+        .is_err()
+    {
         return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
+}
+
+fn scrub(config: &Config, input: &str, explain: bool) -> ExitCode {
+    let body = match read_input(input) {
+        Ok(body) => body,
+        Err(code) => return code,
+    };
     if let Ok(mut event) = serde_json::from_slice::<serde_json::Value>(&body) {
         // A bare event (or other payload) JSON rather than an envelope.
         if event.is_object() {

@@ -69,6 +69,19 @@ struct RuleLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProjectLabels {
+    project_id: u64,
+}
+
+/// `change` is `added` or `removed`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CandidateLabels {
+    project_id: u64,
+    rule: String,
+    change: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
 }
@@ -118,6 +131,8 @@ pub struct Metrics {
     items: Family<ItemLabels, Counter>,
     drop_rules: Family<RuleLabels, Counter>,
     redactions: Family<RuleLabels, Counter>,
+    candidate_envelopes: Family<ProjectLabels, Counter>,
+    candidate_redactions: Family<CandidateLabels, Counter>,
     upstream: Family<StatusLabels, Counter>,
     upstream_errors: Family<ResultLabels, Counter>,
     config_reloads: Family<ResultLabels, Counter>,
@@ -179,6 +194,18 @@ impl Metrics {
             "redactions",
             "Redacted values by scrub rule",
             redactions.clone(),
+        );
+        let candidate_envelopes = Family::<ProjectLabels, Counter>::default();
+        registry.register(
+            "candidate_envelopes",
+            "Envelopes also scrubbed by their project's candidate rules (sampled)",
+            candidate_envelopes.clone(),
+        );
+        let candidate_redactions = Family::<CandidateLabels, Counter>::default();
+        registry.register(
+            "candidate_redactions",
+            "Redactions the candidate rules would add or remove, by project and rule",
+            candidate_redactions.clone(),
         );
         let upstream = Family::<StatusLabels, Counter>::default();
         registry.register(
@@ -294,6 +321,8 @@ impl Metrics {
             items,
             drop_rules,
             redactions,
+            candidate_envelopes,
+            candidate_redactions,
             upstream,
             upstream_errors,
             config_reloads,
@@ -355,6 +384,26 @@ impl Metrics {
         self.redactions
             .get_or_create(&RuleLabels { rule })
             .inc_by(count);
+    }
+
+    /// One envelope of `project_id` scrubbed by its candidate as well, and what the candidate
+    /// would have changed. Rules only: a path could spell a payload key.
+    pub fn candidate(&self, project_id: u64, diff: &crate::pipeline::candidate::CandidateDiff) {
+        self.candidate_envelopes
+            .get_or_create(&ProjectLabels { project_id })
+            .inc();
+        for (change, changes) in [("added", &diff.added), ("removed", &diff.removed)] {
+            for item in changes {
+                let rule = self.rule_label(&item.rule);
+                self.candidate_redactions
+                    .get_or_create(&CandidateLabels {
+                        project_id,
+                        rule,
+                        change,
+                    })
+                    .inc_by(item.count);
+            }
+        }
     }
 
     pub fn upstream_response(&self, status: u16) {

@@ -4,6 +4,7 @@
 //! No hyper types here: `ingest` turns HTTP into an [`Envelope`] and a [`Project`], and turns
 //! a [`Processed`] or [`PipelineError`] back into HTTP.
 
+pub mod candidate;
 mod payloads;
 mod scrub_pool;
 
@@ -69,6 +70,9 @@ pub struct EnvelopeReport {
     /// Values redacted but not echoed through the envelope because its echo set was full
     /// (a count, never the values).
     pub echo_not_echoed: u64,
+    /// What the project's candidate rules would have done differently, when this envelope
+    /// was sampled for them.
+    pub candidate: Option<candidate::CandidateDiff>,
 }
 
 impl EnvelopeReport {
@@ -184,6 +188,7 @@ pub fn scrub_envelope(
         scrub_time,
         decide_time: started.elapsed().saturating_sub(scrub_time),
         echo_not_echoed: echo.not_echoed(),
+        candidate: None,
     }
 }
 
@@ -545,6 +550,24 @@ pub fn audit_items(report: &EnvelopeReport) -> Vec<crate::audit::ItemRecord> {
         .collect()
 }
 
+/// The candidate part of an audit record.
+pub fn audit_candidate(diff: &candidate::CandidateDiff) -> crate::audit::CandidateRecord {
+    let changes = |list: &[candidate::RuleChange]| {
+        list.iter()
+            .map(|c| crate::audit::CandidateChangeRecord {
+                rule: c.rule.clone(),
+                path: c.path.clone(),
+                count: c.count,
+            })
+            .collect()
+    };
+    crate::audit::CandidateRecord {
+        hash: diff.hash.clone(),
+        added: changes(&diff.added),
+        removed: changes(&diff.removed),
+    }
+}
+
 /// How the scrubber should read an item's JSON.
 pub fn payload_kind(item: &Item) -> PayloadKind {
     let is_container = item
@@ -721,7 +744,14 @@ impl Pipeline {
             }));
         }
 
-        let report = scrub_off_thread_if_large(&config, &mut envelope, &self.large_scrubs).await?;
+        let candidate = project
+            .candidate
+            .as_ref()
+            .filter(|_| config.file.candidates.sampled())
+            .map(Arc::clone);
+        let report =
+            scrub_off_thread_if_large(&config, &mut envelope, candidate, &self.large_scrubs)
+                .await?;
         if envelope.items().is_empty() {
             return Ok(Scrubbed::Finished(Processed {
                 event_id,
@@ -844,11 +874,12 @@ impl Pipeline {
 async fn scrub_off_thread_if_large(
     config: &Arc<Config>,
     envelope: &mut Envelope,
+    candidate: Option<Arc<crate::config::Candidate>>,
     large_scrubs: &scrub_pool::ScrubPool,
 ) -> Result<EnvelopeReport, PipelineError> {
     let size: usize = envelope.items().iter().map(|i| i.payload().len()).sum();
     if size <= 256 * 1024 {
-        return Ok(scrub_envelope(envelope, &config.scrubber, &config.policy));
+        return Ok(scrub_with_candidate(envelope, config, candidate.as_deref()));
     }
     let config = Arc::clone(config);
     let mut owned = std::mem::replace(
@@ -857,13 +888,34 @@ async fn scrub_off_thread_if_large(
     );
     let (owned, report) = large_scrubs
         .run(move || {
-            let report = scrub_envelope(&mut owned, &config.scrubber, &config.policy);
+            let report = scrub_with_candidate(&mut owned, &config, candidate.as_deref());
             (owned, report)
         })
         .await
         .ok_or(PipelineError::ScrubTask)?;
     *envelope = owned;
     Ok(report)
+}
+
+/// The active scrub, which alone changes `envelope`; with a candidate, a second scrub of a
+/// copy of the input, reported as the difference between the two.
+fn scrub_with_candidate(
+    envelope: &mut Envelope,
+    config: &Config,
+    candidate: Option<&crate::config::Candidate>,
+) -> EnvelopeReport {
+    let input = candidate.map(|_| envelope.clone());
+    let mut report = scrub_envelope(envelope, &config.scrubber, &config.policy);
+    if let (Some(candidate), Some(input)) = (candidate, input) {
+        report.candidate = Some(candidate::compare_envelope(
+            &input,
+            &candidate.scrubber,
+            &config.policy,
+            &report,
+            &candidate.hash,
+        ));
+    }
+    report
 }
 
 fn categories_of(envelope: &Envelope) -> Vec<String> {

@@ -9,6 +9,7 @@ mod audit_postgres;
 mod audit_trail;
 mod auth_routing;
 mod binary;
+mod candidate;
 mod closed;
 mod decoding;
 mod delivery;

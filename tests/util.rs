@@ -334,12 +334,14 @@ pub fn config_file(upstream_url: &str) -> ConfigFile {
             project_id: PID,
             upstream_dsn: None,
             delivery: None,
+            candidate: None,
         },
         ProjectSettings {
             public_key: OTHER_KEY.into(),
             project_id: OTHER_PID,
             upstream_dsn: None,
             delivery: None,
+            candidate: None,
         },
     ];
     file

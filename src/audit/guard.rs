@@ -10,8 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::record::{
-    safe_event_id, safe_sdk_token, AuditRecord, DiscardedRecord, ItemRecord, Outcome,
-    Pseudonymizer, RedactionRecord, SdkInfo, UpstreamRecord, RECORD_VERSION,
+    safe_event_id, safe_sdk_token, AuditRecord, CandidateRecord, DiscardedRecord, ItemRecord,
+    Outcome, Pseudonymizer, RedactionRecord, SdkInfo, UpstreamRecord, RECORD_VERSION,
 };
 use super::{AuditError, AuditLog};
 use crate::scrub::ScrubReport;
@@ -65,6 +65,7 @@ impl AuditGuard {
             header_redactions: Vec::new(),
             items: Vec::new(),
             client_report: Vec::new(),
+            candidate: None,
             upstream: None,
             prev: String::new(),
         };
@@ -120,6 +121,13 @@ impl AuditGuard {
                 .collect();
             record.items = items;
             record.client_report = client_report;
+        }
+    }
+
+    /// The candidate rules' differences, for a sampled envelope.
+    pub fn set_candidate(&mut self, candidate: CandidateRecord) {
+        if let Some(record) = self.record() {
+            record.candidate = Some(candidate);
         }
     }
 

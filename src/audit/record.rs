@@ -51,6 +51,10 @@ pub struct AuditRecord {
     /// Categories and quantities in the `client_report` scrubgate added, if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_report: Vec<DiscardedRecord>,
+    /// What the project's candidate rules would have redacted differently, when the
+    /// envelope was sampled for them (absent otherwise, so older readers and records agree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<CandidateRecord>,
     pub upstream: Option<UpstreamRecord>,
     /// sha256 (hex) of the previous record's line: the hash chain.
     pub prev: String,
@@ -105,6 +109,23 @@ pub struct RedactionRecord {
     pub rule: String,
     pub method: String,
     pub count: u32,
+}
+
+/// A candidate rule set's differences from the active rules for one envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateRecord {
+    /// sha256 of the candidate's `[scrub]`: which version of the candidate this was.
+    pub hash: String,
+    pub added: Vec<CandidateChangeRecord>,
+    pub removed: Vec<CandidateChangeRecord>,
+}
+
+/// Redactions one rule would add or remove at one path pattern (array indices as `*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateChangeRecord {
+    pub rule: String,
+    pub path: String,
+    pub count: u64,
 }
 
 /// One line of an added client report.

@@ -398,6 +398,7 @@ mod tests {
                 }],
             }],
             client_report: vec![],
+            candidate: None,
             upstream: None,
             prev: String::new(),
         }
