@@ -390,6 +390,11 @@ pub fn reload(
     if differs(&new.file.spool, &old.file.spool) {
         ignored.push("spool");
     }
+    // The shipper and its pool are built at start (a new database or instance id mid-chain
+    // would fork the chain it ships).
+    if differs(&new.file.audit.postgres, &old.file.audit.postgres) {
+        ignored.push("audit.postgres");
+    }
     state.config.store(Arc::new(new));
     Ok(ignored)
 }

@@ -316,3 +316,22 @@ async fn metrics_endpoint_reports_closed_label_sets() {
     assert_eq!(response.status(), 404);
     proxy.stop().await;
 }
+
+/// `[audit.postgres]` is read at start: a reload that changes it names it among the settings
+/// that need a restart, and one that does not change it does not.
+#[tokio::test]
+async fn a_reload_names_audit_postgres_changes_as_needing_a_restart() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(config(&upstream, dir.path(), "")).await;
+    let path = dir.path().join("scrubgate.toml");
+    let mut file = proxy.state().config.load().file.clone();
+    std::fs::write(&path, toml::to_string(&file).unwrap()).unwrap();
+    let ignored = scrubgate::app::reload(proxy.state(), Some(&path)).unwrap();
+    assert!(!ignored.contains(&"audit.postgres"), "{ignored:?}");
+    file.audit.postgres.batch_size += 7;
+    std::fs::write(&path, toml::to_string(&file).unwrap()).unwrap();
+    let ignored = scrubgate::app::reload(proxy.state(), Some(&path)).unwrap();
+    assert!(ignored.contains(&"audit.postgres"), "{ignored:?}");
+    proxy.stop().await;
+}
