@@ -153,10 +153,7 @@ fn assert_full_scenario(received: &[Recorded], mode: &str) {
         .unwrap_or_else(|| panic!("{mode}: no message event"));
     assert_eq!(message["message"], "Address check failed for [email]");
     let feedback = &items_of(received, "feedback")[0];
-    assert_eq!(
-        feedback["contexts"]["feedback"]["contact_email"],
-        "[email]"
-    );
+    assert_eq!(feedback["contexts"]["feedback"]["contact_email"], "[email]");
     assert_eq!(feedback["contexts"]["feedback"]["name"], "[name]");
     assert_eq!(
         feedback["contexts"]["feedback"]["message"],
@@ -192,7 +189,10 @@ fn assert_full_scenario(received: &[Recorded], mode: &str) {
     assert_eq!(names, ["checkout submit", "validate card"]);
     let root = &spans[0].1;
     let email = attribute(root, "user.email").as_str().unwrap_or_default();
-    assert!(email.starts_with("email:"), "{mode}: span user.email {email}");
+    assert!(
+        email.starts_with("email:"),
+        "{mode}: span user.email {email}"
+    );
     let url = attribute(root, "url.full").as_str().unwrap_or_default();
     assert!(url.ends_with("/checkout?email=[email]"), "{mode}: {url}");
 }
@@ -283,7 +283,10 @@ async fn browser_sdk_through_tunnel_and_direct_reaches_the_upstream_scrubbed() {
     )
     .await;
     assert_page_clean(&direct, 9);
-    let sdk_url = format!("{}?sentry_version=7&sentry_key={KEY}", server.url(&format!("/api/{PID}/envelope/")));
+    let sdk_url = format!(
+        "{}?sentry_version=7&sentry_key={KEY}",
+        server.url(&format!("/api/{PID}/envelope/"))
+    );
     for response in direct["result"]["responses"].as_array().unwrap() {
         let url = response["url"].as_str().unwrap();
         assert!(url.starts_with(&sdk_url), "{url}");
@@ -296,8 +299,7 @@ async fn browser_sdk_through_tunnel_and_direct_reaches_the_upstream_scrubbed() {
     let preflight = &preflights[0];
     assert_eq!(preflight["status"], 200);
     assert_eq!(
-        preflight["requestHeaders"]["Origin"],
-        direct["origin"],
+        preflight["requestHeaders"]["Origin"], direct["origin"],
         "the page is another origin"
     );
     assert_eq!(
@@ -366,7 +368,10 @@ async fn browser_sdk_reads_the_rate_limit_headers_and_backs_off() {
         // Readable by the page only because scrubgate exposes them to this origin.
         let retry_after = responses[1]["retryAfter"].as_str().unwrap_or_default();
         let secs: u64 = retry_after.parse().unwrap_or_default();
-        assert!((90..=100).contains(&secs), "{mode}: Retry-After {retry_after:?}");
+        assert!(
+            (90..=100).contains(&secs),
+            "{mode}: Retry-After {retry_after:?}"
+        );
         assert_eq!(responses[1]["rateLimits"], format!("{secs}::key"), "{mode}");
         assert_eq!(report["pageErrors"], json!([]));
         // Chromium's own note about the 429, nothing else.

@@ -59,7 +59,9 @@ pub fn node(test: &str) -> Option<String> {
         return None;
     };
     assert!(
-        js_dir().join("node_modules/@sentry/node/package.json").is_file(),
+        js_dir()
+            .join("node_modules/@sentry/node/package.json")
+            .is_file(),
         "SCRUBGATE_TEST_NODE is set but tests/js/node_modules is missing: run `npm ci` in tests/js"
     );
     Some(node)
