@@ -21,6 +21,8 @@ const EMAIL: &str = "lena.planted@example.org";
 const SSN: &str = "536-22-8471";
 const PASSWORD: &str = "Pw-planted-7781";
 const NAME: &str = "Maria Gonzalez";
+/// Not the default `/tunnel`: the page must reach the configured path.
+const TUNNEL: &str = "/monitoring";
 
 /// The browser: `SCRUBGATE_TEST_CHROMIUM`, else Debian's. `None` (SKIPPED) only when the
 /// JavaScript tests are not required.
@@ -241,7 +243,9 @@ async fn browser_sdk_through_tunnel_and_direct_reaches_the_upstream_scrubbed() {
     let config = util::write_config(
         dir.path(),
         &upstream.url(),
-        "[server]\ntunnel_path = \"/tunnel\"\n\n[policy]\nreplay_recordings = \"scrub\"\n",
+        &format!(
+            "[server]\ntunnel_path = \"{TUNNEL}\"\n\n[policy]\nreplay_recordings = \"scrub\"\n"
+        ),
     );
     let server = ServeProcess::start(&config, &[]);
     // The tunnel mode's DSN names a host that never resolves: scrubgate takes the project
@@ -253,14 +257,14 @@ async fn browser_sdk_through_tunnel_and_direct_reaches_the_upstream_scrubbed() {
             "scenario": "full",
             "mode": "tunnel",
             "dsn": format!("http://{KEY}@sentry.invalid/{PID}"),
-            "tunnel": server.url("/tunnel"),
+            "tunnel": server.url(TUNNEL),
             "planted": planted(),
         }),
     )
     .await;
     assert_page_clean(&tunnel, 9);
     for response in tunnel["result"]["responses"].as_array().unwrap() {
-        assert_eq!(response["url"], server.url("/tunnel"));
+        assert_eq!(response["url"], server.url(TUNNEL));
     }
     // Text bodies without custom headers: the SDK never needs a preflight.
     assert_eq!(tunnel["preflights"], json!([]));
