@@ -23,6 +23,8 @@ mod leak;
 mod limits;
 mod policy;
 mod privacy;
+mod sdk_browser;
+mod sdk_node;
 mod sdk_python;
 mod sdk_rust;
 mod spool_damage;
