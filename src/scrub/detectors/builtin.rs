@@ -757,7 +757,7 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     last_segment(det(
         "path_id",
         "id",
-        r#"(?i)/(?:by[-_])?(?:patients?|members?|applicants?|eligibility|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?|vehicles?|vins?|plates?|devices?|serials?|licen[cs]es?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
+        r#"(?i)/(?:by[-_])?(?:patients?|members?|applicants?|eligibility|subscribers?|persons?|people|mrns?|beneficiar(?:y|ies)|users?|customers?|accounts?|vehicles?|vins?|plates?|devices?|serials?)/[^/?#\s"'<>\[][^/?#\s"'<>]*"#,
         Check::PathId,
         Tier::Phi,
     )),
