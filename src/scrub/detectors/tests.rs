@@ -921,6 +921,7 @@ fn licences_plates_and_serials_after_their_words() {
         "lic #[license] renewal due"
     );
     same("licensed under Apache-2.0");
+    same("see http://www.apache.org/licenses/LICENSE-2.0");
     same("Apache License 2.0");
     same("license key expired");
     assert_eq!(
