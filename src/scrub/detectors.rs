@@ -986,6 +986,17 @@ fn names_a_lookup_key(before: &str) -> bool {
     }
 }
 
+/// A value after `*` that is a mask keeping a tail (`****1234`) or a splat of a name
+/// (`*args`, `**kwargs`), not a secret that happens to open with `*` (`*fPws5suM2Ti4E`).
+pub(crate) fn masked_or_splat(v: &str) -> bool {
+    let Some(rest) = v.strip_prefix('*') else {
+        return false;
+    };
+    let rest = rest.trim_start_matches('*');
+    rest.bytes().all(|c| c.is_ascii_digit())
+        || rest.bytes().all(|c| c.is_ascii_alphabetic() || c == b'_')
+}
+
 fn secret_value(s: &str, quoted: bool) -> bool {
     let v = s.trim();
     if v.is_empty() || v.starts_with('[') && v.ends_with(']') {
@@ -1014,7 +1025,8 @@ fn secret_value(s: &str, quoted: bool) -> bool {
             | "ascii"
             | "latin1"
             | "binary"
-    ) && !v.starts_with(['$', '{', ':', '%', '*', '<', '=', '>', '`'])
+    ) && !v.starts_with(['$', '{', ':', '%', '<', '=', '>', '`'])
+        && !masked_or_splat(v)
         && !v.chars().all(|c| c == '*' || c == 'x' || c == 'X')
         && !is_type_name(&lower)
         && (quoted || !is_code_reference(v))

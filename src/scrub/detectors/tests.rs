@@ -1019,3 +1019,17 @@ fn keys_give_context_to_bare_values() {
     assert!(!key_names_context("total", phone, &["to"]));
     assert!(!key_names_context("", phone, &["to"]));
 }
+
+/// A value opening with `*` is a mask or a splat only when the rest is digits or a name:
+/// `*fPws5suM2Ti4E` is a password.
+#[test]
+fn masks_and_splats_are_not_secrets_but_star_passwords_are() {
+    use super::masked_or_splat;
+    assert!(masked_or_splat("****1234"));
+    assert!(masked_or_splat("*args"));
+    assert!(masked_or_splat("**kwargs"));
+    assert!(masked_or_splat("****"));
+    assert!(!masked_or_splat("*fPws5suM2Ti4E"));
+    assert!(!masked_or_splat("*S3cret!"));
+    assert!(!masked_or_splat("secret"));
+}

@@ -890,7 +890,8 @@ fn is_placeholder(s: &str) -> bool {
             lower.as_str(),
             "%s" | "%d" | "?" | "null" | "none" | "nil" | "undefined"
         )
-        || t.starts_with(['{', '$', ':', '%', '<', '*'])
+        || t.starts_with(['{', '$', ':', '%', '<'])
+        || crate::scrub::detectors::masked_or_splat(t)
         || t.contains("${")
         || t.contains("%(")
         || (t.bytes().any(|c| matches!(c, b'x' | b'X' | b'*' | b'#'))

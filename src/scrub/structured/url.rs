@@ -31,11 +31,18 @@ pub(crate) fn scrub_url(eng: &Engine, url: &str, key: &str, cx: &mut Cx) -> Opti
             }
             if let Some(password) = password {
                 out.push(':');
-                match eng.redact_rule(
-                    crate::scrub::detectors::builtin::Structural::UrlPassword,
-                    password,
-                    cx,
-                ) {
+                // A template's placeholder (`{}`, `%s`, `${DB_PASSWORD}`) is no password:
+                // the log template keeps it, and its parameter is judged as one.
+                let redacted = if is_placeholder(password) {
+                    None
+                } else {
+                    eng.redact_rule(
+                        crate::scrub::detectors::builtin::Structural::UrlPassword,
+                        password,
+                        cx,
+                    )
+                };
+                match redacted {
                     Some(p) => {
                         changed = true;
                         out.push_str(&p);
@@ -172,4 +179,14 @@ pub(crate) fn closes_open(s: &str, open: char, close: char) -> bool {
         }
     }
     depth > 0
+}
+
+/// A template placeholder in a URL's password slot: `{}`, `{0}`, `{password}`, `%s`,
+/// `%(password)s`, `${DB_PASSWORD}`.
+fn is_placeholder(s: &str) -> bool {
+    let ident = |t: &str| t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    (s.starts_with('{') && s.ends_with('}') && ident(&s[1..s.len() - 1]))
+        || (s.starts_with("${") && s.ends_with('}') && s.len() > 3 && ident(&s[2..s.len() - 1]))
+        || s == "%s"
+        || (s.starts_with("%(") && (s.ends_with(")s") || s.ends_with(")d")))
 }

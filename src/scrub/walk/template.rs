@@ -214,7 +214,7 @@ impl Engine {
     /// rendered message (`born %s`, `for patient %s`).
     pub(super) fn judge_params(&self, segs: &[Segment], params: &mut Params, cx: &mut Cx) {
         let mut before = "";
-        for seg in segs {
+        for (i, seg) in segs.iter().enumerate() {
             match seg {
                 Segment::Literal(l) => before = l,
                 Segment::Arg(arg) => {
@@ -234,7 +234,19 @@ impl Engine {
                             .and_then(|class| self.redact_class(class, &value, cx)),
                         ArgRef::Index(_) => None,
                     };
-                    if let Some(new) = by_name.or_else(|| self.judge_by_context(before, &value, cx))
+                    // `postgresql://app:%s@db/emr`: the placeholder is a URL's password.
+                    let after = match segs.get(i + 1) {
+                        Some(Segment::Literal(l)) => l.as_str(),
+                        _ => "",
+                    };
+                    let in_userinfo = || {
+                        userinfo_password_slot(before, after)
+                            .then(|| self.redact_rule(Structural::UrlPassword, &value, cx))
+                            .flatten()
+                    };
+                    if let Some(new) = by_name
+                        .or_else(in_userinfo)
+                        .or_else(|| self.judge_by_context(before, &value, cx))
                     {
                         params.values[p].2 = Some(new);
                     }
@@ -489,6 +501,21 @@ impl Engine {
 
 /// One to four words, each a capital letter then letters (or `'`, `-`, `.`): what a
 /// personal name looks like when a person word says it is one.
+/// Whether a placeholder stands where a URL's password does: after `scheme://user:` (or
+/// `scheme://:`) and before `@`.
+fn userinfo_password_slot(before: &str, after: &str) -> bool {
+    if !after.starts_with('@') || !before.ends_with(':') {
+        return false;
+    }
+    let token = before
+        .rsplit(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '(' | '<' | '='))
+        .next()
+        .unwrap_or("");
+    token
+        .find("://")
+        .is_some_and(|at| !token[at + 3..].contains(['/', '@']))
+}
+
 fn reads_as_name(value: &str) -> bool {
     let words: Vec<&str> = value.split_whitespace().collect();
     !words.is_empty()
@@ -537,6 +564,18 @@ mod tests {
             parse("%d%%"),
             Some(vec![Segment::Arg(ArgRef::Index(0)), lit("%")])
         );
+    }
+
+    #[test]
+    fn placeholders_in_a_url_password_slot() {
+        assert!(userinfo_password_slot(
+            "connect to postgresql://app:",
+            "@db/emr"
+        ));
+        assert!(userinfo_password_slot("redis://:", "@cache:6379"));
+        assert!(!userinfo_password_slot("postgresql://db/x?user=", "@x"));
+        assert!(!userinfo_password_slot("time: ", "@ noon"));
+        assert!(!userinfo_password_slot("https://a@b.org/x:", "@y"));
     }
 
     #[test]
