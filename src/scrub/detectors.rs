@@ -802,9 +802,9 @@ impl Detector {
             // The context is before the value in its text, or it is the key the text
             // sits under (`{"contact": "4155550123"}`, `To=4155550123`) when the value
             // opens the text.
-            if !near_keyword(text, start, window, words, inert)
-                && !(start <= window && key_names_context(key, words, self.key_words))
-            {
+            let in_context = near_keyword(text, start, window, words, inert)
+                || (start <= window && key_names_context(key, words, self.key_words));
+            if !in_context {
                 return None;
             }
         }
