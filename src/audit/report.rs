@@ -176,7 +176,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
 
 /// A redaction path as a pattern: array indexes become `*`, so the table counts places in
 /// the payload's shape, not individual events.
-fn path_pattern(path: &str) -> String {
+pub(crate) fn indexes_as_stars(path: &str) -> String {
     path.split('.')
         .map(|segment| {
             if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
@@ -247,7 +247,7 @@ impl ReportBuilder {
                 .or_default() += count;
             *self.rules.entry(redaction.rule.clone()).or_default() += count;
             *self.methods.entry(redaction.method.clone()).or_default() += count;
-            *self.paths.entry(path_pattern(&redaction.path)).or_default() += count;
+            *self.paths.entry(indexes_as_stars(&redaction.path)).or_default() += count;
         }
         for item in &record.items {
             totals.items += 1;

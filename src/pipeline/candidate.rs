@@ -99,17 +99,7 @@ fn key(redaction: &Redaction) -> (String, String) {
 /// array index as `*`: one line per place in the payload's shape, however many frames or
 /// breadcrumbs it repeats over.
 pub fn path_pattern(path: &str) -> String {
-    crate::audit::safe_path(path)
-        .split('.')
-        .map(|segment| {
-            if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
-                "*"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(".")
+    crate::audit::report::indexes_as_stars(&crate::audit::safe_path(path))
 }
 
 /// `scrubgate scrub --compare`'s account of a difference: one line per rule and path
