@@ -247,7 +247,10 @@ impl ReportBuilder {
                 .or_default() += count;
             *self.rules.entry(redaction.rule.clone()).or_default() += count;
             *self.methods.entry(redaction.method.clone()).or_default() += count;
-            *self.paths.entry(indexes_as_stars(&redaction.path)).or_default() += count;
+            *self
+                .paths
+                .entry(indexes_as_stars(&redaction.path))
+                .or_default() += count;
         }
         for item in &record.items {
             totals.items += 1;
