@@ -144,6 +144,7 @@ const SCRUB_JSON: &[(&str, Expect)] = &[
         Expect::Parses,
     ),
     ("idempotence-url-bracket-scope", Expect::Parses),
+    ("idempotence-x12-qualifiers-as-names", Expect::Parses),
     ("idempotence-url-bracket-scope-full", Expect::Parses),
     ("panic-multibyte-before-secret-key", Expect::Parses),
 ];

@@ -889,8 +889,14 @@ const RECORD_CAPITALS: &[&str] = &[
     "FEMALE", "ACTIVE", "PENDING", "PAID", "FAILED", "SUCCESS", "USD", "EUR",
 ];
 
+/// Two capital letters in a record are a code (a state, a qualifier such as X12's `TE`,
+/// `EM`, `IC`, a sex), not a name: a name in capitals has three letters or more here.
+fn is_capital_code(s: &str) -> bool {
+    s.len() <= 2 && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
 fn record_name_word(s: &str) -> bool {
-    if s.len() < 2 || s.len() > 30 || RECORD_CAPITALS.contains(&s) {
+    if s.len() < 2 || s.len() > 30 || RECORD_CAPITALS.contains(&s) || is_capital_code(s) {
         return false;
     }
     let upper = s.chars().all(|c| c.is_uppercase() || c == '-' || c == '\'');
@@ -1068,7 +1074,7 @@ fn name_shaped(s: &str) -> bool {
         return false;
     }
     if s.chars().all(|c| !c.is_alphabetic() || c.is_uppercase()) {
-        return s.starts_with(char::is_uppercase);
+        return s.starts_with(char::is_uppercase) && !is_capital_code(s);
     }
     let words: Vec<&str> = s.split(' ').collect();
     let first_name_word = words
@@ -1300,6 +1306,11 @@ mod tests {
         }
         assert!(record_name_pair("O'Brien", "Kathleen"));
         assert!(record_name_pair("van Dijk", "Jose"));
+        // Two capitals are a code in a record (X12 `PER|IC|…|TE|…|EM|…`, states, sex).
+        for code in ["TE", "EM", "IC", "IL", "F"] {
+            assert!(!name_shaped(code), "{code}");
+            assert!(!record_name_word(code), "{code}");
+        }
     }
 
     #[test]

@@ -281,7 +281,18 @@ impl Engine {
     }
 
     pub(super) fn compute_key_info(&self, key: &str, cx: &mut Cx) -> KeyInfo {
-        cx.tokens.split(key);
+        // A "key" with blanks is a run of prose a parser took for a key (`a@b.co sn = 1` as
+        // a query); scrubgate's own labels in it are no words of it, or the next scrub would
+        // read `[email] sn` as an e-mail key. (`patient[name]` has no blank and keeps its
+        // brackets.)
+        let unlabelled;
+        let words = if key.contains('[') && key.contains(char::is_whitespace) {
+            unlabelled = self.without_labels(key);
+            unlabelled.as_str()
+        } else {
+            key
+        };
+        cx.tokens.split(words);
         let safe = !self.safe.is_empty() && self.safe.find(&mut cx.tokens).is_some();
         let class = if safe {
             None
@@ -509,6 +520,30 @@ fn compound_name(tokens: &Tokens) -> bool {
     n >= 2
         && tokens.last() == "name"
         && (0..n - 1).any(|i| crate::scrub::profile::names_whose_name(tokens.get(i)))
+}
+
+impl Engine {
+    /// `key` with every scrubgate label (`[email]`, `[name]`) replaced by a word no key
+    /// rule holds, so the label neither names the key nor leaves it shorter than the text
+    /// it replaced (`[email] sn` must not read as the key `sn`).
+    fn without_labels(&self, key: &str) -> String {
+        let mut out = String::with_capacity(key.len());
+        let mut rest = key;
+        while let Some(open) = rest.find('[') {
+            let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+                break;
+            };
+            out.push_str(&rest[..open]);
+            if self.is_label(&rest[open..=close]) {
+                out.push_str(" scrubgatelabel ");
+            } else {
+                out.push_str(&rest[open..=close]);
+            }
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 /// A key that says "identity number" without saying whose (`id_number`, `idNo`).
