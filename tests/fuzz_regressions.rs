@@ -145,6 +145,7 @@ const SCRUB_JSON: &[(&str, Expect)] = &[
     ),
     ("idempotence-url-bracket-scope", Expect::Parses),
     ("idempotence-x12-qualifiers-as-names", Expect::Parses),
+    ("idempotence-sql-params-beside-cda", Expect::Parses),
     ("idempotence-url-bracket-scope-full", Expect::Parses),
     ("panic-multibyte-before-secret-key", Expect::Parses),
 ];
@@ -188,6 +189,39 @@ fn scrub_strings_inputs_are_stable_for_every_kind() {
             "spans": [{"op": "db.sql.query", "description": s}],
             "items": [{"body": s, "attributes": {"k": {"type": "string", "value": s}}}],
             "csp-report": {"document-uri": s, "blocked-uri": s},
+        });
+        let bytes = serde_json::to_vec(&event).expect("serializes");
+        for kind in PayloadKind::ALL {
+            let what = format!("{name} as {kind:?}");
+            assert_idempotent(&scrubber, kind, event.clone(), &what);
+            assert_bytes_stable(&scrubber, kind, &bytes, &what);
+        }
+    }
+}
+
+/// The `scrub_formats` target's framing: the first byte picks a format header, the rest is
+/// the body, put where events carry such messages.
+#[test]
+fn scrub_formats_inputs_are_stable_for_every_kind() {
+    const ISA: &str = "ISA*00*          *00*          *ZZ*SUBMITTERID    *ZZ*RECEIVERID     *240301*1035*^*00501*000000001*0*P*:~";
+    let scrubber = scrubber();
+    for (name, data) in inputs("scrub_formats") {
+        let (&pick, rest) = data.split_first().expect("a selector byte");
+        let body = String::from_utf8_lossy(rest);
+        let s = match pick % 6 {
+            0 => format!("MSH|^~\\&|{body}"),
+            1 => format!("error in segment PID|1||{body}"),
+            2 => format!("{ISA}{body}"),
+            3 => format!("<ClinicalDocument xmlns=\"urn:hl7-org:v3\">{body}"),
+            4 => format!("{{\"resourceType\":\"Patient\",{body}"),
+            _ => body.into_owned(),
+        };
+        let event = json!({
+            "message": s,
+            "exception": {"values": [{"type": "Error", "value": s,
+                "stacktrace": {"frames": [{"function": "f", "vars": {"raw": s}}]}}]},
+            "request": {"data": s},
+            "extra": {"payload": s, "lines": [s, "x|y", s]},
         });
         let bytes = serde_json::to_vec(&event).expect("serializes");
         for kind in PayloadKind::ALL {

@@ -999,7 +999,10 @@ pub(crate) fn masked_or_splat(v: &str) -> bool {
 
 fn secret_value(s: &str, quoted: bool) -> bool {
     let v = s.trim();
-    if v.is_empty() || v.starts_with('[') && v.ends_with(']') {
+    // A label, also with the sentence's punctuation after it (`token=[Filtered].`): a
+    // value redacted before, which a second pass must leave as the first left it.
+    let bare = v.trim_end_matches(['.', ',', ';', ':', '!', '?', ')']);
+    if v.is_empty() || bare.starts_with('[') && bare.ends_with(']') {
         return false;
     }
     let lower = v.to_ascii_lowercase();

@@ -1299,6 +1299,7 @@ pub(crate) fn redact_repr_items(
     eng: &Engine,
     text: &str,
     positions: &[(usize, KeyClass)],
+    positional: usize,
     cx: &mut Cx,
 ) -> Option<String> {
     let b = text.as_bytes();
@@ -1311,7 +1312,14 @@ pub(crate) fn redact_repr_items(
     if !matches!(g.open_byte, b'(' | b'[') || !closed {
         return None;
     }
-    let items = elements(b, &lexed, &g);
+    let mut items = elements(b, &lexed, &g);
+    // `('A1',)`: a one-item tuple's trailing comma ends no second item.
+    if items.len() > 1 && items.last().is_some_and(|&(s, e)| s == e) {
+        items.pop();
+    }
+    if items.len() != positional {
+        return None;
+    }
     let mut spans: Vec<(usize, usize, KeyClass)> = Vec::new();
     for &(n, class) in positions {
         let Some(&(s, e)) = items.get(n) else {

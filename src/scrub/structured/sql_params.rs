@@ -38,6 +38,10 @@ pub(crate) struct Bound {
 pub(crate) struct Bindings {
     pub(crate) bound: Vec<Bound>,
     pub(crate) tables: Vec<String>,
+    /// How many positional parameters the statement takes (the highest position plus one).
+    /// A parameter list of another length is not bound by position: after scrubbing, a
+    /// literal replaced by `?` would count as a placeholder and shift every binding after it.
+    pub(crate) positional: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +95,17 @@ pub(crate) const PARAM_KEYS: &[&str] = &[
 /// Reads the placeholders and the columns they are bound to.
 pub(crate) fn bindings(sql: &str) -> Bindings {
     let toks = lex(sql);
-    let mut out = Bindings::default();
+    let mut out = Bindings {
+        positional: toks
+            .iter()
+            .filter_map(|t| match t {
+                Tok::Slot(Slot::Pos(n)) => n.checked_add(1),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0),
+        ..Bindings::default()
+    };
     for (i, t) in toks.iter().enumerate() {
         if let Tok::Ident(w) = t {
             if ["FROM", "INTO", "UPDATE", "JOIN"]
@@ -356,6 +370,10 @@ fn lex(sql: &str) -> Vec<Tok> {
     let b = sql.as_bytes();
     let mut toks = Vec::new();
     let mut next_pos = 0usize;
+    // A driver takes one style: with `%s` or `%(name)s` in the statement, a bare `?` is a
+    // literal scrubbing replaced (or an operator), not a placeholder.
+    let mut questions: Vec<usize> = Vec::new();
+    let mut format_style = false;
     let mut i = 0usize;
     let ident_end = |mut j: usize| {
         while b
@@ -422,17 +440,20 @@ fn lex(sql: &str) -> Vec<Tok> {
                         toks.push(Tok::Slot(Slot::Pos(n)));
                     }
                 } else {
+                    questions.push(toks.len());
                     toks.push(Tok::Slot(Slot::Pos(next_pos)));
                     next_pos += 1;
                 }
                 i = end;
             }
             b'%' if b.get(i + 1) == Some(&b's') => {
+                format_style = true;
                 toks.push(Tok::Slot(Slot::Pos(next_pos)));
                 next_pos += 1;
                 i += 2;
             }
             b'%' if b.get(i + 1) == Some(&b'(') => {
+                format_style = true;
                 let close =
                     memchr::memchr(b')', b.get(i..).unwrap_or(&[])).map_or(b.len(), |e| i + e);
                 let name = sql.get(i + 2..close).unwrap_or("").to_owned();
@@ -513,7 +534,29 @@ fn lex(sql: &str) -> Vec<Tok> {
             }
         }
     }
+    if format_style && !questions.is_empty() {
+        renumber_without(&mut toks, &questions);
+    }
     toks
+}
+
+/// Turns the bare `?` at `questions` into [`Tok::Other`] and numbers the remaining
+/// unnumbered positional placeholders (`%s`) from 0 again.
+fn renumber_without(toks: &mut [Tok], questions: &[usize]) {
+    for &q in questions {
+        if let Some(t) = toks.get_mut(q) {
+            *t = Tok::Other;
+        }
+    }
+    // Only `?` and `%s` are numbered by the lexer's counter; `$1`, `?1`, `:1` carry their own
+    // number, and they do not mix with `%s` in any driver, so every remaining `Pos` is a `%s`.
+    let mut next = 0usize;
+    for t in toks.iter_mut() {
+        if let Tok::Slot(Slot::Pos(n)) = t {
+            *n = next;
+            next += 1;
+        }
+    }
 }
 
 /// A SQL statement in a string, as a frame variable holds it (Python's repr adds quotes:
@@ -534,6 +577,8 @@ pub(crate) struct Classed {
     by_slot: HashMap<Slot, KeyClass>,
     /// The positional ones, in order of position.
     positions: Vec<(usize, KeyClass)>,
+    /// How many positional parameters the statement takes ([`Bindings::positional`]).
+    positional: usize,
 }
 
 impl Classed {
@@ -557,7 +602,10 @@ impl Classed {
 /// The placeholders of `sql` bound to sensitive columns; empty if none is.
 pub(crate) fn classify(eng: &Engine, sql: &str, cx: &mut Cx) -> Classed {
     let b = bindings(sql);
-    let mut classed = Classed::default();
+    let mut classed = Classed {
+        positional: b.positional,
+        ..Classed::default()
+    };
     if b.bound.is_empty() {
         return classed;
     }
@@ -610,7 +658,9 @@ fn redact_params(eng: &Engine, classed: &Classed, params: &mut Node<'_>, cx: &mu
             }
         }
         Node::Str(s) => {
-            if let Some(new) = super::kv::redact_repr_items(eng, s, &classed.positions, cx) {
+            if let Some(new) =
+                super::kv::redact_repr_items(eng, s, &classed.positions, classed.positional, cx)
+            {
                 s.set(new);
             }
         }
@@ -619,6 +669,9 @@ fn redact_params(eng: &Engine, classed: &Classed, params: &mut Node<'_>, cx: &mu
 }
 
 fn redact_positional(eng: &Engine, items: &mut [Node<'_>], classed: &Classed, cx: &mut Cx) {
+    if items.len() != classed.positional {
+        return;
+    }
     for &(n, class) in &classed.positions {
         if let Some(item) = items.get_mut(n) {
             let len = cx.push_index(n);

@@ -233,3 +233,39 @@ fn long_placeholder_lists_stay_linear() {
     assert_eq!(report.total(), n as u64);
     assert_eq!(v["extra"]["params"][n - 1], "[ssn]");
 }
+
+/// Scrubbing replaces literals with `?`; read again, those must not count as placeholders,
+/// or every parameter after one would be bound to the column before it.
+#[test]
+fn scrubbed_literals_do_not_shift_the_parameters() {
+    // With `%s` in the statement, a bare `?` is no placeholder.
+    assert_eq!(
+        b("UPDATE t SET note = ? WHERE ssn = %s AND dob = %s"),
+        [(pos(0), "ssn"), (pos(1), "dob")]
+    );
+    assert_eq!(
+        bindings("SELECT 1 FROM t WHERE a = ? AND b = %s").positional,
+        1
+    );
+    // A parameter list of another length than the statement takes is not bound by position.
+    let mut v = json!({"extra": {
+        "ok": {"sql": "SELECT * FROM t WHERE ssn = ?", "params": ["536-22-8471"]},
+        "shifted": {"sql": "SELECT * FROM t WHERE ssn = ? AND status = ?", "params": ["active"]},
+        "repr": {"sql": "SELECT * FROM t WHERE ssn = ? AND status = ?", "params": "('active',)"},
+        "one": {"sql": "SELECT * FROM t WHERE mrn = ?", "params": "('A1',)"}}});
+    scrubber().scrub_value(PayloadKind::Event, &mut v);
+    assert_eq!(v["extra"]["ok"]["params"], json!(["[ssn]"]));
+    assert_eq!(v["extra"]["shifted"]["params"], json!(["active"]));
+    assert_eq!(v["extra"]["repr"]["params"], "('active',)");
+    assert_eq!(v["extra"]["one"]["params"], "('[mrn]',)");
+    // The fuzz finding: the second pass over a scrubbed statement changes nothing.
+    let mut once = json!({"vars": {
+        "sql": "'UPDATE patients SET zip = 62704, note = 7 WHERE ssn = %s AND dob = %s'",
+        "params": ["'Jxq'", "'1975-06-08'"]}});
+    scrubber().scrub_value(PayloadKind::Event, &mut once);
+    let mut twice = once.clone();
+    assert!(scrubber()
+        .scrub_value(PayloadKind::Event, &mut twice)
+        .is_empty());
+    assert_eq!(twice, once);
+}
