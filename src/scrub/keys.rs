@@ -284,7 +284,15 @@ impl KeyMatcher {
             for i in 0..n {
                 scratch.push_str(tokens.get(i));
             }
-            let found = self.exact.get(scratch.as_str()).copied();
+            let mut found = self.exact.get(scratch.as_str()).copied();
+            // A custom header's `x-` prefix says nothing: `X-SN` is an `sn`, `X-Pin` a `pin`.
+            if found.is_none() && n >= 2 && tokens.get(0) == "x" {
+                scratch.clear();
+                for i in 1..n {
+                    scratch.push_str(tokens.get(i));
+                }
+                found = self.exact.get(scratch.as_str()).copied();
+            }
             tokens.scratch = scratch;
             if found.is_some() {
                 return found;
@@ -396,6 +404,17 @@ mod tests {
         );
         assert_eq!(tokens("first name"), ["first", "name"]);
         assert_eq!(tokens("__file__"), ["file"]);
+    }
+
+    #[test]
+    fn whole_key_entries_take_a_custom_header_prefix() {
+        let m = matcher(&["=sn", "=pin"]);
+        assert!(hits(&m, "sn"));
+        assert!(hits(&m, "X-SN"));
+        assert!(hits(&m, "x-pin"));
+        assert!(!hits(&m, "x-sn-count"));
+        assert!(!hits(&m, "serial-sn"));
+        assert!(!hits(&m, "x"));
     }
 
     #[test]

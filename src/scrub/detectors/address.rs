@@ -208,10 +208,26 @@ const STREET: &[&str] = &[
 ];
 
 /// Suffix words that are everyday words as well (`Park`, `Run`, `Point`, `View`, `Center`,
-/// `Station`): after a number and capitalised words they are an address only with more
+/// `Station`), and the two-letter abbreviations: after a number and capitalised words they are an address only with more
 /// of one around them (a unit, a directional, or a city and state), since `Step 2 Click
 /// Run` or `Top 10 Theme Park` are not addresses.
 const STREET_WORD: &[&str] = &[
+    // USPS's two-letter abbreviations (Cove, Dale, Glen, Hill, Camp, Mount, Point, View,
+    // Branch, Fort, Prairie, Divide, Dam, Ville): too short to stand on their own.
+    "Cv",
+    "Dl",
+    "Gn",
+    "Hl",
+    "Cp",
+    "Mt",
+    "Pt",
+    "Vw",
+    "Br",
+    "Ft",
+    "Pr",
+    "Dv",
+    "Dm",
+    "Vl",
     "Annex",
     "Arcade",
     "Bayou",

@@ -160,7 +160,7 @@ const PHONE_WORDS: &[&str] = &[
 /// words and the space before its suffix.
 macro_rules! addr_head {
     () => {
-        r"\b\d{1,6}(?:-\d{1,5})?[A-Za-z]?(?:[ \t]+(?:[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+(?:[A-Z][A-Za-z0-9'-]*|\d{1,3}(?:st|nd|rd|th|ST|ND|RD|TH))){1,4}[ \t]+"
+        r"\b\d{1,6}(?:-\d{1,5})?[A-Za-z]?(?:[ \t]+(?:[NS][EW]\b|[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+(?:[A-Z][A-Za-z0-9'-]*|\d{1,3}(?:st|nd|rd|th|ST|ND|RD|TH))){1,4}[ \t]+"
     };
 }
 
@@ -664,15 +664,27 @@ pub(crate) const BUILTINS: &[Builtin] = &[
             "address",
             "address",
             concat!(
-                r"(?i:\b(?:lives|living|resides|residing|located)[ \t]+at|\b(?:ship(?:ping)?|deliver(?:y)?|mail(?:ing)?|bill(?:ing)?|send)[ \t_-]?to\b|\bhome[ \t_-]?address|\baddress[ \t]+(?:is|of))[ \t]*[:=]?[ \t]*",
-                r"(\d{1,6}[A-Za-z]?(?:[ \t]+(?:[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+[A-Z][A-Za-z'-]*){1,4}",
+                r"(?:(?i:\b(?:lives|living|resides|residing|located)[ \t]+at|\b(?:ship(?:ping)?|deliver(?:y)?|mail(?:ing)?|bill(?:ing)?|send)[ \t_-]?to\b|\b(?:home|mailing|billing|shipping|patient|postal|residential|physical|delivery|service|member|street|permanent|current|previous|new|primary)[ \t_-]?address\b|\baddress[ \t]+(?:is|of)|\b(?:address|addr|street)(?:[ \t_-]?line[ \t_-]?[12])?[ \t]*[:=])[ \t]*[:=]?[ \t]*|\b(?:Address|ADDRESS|Street|STREET)[ \t]+)",
+                r"(\d{1,6}[A-Za-z]?(?:[ \t]+(?:[NS][EW]\b|[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+[A-Z][A-Za-z'-]*){1,4}",
                 addr_city!(),
-                r"?(?:\n[A-Z][A-Za-z.' -]+,[ \t]*(?:{STATE})[ \t]+\d{5}(?:-\d{4})?)?)\b"
+                r"?(?:(?:\n|\\n)[A-Z][A-Za-z.' -]+,[ \t]*(?:{STATE})[ \t]+\d{5}(?:-\d{4})?)?)\b"
             ),
             Check::None,
             Tier::Phi,
         ),
         Strength::Context,
+    ),
+    // No suffix (`El Camino Real`, `Broadway`), but the whole line: a house number and
+    // capitalised words, then `, City, ST 12345`.
+    det(
+        "address",
+        "address",
+        concat!(
+            r"\b\d{1,6}(?:-\d{1,5})?[A-Za-z]?(?:[ \t]+(?:[NS][EW]\b|[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+[A-Z][A-Za-z'-]*){1,4}",
+            r",[ \t]*[A-Z][A-Za-z.'-]+(?:[ \t]+[A-Z][A-Za-z.'-]+){0,2},[ \t]+(?:{STATE})[ \t]+\d{5}(?:-\d{4})?\b"
+        ),
+        Check::None,
+        Tier::Phi,
     ),
     isolated(det(
         "zip4",

@@ -359,8 +359,10 @@ pub(crate) fn account_number(s: &str) -> bool {
 /// case and digits often, as random text does (at least once per four neighbouring pairs:
 /// a random base-62 string switches at about 3 in 5, random hex at about 1 in 2).
 /// Identifiers, versions and words (`cache_manager_registry_v2`, `x86_64-linux-gnu`,
-/// `1.2.3-beta.4`, `ThisIsACamelCaseName2`) switch rarely or hold one number. A random
-/// string with digits in one place only (likelier the shorter it is) is not found.
+/// `1.2.3-beta.4`, `ThisIsACamelCaseName2`) switch rarely or hold one number. With digits
+/// in one place only, 24 characters and switches at 2 in 5 are asked; with none, 32 and
+/// 9 in 20 (`lkvosNYLvrLkxpNQVzfjMDCvs6zEwxrAvw` switches at 14 in 33;
+/// `getUserAccountSettingsForTenantById` at 12 in 34).
 pub(crate) fn random_token(s: &str) -> bool {
     #[derive(PartialEq, Clone, Copy)]
     enum Class {
@@ -387,7 +389,17 @@ pub(crate) fn random_token(s: &str) -> bool {
         })
         .count();
     let letters = bytes.iter().filter(|b| b.is_ascii_alphabetic()).count();
-    if digit_runs < 2 || letters == 0 {
+    if letters == 0 {
+        return false;
+    }
+    // Digits in fewer than two places: random only when long, and switching between the
+    // cases as often as random letters do (camel case switches once per word).
+    let (min_len, ratio) = match digit_runs {
+        0 => (32, 45),
+        1 => (24, 40),
+        _ => (16, 25),
+    };
+    if bytes.len() < min_len {
         return false;
     }
     let mut switches = 0usize;
@@ -402,7 +414,7 @@ pub(crate) fn random_token(s: &str) -> bool {
             switches += 1;
         }
     }
-    pairs >= 12 && switches * 4 >= pairs
+    pairs >= 12 && switches * 100 >= pairs * ratio
 }
 
 /// `s` is the candidate, `before`/`after` the characters around it in the text.
@@ -822,6 +834,8 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb924",
             "7c373a13-b19e-44ec-8c60-79bbdb7e08ee",
             "a1b2c3d4e5f6a7b8c9d0",
+            "lkvosNYLvrLkxpNQVzfjMDCvs6zEwxrAvw",
+            "QxvHtRmKpWzLbNfJdYcVgTsQeArUoPiMk",
         ] {
             assert!(random_token(t), "{t}");
         }
@@ -834,6 +848,9 @@ mod tests {
             "2024-03-01T10-00-00",
             "short1A",
             "ThisIsACamelCaseName2",
+            "getUserAccountSettingsForTenantById",
+            "Base64UrlEncodedStringParser",
+            "handleHTTPRequestWithRetryPolicy",
         ] {
             assert!(!random_token(t), "{t}");
         }

@@ -101,9 +101,14 @@ pub(crate) fn scrub_pairs(eng: &Engine, text: &str, key: &str, cx: &mut Cx) -> O
                 .into_iter()
                 .filter(|&(start, end)| {
                     end <= limit
-                        && text
-                            .get(start..end)
-                            .is_some_and(|v| shaped_like(class, v) && !names_key(v, key_text))
+                        && text.get(start..end).is_some_and(|v| {
+                            let quoted = start
+                                .checked_sub(1)
+                                .and_then(|q| b.get(q))
+                                .is_some_and(|&c| is_quote(c));
+                            let passphrase = quoted && says_password(key_text);
+                            shaped_like(class, v, passphrase) && !names_key(v, key_text)
+                        })
                 })
                 .map(|(start, end)| Span { start, end, class }),
         );
@@ -220,9 +225,22 @@ fn kwarg_line(b: &[u8], p: &Pair) -> bool {
     e > p.value_start && matches!(b.get(e - 1), Some(b',' | b'('))
 }
 
+/// A key that names a password itself (`userPassword`, `passphrase`), not a cookie, a
+/// signature or a session, whose quoted values in code are mostly names (`'session'`).
+fn says_password(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    ["password", "passwd", "passphrase", "passcode", "pwd"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
 /// Whether `value` looks like data of `class` at all: digits for the classes of numbers
-/// and dates, an `@` for an email, a token for a secret (see the module docs).
-fn shaped_like(class: KeyClass, value: &str) -> bool {
+/// and dates, an `@` for an email, a token for a secret (see the module docs). A quoted
+/// value under a password's key ([`says_password`]) is the password whatever its letters
+/// (`userPassword: 'sunshine-freedom-purple-coffee'`), unless it has blanks (`password: 'is
+/// too short'` is a validation message) or is a dotted path or a constant's name
+/// (`password_field: 'hashed_password'`, `PASSWORD_MODE: 'STRICT'`).
+fn shaped_like(class: KeyClass, value: &str, passphrase: bool) -> bool {
     let v = value.trim();
     let digit = v.bytes().any(|c| c.is_ascii_digit());
     match class {
@@ -241,7 +259,11 @@ fn shaped_like(class: KeyClass, value: &str) -> bool {
         KeyClass::Secret => {
             let cased = v.bytes().any(|c| c.is_ascii_uppercase())
                 && v.bytes().any(|c| c.is_ascii_lowercase());
-            v.len() >= 8 && !v.contains(char::is_whitespace) && (digit || cased)
+            let blank = v.contains(char::is_whitespace);
+            let code_name = v.bytes().all(|c| is_ident_byte(c) || c == b'.')
+                && (v.contains(['.', '_']) || !v.bytes().any(|c| c.is_ascii_lowercase()));
+            (passphrase && v.len() >= 6 && !blank && !code_name)
+                || (v.len() >= 8 && !blank && (digit || cased))
         }
         KeyClass::Name | KeyClass::Address | KeyClass::Clinical | KeyClass::Custom => !v.is_empty(),
     }
@@ -813,13 +835,22 @@ fn is_numeric(s: &[u8]) -> bool {
             .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'/' | b':' | b'+'))
 }
 
-/// A number literal as code and reprs write it (`42`, `-1.5`, `0x1F`, `1e5`, `10L`).
+/// A number literal as code and reprs write it (`42`, `-1.5`, `0x1F`, `1e5`, `10L`, `100ms`):
+/// a few letters at most after the digits, so a token that starts with a digit
+/// (`4dUXKTqbh63MoHGR-mG0…`) is not taken for one.
 fn is_number_literal(s: &[u8]) -> bool {
     let digits = match s {
         [b'+' | b'-', rest @ ..] => rest,
         _ => s,
     };
+    if let Some(hex) = digits
+        .strip_prefix(b"0x")
+        .or_else(|| digits.strip_prefix(b"0X"))
+    {
+        return !hex.is_empty() && hex.iter().all(|c| c.is_ascii_hexdigit() || *c == b'_');
+    }
     digits.first().is_some_and(u8::is_ascii_digit)
+        && digits.iter().filter(|c| c.is_ascii_alphabetic()).count() <= 3
         && digits
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+' | b':'))
@@ -1055,7 +1086,18 @@ impl Judge<'_> {
                 _ => {}
             }
         }
-        let end = bare_end(b, v);
+        let mut end = bare_end(b, v);
+        // `pass=Dragon206& user=x`: in a logfmt line a `&` ends no value (in a query it
+        // would, and the next `key=` would follow it).
+        if class == KeyClass::Secret && b.get(end) == Some(&b'&') {
+            let word_end = b
+                .get(end..)
+                .and_then(|rest| rest.iter().position(u8::is_ascii_whitespace))
+                .map_or(b.len(), |n| end + n);
+            if !b.get(end..word_end).unwrap_or(&[]).contains(&b'=') {
+                end = word_end;
+            }
+        }
         if let Some(token) = self.text.get(v..end) {
             if self.bare_is_data(token, p, class, cx) {
                 leaves.push((v, v + token.len()));

@@ -202,17 +202,23 @@ impl Engine {
         if self.formats.x12 && crate::scrub::formats::x12::find(text).is_some() {
             return None;
         }
-        if !text.contains('\n') {
+        // Lines end in newlines, or in `\n` escapes where a repr or a log wrote the text
+        // (`'MRN|LAST|FIRST\n3160645035|DOE|JANE'` in a frame variable).
+        let sep = if text.contains('\n') {
+            "\n"
+        } else if text.contains("\\n") {
+            "\\n"
+        } else {
             if !text.contains('[') && !may_be_record(text) {
                 return None;
             }
             let delim = record_delimiter(text)?;
             return self.judge_record(text, delim, None, cx);
-        }
-        let mut lines = text.split('\n');
+        };
+        let mut lines = text.split(sep);
         let first = lines.next().unwrap_or("");
         let header = header_columns(first);
-        if header.is_none() && !text.contains('[') && !text.split('\n').any(may_be_record) {
+        if header.is_none() && !text.contains('[') && !text.split(sep).any(may_be_record) {
             return None;
         }
         let mut out = String::with_capacity(text.len());
@@ -228,7 +234,7 @@ impl Engine {
             }
         }
         for line in lines {
-            out.push('\n');
+            out.push_str(sep);
             let judged = match &header {
                 Some((delim, columns)) if line.split(*delim).count() == columns.len() => {
                     self.judge_record(line, *delim, Some(columns), cx)
@@ -886,7 +892,7 @@ fn header_columns(line: &str) -> Option<(char, Vec<String>)> {
         .filter(|d| line.contains(*d))?;
     let columns: Vec<String> = line
         .split(delim)
-        .map(|c| c.trim().trim_matches('"').to_owned())
+        .map(|c| c.trim().trim_matches(['"', '\'']).to_owned())
         .collect();
     let key_like = |c: &String| {
         !c.is_empty()

@@ -290,6 +290,13 @@ fn a_value_must_look_like_its_class() {
     ] {
         survives(line);
     }
+    // A password in words, under a key that says password; not a name in code.
+    check(
+        "Patient { userPassword: 'sunshine-freedom-purple-coffee', id: 7 }",
+        "Patient { userPassword: '[Filtered]', id: 7 }",
+        &["key_secret 1"],
+    );
+    survives("{'password_field': 'hashed_password', 'PASSWORD_MODE': 'STRICT'}");
     check(
         "{'session_id': 'f3a9c2e17b4d', 'cvv': '123', 'email': 'jxq@localhost'}",
         "{'session_id': '[Filtered]', 'cvv': '[card]', 'email': '[email]'}",
