@@ -666,6 +666,8 @@ pub(crate) const BUILTINS: &[Builtin] = &[
             concat!(
                 r"(?:(?i:\b(?:lives|living|resides|residing|located)[ \t]+at|\b(?:ship(?:ping)?|deliver(?:y)?|mail(?:ing)?|bill(?:ing)?|send)[ \t_-]?to\b|\b(?:home|mailing|billing|shipping|patient|postal|residential|physical|delivery|service|member|street|permanent|current|previous|new|primary)[ \t_-]?address\b|\baddress[ \t]+(?:is|of)|\b(?:address|addr|street)(?:[ \t_-]?line[ \t_-]?[12])?[ \t]*[:=])[ \t]*[:=]?[ \t]*|\b(?:Address|ADDRESS|Street|STREET)[ \t]+)",
                 r"(\d{1,6}[A-Za-z]?(?:[ \t]+(?:[NS][EW]\b|[NSEW]\.?|North|South|East|West|NORTH|SOUTH|EAST|WEST))?(?:[ \t]+[A-Z][A-Za-z'-]*){1,4}",
+                addr_unit!(),
+                "?",
                 addr_city!(),
                 r"?(?:(?:\n|\\n)[A-Z][A-Za-z.' -]+,[ \t]*(?:{STATE})[ \t]+\d{5}(?:-\d{4})?)?)\b"
             ),
