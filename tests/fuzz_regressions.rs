@@ -146,6 +146,7 @@ const SCRUB_JSON: &[(&str, Expect)] = &[
     ("idempotence-url-bracket-scope", Expect::Parses),
     ("idempotence-x12-qualifiers-as-names", Expect::Parses),
     ("idempotence-sql-params-beside-cda", Expect::Parses),
+    ("idempotence-slug-label-word", Expect::Parses),
     ("idempotence-url-bracket-scope-full", Expect::Parses),
     ("panic-multibyte-before-secret-key", Expect::Parses),
 ];

@@ -7,6 +7,9 @@ use super::*;
 use crate::scrub::structured::sql_params;
 use crate::scrub::structured::url::is_relative_url;
 
+/// Rounds of scanning and judging a string whose context passes changed it.
+const MAX_JUDGE_ROUNDS: usize = 4;
+
 impl Engine {
     /// [`Self::scrub_string_in`] repeated until the string reads the same (see
     /// [`until_stable`]): a redaction can change what kind of string it is (`/?token=' l'`
@@ -62,8 +65,24 @@ impl Engine {
     }
 
     /// [`Self::judge_in_context`] on a string of its own (a decoded query value); `None`
-    /// if nothing changed.
+    /// if nothing changed. What a context pass writes is scanned and judged again, as the
+    /// next scrub of the output would: a slug's label word (`patient-mrn-1sync`) reads as
+    /// context to the detectors, a record's new labels make its other fields judged.
     pub(crate) fn judge_string(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
+        let mut out = self.judge_string_once(s, key, cx)?;
+        for _ in 1..MAX_JUDGE_ROUNDS {
+            let scanned = self.scrub_string_settled(&out, key, cx);
+            let judged = self.judge_string_once(scanned.as_deref().unwrap_or(&out), key, cx);
+            match (scanned, judged) {
+                (None, None) => break,
+                (_, Some(next)) | (Some(next), None) => out = next,
+            }
+        }
+        Some(out)
+    }
+
+    /// One round of [`Self::judge_string`].
+    fn judge_string_once(&self, s: &str, key: &str, cx: &mut Cx) -> Option<String> {
         let mut cur: Option<String> = None;
         if let Some(new) = self.judge_cluster_fields(s, cx) {
             cur = Some(new);
