@@ -147,6 +147,7 @@ const SCRUB_JSON: &[(&str, Expect)] = &[
     ("idempotence-x12-qualifiers-as-names", Expect::Parses),
     ("idempotence-sql-params-beside-cda", Expect::Parses),
     ("idempotence-slug-label-word", Expect::Parses),
+    ("idempotence-slug-read-as-key-value", Expect::Parses),
     ("idempotence-url-bracket-scope-full", Expect::Parses),
     ("panic-multibyte-before-secret-key", Expect::Parses),
 ];

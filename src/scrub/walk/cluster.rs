@@ -664,7 +664,12 @@ impl Engine {
             if let Some(n) =
                 digit_groups(&parts[i..]).filter(|_| date_across(&parts[i..]).is_none())
             {
-                classes[i..i + n].fill(Some(KeyClass::Mrn));
+                // An SSN or a phone number written the same way keeps its own label.
+                let class = match cluster_class(&parts[i..i + n].join("-")) {
+                    Some(c @ (KeyClass::Ssn | KeyClass::Phone)) => c,
+                    _ => KeyClass::Mrn,
+                };
+                classes[i..i + n].fill(Some(class));
                 i += n;
                 continue;
             }
