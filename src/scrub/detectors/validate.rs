@@ -362,7 +362,8 @@ pub(crate) fn account_number(s: &str) -> bool {
 /// `1.2.3-beta.4`, `ThisIsACamelCaseName2`) switch rarely or hold one number. With digits
 /// in one place only, 24 characters and switches at 2 in 5 are asked; with none, 32 and
 /// 9 in 20 (`lkvosNYLvrLkxpNQVzfjMDCvs6zEwxrAvw` switches at 14 in 33;
-/// `getUserAccountSettingsForTenantById` at 12 in 34).
+/// `getUserAccountSettingsForTenantById` at 12 in 34), or 20 and 7 in 20 when capitals
+/// stand side by side in three places or more, as random letters do.
 pub(crate) fn random_token(s: &str) -> bool {
     #[derive(PartialEq, Clone, Copy)]
     enum Class {
@@ -394,11 +395,29 @@ pub(crate) fn random_token(s: &str) -> bool {
     }
     // Digits in fewer than two places: random only when long, and switching between the
     // cases as often as random letters do (camel case switches once per word).
-    let (min_len, ratio) = match digit_runs {
-        0 => (32, 45),
+    let (min_len, mut ratio) = match digit_runs {
+        0 => (20, 45),
         1 => (24, 40),
         _ => (16, 25),
     };
+    // Random letters also put capitals side by side, in several places (`fXCxdLXbaKXd…`:
+    // `XC`, `LX`, `KX`, …); camel case does so once per acronym (`handleHTTPRequest`).
+    if digit_runs == 0 {
+        let capital_runs = bytes
+            .iter()
+            .enumerate()
+            .filter(|&(i, b)| {
+                b.is_ascii_uppercase()
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_uppercase)
+                    && !(i > 0 && bytes.get(i - 1).is_some_and(u8::is_ascii_uppercase))
+            })
+            .count();
+        if capital_runs >= 3 {
+            ratio = 35;
+        } else if bytes.len() < 32 {
+            return false;
+        }
+    }
     if bytes.len() < min_len {
         return false;
     }
@@ -836,6 +855,7 @@ mod tests {
             "a1b2c3d4e5f6a7b8c9d0",
             "lkvosNYLvrLkxpNQVzfjMDCvs6zEwxrAvw",
             "QxvHtRmKpWzLbNfJdYcVgTsQeArUoPiMk",
+            "fXCxdLXbaKXdaEeUIOOxnjci",
         ] {
             assert!(random_token(t), "{t}");
         }
@@ -851,6 +871,8 @@ mod tests {
             "getUserAccountSettingsForTenantById",
             "Base64UrlEncodedStringParser",
             "handleHTTPRequestWithRetryPolicy",
+            "parseHTTPHeaderValueForURL",
+            "getIdByKeyAndValue",
         ] {
             assert!(!random_token(t), "{t}");
         }

@@ -232,6 +232,10 @@ fn says_password(key: &str) -> bool {
     ["password", "passwd", "passphrase", "passcode", "pwd"]
         .iter()
         .any(|w| lower.contains(w))
+        // `pass` as the key's last word (`pass`, `db_pass`, `dbPass`), not `bypass`.
+        || lower == "pass"
+        || [ "_pass", "-pass", ".pass"].iter().any(|e| lower.ends_with(e))
+        || key.ends_with("Pass")
 }
 
 /// Whether `value` looks like data of `class` at all: digits for the classes of numbers
