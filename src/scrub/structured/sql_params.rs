@@ -601,7 +601,10 @@ impl Classed {
 
 /// The placeholders of `sql` bound to sensitive columns; empty if none is.
 pub(crate) fn classify(eng: &Engine, sql: &str, cx: &mut Cx) -> Classed {
-    let b = bindings(sql);
+    // Read from the statement as scrubbing writes it (literals as `?`): the next scrub of
+    // the output reads that form, and must bind the same parameters to the same columns.
+    let (stripped, _) = super::sql::strip_literals(sql);
+    let b = bindings(&stripped);
     let mut classed = Classed {
         positional: b.positional,
         ..Classed::default()
