@@ -149,6 +149,7 @@ const SCRUB_JSON: &[(&str, Expect)] = &[
     ("idempotence-slug-label-word", Expect::Parses),
     ("idempotence-slug-read-as-key-value", Expect::Parses),
     ("idempotence-sql-bound-by-stripped-form", Expect::Parses),
+    ("idempotence-template-parsed-before-scrub", Expect::Parses),
     ("idempotence-url-bracket-scope-full", Expect::Parses),
     ("panic-multibyte-before-secret-key", Expect::Parses),
 ];

@@ -354,6 +354,15 @@ impl Engine {
 
     /// `logentry` (or an object `message`): `message` + `params` (+ `formatted`).
     pub(super) fn logentry(&self, map: &mut Object<'_>, cx: &mut Cx) {
+        // The template as this scrub writes it: the next scrub parses that one, and must
+        // give the parameters the same context.
+        for (key, child) in map.iter_mut() {
+            if key.as_str() == "message" && child.is_string() {
+                let len = cx.push(key);
+                self.walk_value(child, "message", cx);
+                cx.pop(len);
+            }
+        }
         let Some(template) = map.get("message").and_then(Node::as_str).map(str::to_owned) else {
             return;
         };
@@ -424,6 +433,36 @@ impl Engine {
                 Node::Object(o) => o.get("value").and_then(param_text),
                 other => param_text(other),
             }
+        };
+        // The template as this scrub writes it (see `logentry`).
+        if let Some(Node::Object(attrs)) = item.get_mut("attributes") {
+            for (name, attr) in attrs.iter_mut() {
+                if name.as_str() != "sentry.message.template" {
+                    continue;
+                }
+                let l1 = cx.push("attributes");
+                let l2 = cx.push(name);
+                match attr {
+                    Node::Object(typed) => {
+                        for (k, v) in typed.iter_mut() {
+                            if k.as_str() == "value" && v.is_string() {
+                                let l3 = cx.push(k);
+                                self.walk_value(v, "sentry.message.template", cx);
+                                cx.pop(l3);
+                            }
+                        }
+                    }
+                    other if other.is_string() => {
+                        self.walk_value(other, "sentry.message.template", cx)
+                    }
+                    _ => {}
+                }
+                cx.pop(l2);
+                cx.pop(l1);
+            }
+        }
+        let Some(Node::Object(attrs)) = item.get("attributes") else {
+            return;
         };
         let Some(template) = attrs.get("sentry.message.template").and_then(attr_value) else {
             return;
