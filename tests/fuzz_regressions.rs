@@ -150,6 +150,7 @@ const SCRUB_JSON: &[(&str, Expect)] = &[
     ("idempotence-slug-read-as-key-value", Expect::Parses),
     ("idempotence-sql-bound-by-stripped-form", Expect::Parses),
     ("idempotence-template-parsed-before-scrub", Expect::Parses),
+    ("panic-multibyte-x12-component-separator", Expect::Parses),
     ("idempotence-url-bracket-scope-full", Expect::Parses),
     ("panic-multibyte-before-secret-key", Expect::Parses),
 ];

@@ -55,7 +55,7 @@ fn separators(isa: &str) -> Option<Separators> {
     let terminator = char::from(b[105]);
     let usable = |c: char| c.is_ascii() && !c.is_ascii_alphanumeric() && c != ' ';
     // The header has exactly 16 elements before the terminator.
-    let header = &isa[..105];
+    let header = isa.get(..105)?;
     let elements = header.matches(element).count();
     (usable(element)
         && usable(component)
@@ -287,6 +287,11 @@ mod tests {
         assert_eq!(find(&format!("edi: {ISA}GS*HS~")), Some(5));
         assert_eq!(find("ISA*00*short~"), None);
         assert_eq!(find("VISA*00"), None);
+        // A two-byte character where the component separator goes: not an interchange,
+        // and no slice inside the character (a fuzz finding).
+        let wide = format!("{}\u{181}GS*HS~", &ISA[..104]);
+        assert_eq!(separators(&wide), None);
+        assert_eq!(find(&wide), None);
     }
 
     #[test]
