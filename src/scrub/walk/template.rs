@@ -425,9 +425,9 @@ impl Engine {
 
     /// A log item: its template attribute, its parameter attributes and its `body`.
     pub(super) fn log_template(&self, item: &mut Object<'_>, cx: &mut Cx) {
-        let Some(Node::Object(attrs)) = item.get("attributes") else {
+        if !matches!(item.get("attributes"), Some(Node::Object(_))) {
             return;
-        };
+        }
         let attr_value = |a: &Node<'_>| -> Option<String> {
             match a {
                 Node::Object(o) => o.get("value").and_then(param_text),
