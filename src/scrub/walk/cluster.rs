@@ -11,9 +11,6 @@ use crate::scrub::detectors::{names, validate};
 
 use super::*;
 
-/// Rounds of judging one record (see `judge_record`).
-const MAX_RECORD_ROUNDS: usize = 4;
-
 /// PHI values a record must already hold to be judged as a cluster.
 const MIN_PHI_FIELDS: usize = 2;
 /// An array with more items than this is a list, not a record.
@@ -252,31 +249,11 @@ impl Engine {
         changed.then_some(out)
     }
 
-    /// One record, judged again while judging changes it: the labels one round writes make
-    /// the record hold more PHI, and the next round (or the next scrub of the output) would
-    /// judge its remaining fields by them. Every round turns at least one field into a
-    /// label, so the rounds are few; [`MAX_RECORD_ROUNDS`] bounds them anyway.
+    /// One record: fields under a PHI column get their class; when the record then holds
+    /// two PHI values (labels, or a given name and a surname in adjacent fields), the other
+    /// fields are judged by shape. The labels this writes are judged again by the rounds of
+    /// `judge_string`, as the next scrub would.
     fn judge_record(
-        &self,
-        text: &str,
-        delim: char,
-        header: Option<&[String]>,
-        cx: &mut Cx,
-    ) -> Option<String> {
-        let mut out = self.judge_record_once(text, delim, header, cx)?;
-        for _ in 1..MAX_RECORD_ROUNDS {
-            match self.judge_record_once(&out, delim, header, cx) {
-                Some(next) => out = next,
-                None => break,
-            }
-        }
-        Some(out)
-    }
-
-    /// One round of [`Self::judge_record`]: fields under a PHI column get their class; when
-    /// the record then holds two PHI values (labels, or a given name and a surname in
-    /// adjacent fields), the other fields are judged by shape.
-    fn judge_record_once(
         &self,
         text: &str,
         delim: char,
