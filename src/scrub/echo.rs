@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use memchr::memmem::Finder;
 
 use super::hashing::KeyedBuild;
@@ -122,8 +122,17 @@ impl EchoSet {
     /// The matcher for every value now in the set, and the values (indexed by
     /// [`EchoMatch::pattern`]).
     pub(crate) fn matcher(&mut self) -> (&mut EchoMatcher, &[EchoValue]) {
-        if self.matcher.is_none() || self.built_for != self.values.len() {
-            self.matcher = None;
+        if self.built_for != self.values.len() {
+            // Finders for a few values grow with the set (each value its own finder);
+            // an automaton, or finders grown past their limit, are built anew.
+            let grown = self.values.len() <= FINDERS_UP_TO
+                && self.matcher.as_mut().is_some_and(|m| {
+                    let new = self.values.iter().skip(self.built_for);
+                    m.push_finders(new.map(|v| v.value.as_str()), self.built_for)
+                });
+            if !grown {
+                self.matcher = None;
+            }
             self.built_for = self.values.len();
         }
         let values = &self.values;
@@ -170,6 +179,33 @@ struct Pattern {
     finder: Finder<'static>,
     /// The value's index in the list given to [`EchoMatcher::new`].
     id: usize,
+}
+
+/// Appends a finder for each value not already searched for (empty values and values equal
+/// but for ASCII case to an earlier one never match), and returns the values it was given.
+fn add_finders<'a>(
+    patterns: &mut Vec<Pattern>,
+    values: impl Iterator<Item = &'a str>,
+    first_id: usize,
+) -> Vec<&'a str> {
+    let mut given = Vec::new();
+    for (offset, value) in values.enumerate() {
+        given.push(value);
+        let lower = value.to_ascii_lowercase();
+        if lower.is_empty()
+            || patterns
+                .iter()
+                .any(|p| p.finder.needle() == lower.as_bytes())
+        {
+            continue;
+        }
+        let finder = Finder::new(lower.as_bytes()).into_owned();
+        patterns.push(Pattern {
+            finder,
+            id: first_id + offset,
+        });
+    }
+    given
 }
 
 /// What is known of a pattern's next occurrence in the current haystack. Occurrences are
@@ -221,19 +257,22 @@ impl EchoMatcher {
 
     fn finders(values: &[&str]) -> Vec<Pattern> {
         let mut patterns: Vec<Pattern> = Vec::new();
-        for (id, value) in values.iter().enumerate() {
-            let lower = value.to_ascii_lowercase();
-            if lower.is_empty()
-                || patterns
-                    .iter()
-                    .any(|p| p.finder.needle() == lower.as_bytes())
-            {
-                continue;
-            }
-            let finder = Finder::new(lower.as_bytes()).into_owned();
-            patterns.push(Pattern { finder, id });
-        }
+        add_finders(&mut patterns, values.iter().copied(), 0);
         patterns
+    }
+
+    /// Adds `values` (their ids counted from `first_id`) to a matcher of finders, exactly
+    /// as if it had been built with them; `false` (nothing changed) for an automaton.
+    fn push_finders<'a>(&mut self, values: impl Iterator<Item = &'a str>, first_id: usize) -> bool {
+        let Search::Finders(patterns) = &mut self.search else {
+            return false;
+        };
+        for value in add_finders(patterns, values, first_id) {
+            if !value.is_empty() {
+                self.shortest = self.shortest.min(value.len());
+            }
+        }
+        true
     }
 
     /// `None` if the automaton cannot be built (it then falls back to finders, which give
@@ -247,6 +286,7 @@ impl EchoMatcher {
         AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(patterns)
             .ok()
             .map(Search::Automaton)
@@ -359,7 +399,7 @@ fn next_start(pattern: &Pattern, haystack: &[u8], pos: usize, next: &mut Next) -
 
 #[cfg(test)]
 mod tests {
-    use super::{EchoMatch, EchoMatcher};
+    use super::{EchoMatch, EchoMatcher, EchoSet, Method};
     use aho_corasick::{AhoCorasickBuilder, AhoCorasickKind, MatchKind};
     use proptest::prelude::*;
 
@@ -471,8 +511,7 @@ mod tests {
 
     #[test]
     fn the_set_folds_case_keeps_the_first_and_caps() {
-        use super::{EchoSet, MAX_ECHO_BYTES, MAX_ECHO_VALUES};
-        use crate::scrub::Method;
+        use super::{MAX_ECHO_BYTES, MAX_ECHO_VALUES};
         let mut set = EchoSet::new();
         set.insert("Hunter2", "[a]", Method::Replace);
         set.insert("HUNTER2", "[b]", Method::Hash);
@@ -511,6 +550,27 @@ mod tests {
             for haystack in &haystacks {
                 let got: Vec<EchoMatch> = m.find_iter(haystack).collect();
                 prop_assert_eq!(got, oracle(&patterns, haystack), "{:?} in {:?}", patterns, haystack);
+            }
+        }
+
+        #[test]
+        fn a_set_grown_value_by_value_matches_as_one_built_at_once(
+            patterns in prop::collection::vec("[aAbB\u{e9}\u{c9}ß -]{1,5}", 1..14),
+            haystacks in prop::collection::vec("[aAbB\u{e9}\u{c9}ß -]{0,24}", 1..4),
+        ) {
+            let mut set = EchoSet::new();
+            for (i, p) in patterns.iter().enumerate() {
+                set.insert(p, &format!("[{i}]"), Method::Replace);
+                // Search after every insert, so finders grow where they can.
+                let (m, _) = set.matcher();
+                let _ = m.find_iter("warm").count();
+            }
+            let values: Vec<String> = set.values.iter().map(|v| v.value.clone()).collect();
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            for haystack in &haystacks {
+                let (m, _) = set.matcher();
+                let got: Vec<EchoMatch> = m.find_iter(haystack).collect();
+                prop_assert_eq!(got, oracle(&values, haystack), "{:?} in {:?}", values, haystack);
             }
         }
 

@@ -119,10 +119,9 @@ impl Prescan {
         let mut state = self.states.get();
         let mut bits = 0u128;
         let ok = self.walk(&mut state, text, &mut bits, found).is_some();
-        for i in 0..MEMO_MAX_PATTERNS.min(self.dfa.pattern_len()) {
-            if bits & (1u128 << i) != 0 {
-                found.push(i);
-            }
+        while bits != 0 {
+            found.push(bits.trailing_zeros() as usize);
+            bits &= bits - 1;
         }
         if found.len() > 1 {
             found.sort_unstable();

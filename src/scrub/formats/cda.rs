@@ -21,9 +21,15 @@ const PERSON_SCOPES: &[&str] = &[
 
 /// Where a CDA document starts in `text`.
 pub(crate) fn find(text: &str) -> Option<usize> {
-    let at = text.find("<ClinicalDocument")?;
-    let after = text[at + "<ClinicalDocument".len()..].chars().next()?;
-    (after.is_whitespace() || after == '>').then_some(at)
+    const ROOT: &str = "<ClinicalDocument";
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(b'<', bytes).find(|&at| {
+        bytes.get(at..at + ROOT.len()) == Some(ROOT.as_bytes())
+            && text
+                .get(at + ROOT.len()..)
+                .and_then(|rest| rest.chars().next())
+                .is_some_and(|after| after.is_whitespace() || after == '>')
+    })
 }
 
 /// The class of a text node by its element, inside a person scope.

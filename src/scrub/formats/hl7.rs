@@ -92,19 +92,8 @@ struct Delimiters {
 /// segment that carries a person (`PID|1||…`) with the standard delimiters; either at the
 /// start of the text or of a line, or after a blank, a quote, `:` or `=`.
 pub(crate) fn find(text: &str) -> Option<usize> {
-    let header = find_at(text, "MSH", |rest| delimiters(rest).is_some());
-    let bare = PERSON_SEGMENTS
-        .iter()
-        .filter_map(|seg| {
-            find_at(text, seg, |rest| {
-                rest.as_bytes().get(3) == Some(&b'|')
-                    && rest
-                        .split(['\r', '\n'])
-                        .next()
-                        .is_some_and(|l| l.matches('|').count() >= 4)
-            })
-        })
-        .min();
+    let header = super::find_at_line_start(text, "MSH", |rest| delimiters(rest).is_some());
+    let bare = find_bare_segment(text);
     match (header, bare) {
         (Some(h), Some(b)) => Some(h.min(b)),
         (h, b) => h.or(b),
@@ -112,23 +101,31 @@ pub(crate) fn find(text: &str) -> Option<usize> {
 }
 
 /// Segments that carry a person, recognised without their message header.
-const PERSON_SEGMENTS: [&str; 7] = ["PID", "PD1", "NK1", "GT1", "IN1", "IN2", "PV1"];
+const PERSON_SEGMENTS: [&[u8]; 7] = [b"PID", b"PD1", b"NK1", b"GT1", b"IN1", b"IN2", b"PV1"];
 
-/// The first `id` at a line start (or after a blank, quote, `:`, `=`) for which `ok`
-/// holds of the text from there.
-fn find_at(text: &str, id: &str, ok: impl Fn(&str) -> bool) -> Option<usize> {
-    let mut from = 0;
-    while let Some(rel) = text.get(from..)?.find(id) {
-        let at = from + rel;
-        let starts_line = at == 0
-            || text[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_whitespace() || matches!(c, '"' | '\'' | ':' | '='));
-        if starts_line && ok(&text[at..]) {
+/// The first person segment with the standard delimiters (`PID|…`, at least four `|` on
+/// its line) at a line start. Such a segment's id is followed by a `|`, so only the three
+/// bytes before each `|` are looked at: one `memchr` pass over text with no `|` at all,
+/// which is nearly every string.
+fn find_bare_segment(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    for bar in memchr::memchr_iter(b'|', bytes) {
+        let Some(at) = bar.checked_sub(3) else {
+            continue;
+        };
+        let Some(id) = bytes.get(at..bar) else {
+            continue;
+        };
+        if !PERSON_SEGMENTS.contains(&id) || !super::starts_line(text, at) {
+            continue;
+        }
+        let line = text
+            .get(at..)
+            .and_then(|rest| rest.split(['\r', '\n']).next());
+        let line = line.unwrap_or("");
+        if memchr::memchr_iter(b'|', line.as_bytes()).count() >= 4 {
             return Some(at);
         }
-        from = at + id.len();
     }
     None
 }

@@ -29,20 +29,11 @@ const NOT_A_PERSON_PARTY: &[&str] = &[
 /// Where the first interchange in `text` starts: `ISA` and its element separator, at
 /// the start of the text or after a blank or quote, with a plausible fixed-width header.
 pub(crate) fn find(text: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(rel) = text.get(from..)?.find("ISA") {
-        let at = from + rel;
-        let starts = at == 0
-            || text[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_whitespace() || matches!(c, '"' | '\'' | ':' | '='));
-        if starts && separators(&text[at..]).is_some() {
-            return Some(at);
-        }
-        from = at + 3;
+    // The header alone is 106 bytes: shorter text cannot hold an interchange.
+    if text.len() < 106 {
+        return None;
     }
-    None
+    super::find_at_line_start(text, "ISA", |rest| separators(rest).is_some())
 }
 
 fn separators(isa: &str) -> Option<Separators> {

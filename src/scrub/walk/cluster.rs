@@ -191,14 +191,12 @@ impl Engine {
         if text.len() < 8 {
             return None;
         }
-        // An HL7 message is judged field by field by its own parser.
-        if self.formats.hl7.is_some() && crate::scrub::formats::hl7::find(text).is_some() {
-            return None;
-        }
-        // So is an X12 interchange, whatever its separators.
-        if self.formats.x12 && crate::scrub::formats::x12::find(text).is_some() {
-            return None;
-        }
+        // An HL7 message is judged field by field by its own parser, and so is an X12
+        // interchange, whatever its separators. Asked only of text that reads as records.
+        let is_format = || {
+            (self.formats.hl7.is_some() && crate::scrub::formats::hl7::find(text).is_some())
+                || (self.formats.x12 && crate::scrub::formats::x12::find(text).is_some())
+        };
         // Lines end in newlines, or in `\n` escapes where a repr or a log wrote the text
         // (`'MRN|LAST|FIRST\n3160645035|DOE|JANE'` in a frame variable).
         let sep = if text.contains('\n') {
@@ -206,7 +204,7 @@ impl Engine {
         } else if text.contains("\\n") {
             "\\n"
         } else {
-            if !text.contains('[') && !may_be_record(text) {
+            if (!text.contains('[') && !may_be_record(text)) || is_format() {
                 return None;
             }
             let delim = record_delimiter(text)?;
@@ -216,6 +214,9 @@ impl Engine {
         let first = lines.next().unwrap_or("");
         let header = header_columns(first);
         if header.is_none() && !text.contains('[') && !text.split(sep).any(may_be_record) {
+            return None;
+        }
+        if is_format() {
             return None;
         }
         let mut out = String::with_capacity(text.len());
@@ -1126,9 +1127,14 @@ fn capitalised_name_word(w: &str) -> bool {
 /// The delimiter of a record: the most frequent of `|`, tab, `,`, `;` (at least two of
 /// them), else `/` for a path, else `_` for a file name without blanks.
 fn record_delimiter(text: &str) -> Option<char> {
-    let best = ['|', '\t', ',', ';']
+    let best = [b'|', b'\t', b',', b';']
         .into_iter()
-        .map(|d| (text.matches(d).count(), d))
+        .map(|d| {
+            (
+                memchr::memchr_iter(d, text.as_bytes()).count(),
+                char::from(d),
+            )
+        })
         .max_by_key(|(n, _)| *n)
         .filter(|(n, _)| *n >= 2)
         .map(|(_, d)| d);
