@@ -31,8 +31,9 @@ pub use export::{export, parse_time, ExportError, ExportFilter, ExportFormat, Ex
 pub use files::{rotated_files, trail};
 pub use guard::{AuditGuard, RequestStart};
 pub use record::{
-    line_hash, safe_path, AuditRecord, CandidateChangeRecord, CandidateRecord, DiscardedRecord,
-    ItemRecord, Outcome, Pseudonymizer, RedactionRecord, SdkInfo, UpstreamRecord, GENESIS,
+    compact_redactions, line_hash, safe_path, AuditRecord, CandidateChangeRecord, CandidateRecord,
+    DiscardedRecord, ItemRecord, Outcome, Pseudonymizer, RedactionRecord, SdkInfo, UpstreamRecord,
+    GENESIS,
 };
 pub use verify::{expand, verify_files, Broken, Problem, VerifyReport};
 

@@ -539,12 +539,7 @@ pub fn audit_items(report: &EnvelopeReport) -> Vec<crate::audit::ItemRecord> {
                 decision: decision.to_owned(),
                 reason,
                 rule: item.rule.as_deref().map(str::to_owned),
-                redactions: item
-                    .report
-                    .redactions
-                    .iter()
-                    .map(crate::audit::RedactionRecord::from)
-                    .collect(),
+                redactions: crate::audit::compact_redactions(&item.report.redactions),
             }
         })
         .collect()

@@ -10,8 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::record::{
-    safe_event_id, safe_sdk_token, AuditRecord, CandidateRecord, DiscardedRecord, ItemRecord,
-    Outcome, Pseudonymizer, RedactionRecord, SdkInfo, UpstreamRecord, RECORD_VERSION,
+    compact_redactions, safe_event_id, safe_sdk_token, AuditRecord, CandidateRecord,
+    DiscardedRecord, ItemRecord, Outcome, Pseudonymizer, SdkInfo, UpstreamRecord, RECORD_VERSION,
 };
 use super::{AuditError, AuditLog};
 use crate::scrub::ScrubReport;
@@ -114,11 +114,7 @@ impl AuditGuard {
         client_report: Vec<DiscardedRecord>,
     ) {
         if let Some(record) = self.record() {
-            record.header_redactions = header
-                .redactions
-                .iter()
-                .map(RedactionRecord::from)
-                .collect();
+            record.header_redactions = compact_redactions(&header.redactions);
             record.items = items;
             record.client_report = client_report;
         }

@@ -224,6 +224,45 @@ impl From<&Redaction> for RedactionRecord {
     }
 }
 
+/// A scrub report's redactions as the audit record keeps them: one entry per rule, method
+/// and path pattern (the [`safe_path`] with array indices as `*`), counts summed, in the
+/// order each first occurred. An event with 60 frames whose variables all held a password
+/// is one `exception.values.*.stacktrace.frames.*.vars.password` line with its count, not
+/// 60: records stay small and the same size whatever the payload repeats, and a record
+/// still says where in the payload's shape each rule fired and how often.
+///
+/// Records written before (one entry per redaction with indices) read the same way: the
+/// fields did not change, only how many entries there are.
+pub fn compact_redactions<'a>(
+    redactions: impl IntoIterator<Item = &'a Redaction>,
+) -> Vec<RedactionRecord> {
+    let mut out: Vec<RedactionRecord> = Vec::new();
+    let mut at: std::collections::HashMap<(String, String, &'static str), usize> =
+        std::collections::HashMap::new();
+    for redaction in redactions {
+        let path = crate::audit::report::indexes_as_stars(&safe_path(&redaction.path));
+        let method = redaction.method.as_str();
+        match at.entry((path, redaction.rule.clone(), method)) {
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                if let Some(entry) = out.get_mut(*slot.get()) {
+                    entry.count = entry.count.saturating_add(redaction.count);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let (path, rule, method) = slot.key().clone();
+                slot.insert(out.len());
+                out.push(RedactionRecord {
+                    path,
+                    rule,
+                    method: method.to_owned(),
+                    count: redaction.count,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// sha256 of a record line, hex: the next record's `prev`.
 pub fn line_hash(line: &[u8]) -> String {
     hex::encode(Sha256::digest(line))

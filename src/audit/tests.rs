@@ -359,3 +359,63 @@ fn settings_are_validated() {
     };
     assert_eq!(s.validate().expect_err("bad").0, "path");
 }
+
+#[test]
+fn redactions_are_kept_per_rule_and_path_pattern_with_counts_summed() {
+    use crate::scrub::{Method, Redaction};
+    let r = |path: &str, rule: &str, method: Method, count: u32| Redaction {
+        path: path.to_owned(),
+        rule: rule.to_owned(),
+        method,
+        count,
+    };
+    let mut redactions = Vec::new();
+    for frame in 0..60 {
+        let path = format!("exception.values.0.stacktrace.frames.{frame}.vars.password");
+        redactions.push(r(&path, "password", Method::Replace, 1));
+    }
+    redactions.push(r(
+        "breadcrumbs.values.3.message",
+        "email",
+        Method::Replace,
+        2,
+    ));
+    redactions.push(r(
+        "breadcrumbs.values.17.message",
+        "email",
+        Method::Replace,
+        1,
+    ));
+    redactions.push(r("breadcrumbs.values.17.message", "email", Method::Hash, 1));
+    redactions.push(r(
+        "extra.users.alice@example.com",
+        "email",
+        Method::Replace,
+        1,
+    ));
+    redactions.push(r(
+        "extra.users.bob@example.com",
+        "email",
+        Method::Replace,
+        u32::MAX,
+    ));
+    let records = compact_redactions(&redactions);
+    let got: Vec<(&str, &str, &str, u32)> = records
+        .iter()
+        .map(|r| (r.path.as_str(), r.rule.as_str(), r.method.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "exception.values.*.stacktrace.frames.*.vars.password",
+                "password",
+                "replace",
+                60
+            ),
+            ("breadcrumbs.values.*.message", "email", "replace", 3),
+            ("breadcrumbs.values.*.message", "email", "hash", 1),
+            ("extra.users.*.com", "email", "replace", u32::MAX),
+        ]
+    );
+}
