@@ -317,6 +317,17 @@ fn a_query_value_is_scrubbed_until_it_reads_the_same() {
 }
 
 #[test]
+fn a_body_that_judging_makes_a_form_is_read_as_a_form_in_the_same_scrub() {
+    // Fuzz finding: the record's third label took the body's only space, so the next
+    // scrub read `7=…` as a form and judged its value as a record holding three labels.
+    let s = scrubber();
+    let mut v = json!({"request": {"data": "7=08re9,53622-8471,53956 8,53622-8471"}});
+    s.scrub_value(PayloadKind::Event, &mut v);
+    assert_eq!(v["request"]["data"], "7=[mrn],[zip],[mrn],[zip]");
+    assert_settled(&s, PayloadKind::Event, v);
+}
+
+#[test]
 fn keys_met_by_one_call_are_known_to_the_next_with_the_same_meaning() {
     let s = scrubber();
     let seeded = s.engine.known_keys.len();

@@ -488,18 +488,31 @@ impl Engine {
                 }
             }
             (Role::Body, Node::Str(s)) => {
-                let new = until_stable(self, s, cx, |text, cx| {
-                    if query::looks_like_form(text) {
-                        query::scrub_query(self, text, key, cx)
-                    } else {
-                        self.scrub_string_in(text, key, cx)
+                // Judging can make a body a form (`7=08re9,[zip],53956 8,[zip]` loses its
+                // only space to `[mrn]`), and the next scrub reads a form by its keys: so
+                // the body is read again, as that scrub would, until it settles.
+                for _ in 0..MAX_JUDGE_ROUNDS {
+                    let new = until_stable(self, s, cx, |text, cx| {
+                        if query::looks_like_form(text) {
+                            query::scrub_query(self, text, key, cx)
+                        } else {
+                            self.scrub_string_in(text, key, cx)
+                        }
+                    });
+                    if let Some(new) = new {
+                        s.set(new);
                     }
-                });
-                if let Some(new) = new {
-                    s.set(new);
-                }
-                if !query::looks_like_form(s) {
-                    self.judge_in_context(s, key, cx);
+                    if query::looks_like_form(s) {
+                        break;
+                    }
+                    match self.judge_string(s, key, cx) {
+                        Some(judged) if query::looks_like_form(&judged) => s.set(judged),
+                        Some(judged) => {
+                            s.set(judged);
+                            break;
+                        }
+                        None => break,
+                    }
                 }
             }
             (_, child) => self.walk_value(child, key, cx),
