@@ -8,6 +8,7 @@
 
 mod address;
 pub(crate) mod builtin;
+pub(crate) mod clinical;
 pub(crate) mod names;
 mod prescan;
 pub(crate) mod validate;
@@ -74,6 +75,9 @@ pub(crate) enum Check {
     /// Letters with digits or signs, not a placeholder: what a password looks like
     /// (`S@epper465`), not a word (`reset`, `policy`).
     PasswordLike,
+    /// A list of diagnoses or of drugs from the compiled-in dictionaries
+    /// ([`clinical::is_phrase_list`]).
+    Clinical(clinical::Clinical),
 }
 
 /// How much a detector's hit says, for choosing between overlapping candidates: a hit
@@ -511,6 +515,37 @@ impl Scanner {
                         }
                     }
                 }
+                // A clinical context may open what another context's words took in
+                // (`Patient has a history of asthma`: `patient has` takes `a history of
+                // asthma`, which is no diagnosis). After a rejected candidate the search
+                // resumes where its words began, after an accepted one where it ended.
+                Some(named) if matches!(det.check, Check::Clinical(_)) => {
+                    let mut pos = 0usize;
+                    while pos < text.len() {
+                        let Some(caps) = det.regex.captures_at(text, pos) else {
+                            break;
+                        };
+                        let Some(m) = caps.get(named.max(1)) else {
+                            break;
+                        };
+                        let whole = caps.get(0).map_or(m.end(), |w| w.end());
+                        pos = match det.accept(text, key, m.start(), m.end(), &inert) {
+                            Some((s, e)) => {
+                                hits.push(Hit {
+                                    start: s,
+                                    end: e,
+                                    detector: index,
+                                });
+                                e.max(m.start() + 1)
+                            }
+                            None if m.start() > caps.get(0).map_or(0, |w| w.start()) => m.start(),
+                            None => whole.max(pos + 1),
+                        };
+                        while pos < text.len() && !text.is_char_boundary(pos) {
+                            pos += 1;
+                        }
+                    }
+                }
                 Some(named) => {
                     for caps in det.regex.captures_iter(text) {
                         let m = if named > 0 {
@@ -688,8 +723,8 @@ fn may_hold_data(text: &str) -> bool {
     }) || (text.len() >= 10 && lower_case_triggers().is_none_or(|ac| ac.is_match(text)))
 }
 
-/// The words before a name in lower case (the `LowerName` detector's contexts) and before a
-/// password: kept in step with those patterns by hand, which
+/// The words before a name in lower case (the `LowerName` detector's contexts), before a
+/// password and before a diagnosis or a drug: kept in step with those patterns by hand, which
 /// `every_lower_case_name_context_passes_the_prefilter` checks (a word
 /// missing here would turn that detector off for all-lower-case strings).
 pub(crate) const LOWER_CASE_TRIGGERS: &[&str] = &[
@@ -716,6 +751,56 @@ pub(crate) const LOWER_CASE_TRIGGERS: &[&str] = &[
     "password",
     "passphrase",
     "passcode",
+    // The clinical contexts of `condition` and `medication`.
+    "diagnos",
+    "dx",
+    "hx",
+    "pmh",
+    "history",
+    "assessment",
+    "impression",
+    "suffer",
+    "treat",
+    "admitted",
+    "present",
+    "complain",
+    "positive",
+    "condition",
+    "comorbid",
+    "problem",
+    "allerg",
+    "prescri",
+    "rx",
+    "taking",
+    "takes",
+    "took",
+    "started",
+    "switched",
+    "continue",
+    "medication",
+    "meds",
+    "dose",
+    "refill",
+    "pt ",
+    "onset",
+    "rule",
+    "referr",
+    "known",
+    "suspect",
+    "worsen",
+    "symptom",
+    "signs",
+    "exacerbation",
+    "discontinu",
+    "stopp",
+    "dispensed",
+    "administered",
+    "given",
+    "increased",
+    "decreased",
+    "order",
+    "claim",
+    "auth",
 ];
 
 fn lower_case_triggers() -> Option<&'static AhoCorasick> {
@@ -815,7 +900,11 @@ impl Detector {
             let candidate = text.get(start..end)?;
             let mut ends: Vec<usize> = candidate
                 .char_indices()
-                .filter(|(_, c)| *c == ' ' || *c == '-')
+                .filter(|(_, c)| {
+                    *c == ' '
+                        || *c == '-'
+                        || (matches!(*c, ',' | ';') && matches!(self.check, Check::Clinical(_)))
+                })
                 .map(|(i, _)| start + i)
                 .collect();
             ends.reverse();
@@ -880,6 +969,7 @@ impl Detector {
                     && (quoted || !passes_itself(text.get(..start).unwrap_or(""), s))
             }
             Check::HasDigit => s.bytes().any(|b| b.is_ascii_digit()),
+            Check::Clinical(list) => clinical::is_phrase_list(s, list),
             Check::PlateLike => {
                 let alnum = s.bytes().filter(u8::is_ascii_alphanumeric).count();
                 (4..=8).contains(&alnum)

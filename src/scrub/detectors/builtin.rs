@@ -3,6 +3,7 @@
 //! Patterns are written with `\d` and `\b` for readability; [`super::asciify`] turns them
 //! into ASCII classes and ASCII word boundaries before compiling.
 
+use super::clinical::Clinical;
 use super::validate::Validator;
 use super::{Check, HitKind, Strength};
 use crate::scrub::Method;
@@ -61,7 +62,8 @@ const fn default_strength(check: Check) -> Strength {
         | Check::HomeUser
         | Check::GivenNameFirst
         | Check::AccountNumber
-        | Check::AccountNotRouting => Strength::Context,
+        | Check::AccountNotRouting
+        | Check::Clinical(_) => Strength::Context,
         Check::None | Check::FullName => Strength::Weak,
     }
 }
@@ -697,6 +699,35 @@ pub(crate) const BUILTINS: &[Builtin] = &[
     )),
     // Honorifics are written `Dr`/`DR`, not `dr`: lower case they are units and words
     // (`15.6 ms. Use 50 ms`, `12 pt Arial`), and `MS` in capitals is Microsoft (`MS Office`).
+    // Diagnoses and drugs: dictionary phrases (see `clinical.rs`) right after a clinical
+    // context word, never bare (`cold start`, `stroke width`, `on iron` in code stay).
+    // A list after one context word goes as one span (`hx of asthma, copd and gerd`).
+    strength(
+        shrinking(det(
+            "condition",
+            "condition",
+            concat!(
+                r"(?i:\b(?:diagnos(?:is|es|ed)|dx|ddx|history[ \t]+of|hx[ \t]+of|h/o|pmh|past[ \t]+medical[ \t]+history|assessment|impression|suffer(?:s|ed|ing)?[ \t]+from|treated[ \t]+for|treatment[ \t]+for|admitted[ \t]+(?:for|with)|present(?:s|ed|ing)?[ \t]+with|complain(?:s|ed|ing)?[ \t]+of|c/o|positive[ \t]+for|conditions?|comorbid(?:it(?:y|ies))?|problem[ \t]+list|new[ \t]+onset|r/o|rul(?:e|ed)[ \t]+out|referr(?:al|ed)[ \t]+for|known|suspected|worsening|symptoms[ \t]+of|signs[ \t]+of|exacerbation[ \t]+of|chief[ \t]+complaint|reason[ \t]+for[ \t]+visit|allerg(?:ic|y|ies)(?:[ \t]+to)?|(?:patient|pt)(?:'s|[ \t]+(?:has|had|with|reports|denies|developed))|[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?)\b(?:[ \t]+(?:with|of|as|for)\b)?[ \t]*[:=-]?[ \t]*(?:(?:an?|the|known)[ \t]+)?)",
+                r"([A-Za-z][A-Za-z0-9'/-]*(?:[,;]?[ \t]+[A-Za-z0-9][A-Za-z0-9'/-]*(?:\.[0-9]+[A-Za-z%]*)?){0,11})"
+            ),
+            Check::Clinical(Clinical::Condition),
+            Tier::Phi,
+        )),
+        Strength::Context,
+    ),
+    strength(
+        shrinking(det(
+            "medication",
+            "medication",
+            concat!(
+                r"(?i:\b(?:prescribed|prescription(?:[ \t]+for)?|rx|taking|takes|took|started[ \t]+on|restarted[ \t]+on|switched[ \t]+to|continue(?:[ \t]+on)?|discontinu(?:e|ed|ing)|stopp(?:ed|ing)|dispensed|administered|given|increased|decreased|(?:refill|claim|order|prior[ \t]+auth(?:orization)?)(?:[ \t]+request)?[ \t]+for|medications?|meds|dose[ \t]+of|refill(?:[ \t]+(?:for|of))?|allerg(?:ic|y|ies)(?:[ \t]+to)?|(?:patient|pt)[ \t]+(?:is[ \t]+)?on|on)\b(?:[ \t]+(?:with|of|on)\b)?[ \t]*[:=-]?[ \t]*)",
+                r"([A-Za-z][A-Za-z0-9'/-]*(?:[,;]?[ \t]+[A-Za-z0-9][A-Za-z0-9'/%-]*(?:\.[0-9]+[A-Za-z%/]*)?){0,11})"
+            ),
+            Check::Clinical(Clinical::Medication),
+            Tier::Phi,
+        )),
+        Strength::Context,
+    ),
     strength(
         det(
             "person_name",

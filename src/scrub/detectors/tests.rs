@@ -1033,3 +1033,114 @@ fn masks_and_splats_are_not_secrets_but_star_passwords_are() {
     assert!(!masked_or_splat("*S3cret!"));
     assert!(!masked_or_splat("secret"));
 }
+
+#[test]
+fn diagnoses_and_drugs_after_clinical_context_words() {
+    assert_eq!(
+        scrub("Patient has a history of type 2 diabetes mellitus"),
+        "Patient has a history of [condition]"
+    );
+    assert_eq!(scrub("Dx: asthma, stable"), "Dx: [condition], stable");
+    assert_eq!(
+        scrub("PMH: hypertension, COPD and asthma"),
+        "PMH: [condition]"
+    );
+    assert_eq!(scrub("Dx: asthma; hepatitis C"), "Dx: [condition]");
+    assert_eq!(
+        scrub("started on metformin 500 mg twice daily"),
+        "started on [medication] twice daily"
+    );
+    assert_eq!(
+        scrub("Medications: lisinopril 10mg, atorvastatin 40 mg"),
+        "Medications: [medication]"
+    );
+    assert_eq!(scrub("allergic to aspirin."), "allergic to [medication].");
+    assert_eq!(
+        scrub("doing well on Lisinopril 10 mg"),
+        "doing well on [medication]"
+    );
+    assert_eq!(
+        scrub("E11.9 Type 2 diabetes mellitus without complications"),
+        "E11.9 [condition]"
+    );
+    // No context, or context before words that are no diagnosis or drug.
+    same("asthma and copd in the game's item list");
+    same("diagnosis: connection refused");
+    same("history of commits on main");
+    same("taking a snapshot of metformin-service");
+    same("on click the E11 cell turns red");
+    same("J45 release notes: patient mode is on");
+}
+#[test]
+fn every_clinical_context_passes_the_prefilter_in_lower_case() {
+    for (context, value, label) in [
+        ("diagnosed with", "asthma", "condition"),
+        ("diagnosis", "asthma", "condition"),
+        ("dx", "asthma", "condition"),
+        ("ddx", "asthma", "condition"),
+        ("history of", "asthma", "condition"),
+        ("hx of", "asthma", "condition"),
+        ("pmh", "asthma", "condition"),
+        ("past medical history", "asthma", "condition"),
+        ("assessment", "asthma", "condition"),
+        ("impression", "asthma", "condition"),
+        ("suffers from", "asthma", "condition"),
+        ("treated for", "asthma", "condition"),
+        ("admitted with", "asthma", "condition"),
+        ("presents with", "asthma", "condition"),
+        ("complains of", "asthma", "condition"),
+        ("positive for", "asthma", "condition"),
+        ("conditions", "asthma", "condition"),
+        ("comorbidities", "asthma", "condition"),
+        ("problem list", "asthma", "condition"),
+        ("chief complaint", "asthma", "condition"),
+        ("reason for visit", "asthma", "condition"),
+        ("new onset", "asthma", "condition"),
+        ("r/o", "asthma", "condition"),
+        ("ruled out", "asthma", "condition"),
+        ("referral for", "asthma", "condition"),
+        ("known", "asthma", "condition"),
+        ("suspected", "asthma", "condition"),
+        ("worsening", "asthma", "condition"),
+        ("symptoms of", "asthma", "condition"),
+        ("signs of", "asthma", "condition"),
+        ("exacerbation of", "asthma", "condition"),
+        ("comorbid", "asthma", "condition"),
+        ("patient's", "asthma", "condition"),
+        ("patient with", "asthma", "condition"),
+        ("pt reports", "asthma", "condition"),
+        ("icd-10 j45.909", "asthma", "condition"),
+        ("allergic to", "aspirin", "medication"),
+        ("prescribed", "aspirin", "medication"),
+        ("rx", "aspirin", "medication"),
+        ("taking", "aspirin", "medication"),
+        ("takes", "aspirin", "medication"),
+        ("took", "aspirin", "medication"),
+        ("started on", "aspirin", "medication"),
+        ("switched to", "aspirin", "medication"),
+        ("continue on", "aspirin", "medication"),
+        ("continue", "aspirin", "medication"),
+        ("discontinued", "aspirin", "medication"),
+        ("stopped", "aspirin", "medication"),
+        ("dispensed", "aspirin", "medication"),
+        ("administered", "aspirin", "medication"),
+        ("given", "aspirin", "medication"),
+        ("increased", "aspirin", "medication"),
+        ("decreased", "aspirin", "medication"),
+        ("refill request for", "aspirin", "medication"),
+        ("claim for", "aspirin", "medication"),
+        ("prior auth for", "aspirin", "medication"),
+        ("medications", "aspirin", "medication"),
+        ("meds", "aspirin", "medication"),
+        ("dose of", "aspirin", "medication"),
+        ("refill for", "aspirin", "medication"),
+        ("patient is on", "aspirin", "medication"),
+        ("pt on", "aspirin", "medication"),
+    ] {
+        assert_eq!(
+            scrub(&format!("{context} {value} today")),
+            format!("{context} [{label}] today"),
+            "{context}"
+        );
+    }
+}
