@@ -328,6 +328,17 @@ fn a_body_that_judging_makes_a_form_is_read_as_a_form_in_the_same_scrub() {
 }
 
 #[test]
+fn a_query_that_scrubbing_makes_no_statement_is_read_as_a_query_in_the_same_scrub() {
+    // Fuzz finding: `[email]` took the `SELECT` of a statement under `query_string`, so the
+    // next scrub read the rest as a query string with an `ssn` key.
+    let s = scrubber();
+    let mut v = json!({"request": {"query_string": "SELECTa@b.co' AND ssn =x' AND ssn =12x&"}});
+    s.scrub_value(PayloadKind::Event, &mut v);
+    assert_eq!(v["request"]["query_string"], "[email]? AND ssn =[ssn]&");
+    assert_settled(&s, PayloadKind::Event, v);
+}
+
+#[test]
 fn keys_met_by_one_call_are_known_to_the_next_with_the_same_meaning() {
     let s = scrubber();
     let seeded = s.engine.known_keys.len();

@@ -472,14 +472,20 @@ impl Engine {
                 }
             }
             (Role::Query, Node::Str(s)) => {
-                // `query` also names a database query (`execute(query, params)`).
-                let new = if sql_params::statement(s).is_some() {
-                    self.scrub_sql(s, key, cx)
-                } else {
-                    query::scrub_query(self, s, key, cx)
-                };
-                if let Some(new) = new {
-                    s.set(new);
+                // `query` also names a database query (`execute(query, params)`). A label
+                // can take a statement's keyword (`SELECTa@b.co' …` → `[email]? …`), and
+                // the next scrub reads what is left as a query string: so it is read
+                // again, as that scrub would, until it settles.
+                for _ in 0..MAX_JUDGE_ROUNDS {
+                    let new = if sql_params::statement(s).is_some() {
+                        self.scrub_sql(s, key, cx)
+                    } else {
+                        query::scrub_query(self, s, key, cx)
+                    };
+                    match new {
+                        Some(new) if new != s.as_str() => s.set(new),
+                        _ => break,
+                    }
                 }
             }
             (Role::Sql, Node::Str(s)) => {
