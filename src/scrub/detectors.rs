@@ -373,6 +373,27 @@ impl Scanner {
 
     /// Spans of `text` that scrubgate wrote (labels, pseudonyms): the echo pass never
     /// matches into them.
+    /// Whether `key` is context to any detector ([`key_names_context`]): then a value's
+    /// hits under it may differ from the same value's under another key.
+    pub(crate) fn key_gives_context(&self, key: &str) -> bool {
+        let Some(spaced) = spaced_key(key) else {
+            return false;
+        };
+        self.detectors.iter().any(|d| {
+            d.context
+                .is_some_and(|(words, _)| spaced_names_context(&spaced, words, d.key_words))
+        })
+    }
+
+    /// The action of the enabled detector that reads `list`'s phrases after a context
+    /// word; `None` when it is off (then no phrase of that list is redacted anywhere).
+    pub(crate) fn clinical_action(&self, list: clinical::Clinical) -> Option<&Action> {
+        self.detectors
+            .iter()
+            .find(|d| matches!(d.check, Check::Clinical(l) if l == list))
+            .map(|d| &d.action)
+    }
+
     pub(crate) fn inert_spans(&self, text: &str) -> Vec<(usize, usize)> {
         self.inert.spans(text)
     }
@@ -1205,8 +1226,14 @@ fn passes_itself(before: &str, value: &str) -> bool {
 /// Whether a key's words (`contact`, `sms_to`, `callbackPhone`, `To`) hold one of a
 /// detector's context words or its key-only words.
 fn key_names_context(key: &str, words: &[&str], key_words: &[&str]) -> bool {
+    spaced_key(key).is_some_and(|spaced| spaced_names_context(&spaced, words, key_words))
+}
+
+/// `key` as lower-case words (`callbackPhone` → `callback phone`); `None` for no key or
+/// one too long to be a name.
+fn spaced_key(key: &str) -> Option<String> {
     if key.is_empty() || key.len() > 64 {
-        return false;
+        return None;
     }
     let mut spaced = String::with_capacity(key.len() + 8);
     let mut prev_lower = false;
@@ -1221,8 +1248,12 @@ fn key_names_context(key: &str, words: &[&str], key_words: &[&str]) -> bool {
             ' '
         });
     }
+    Some(spaced)
+}
+
+fn spaced_names_context(spaced: &str, words: &[&str], key_words: &[&str]) -> bool {
     let key_word = |w: &&str| spaced.split(' ').any(|part| part == *w);
-    near_keyword(&spaced, spaced.len(), spaced.len(), words, &[]) || key_words.iter().any(key_word)
+    near_keyword(spaced, spaced.len(), spaced.len(), words, &[]) || key_words.iter().any(key_word)
 }
 
 pub(crate) fn near_keyword(

@@ -179,6 +179,9 @@ struct KeyInfo {
     bare_name: bool,
     /// A schema field: its value is left unscanned while it has this shape.
     schema: Option<Shape>,
+    /// The key is context to a detector (`cell`, `dob`): what a scan finds under it
+    /// depends on it, so the walker does not reuse another key's scan of the same text.
+    scan_context: bool,
 }
 
 impl Cx {

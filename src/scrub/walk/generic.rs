@@ -373,6 +373,7 @@ impl Engine {
             class,
             bare_name,
             schema,
+            scan_context: self.scanner.key_gives_context(key),
         }
     }
 

@@ -369,7 +369,8 @@ impl Engine {
         cx.scanned += 1;
         let cacheable = self.scanner.text_only
             && text.len() <= SCAN_CACHE_MAX_LEN
-            && cx.scanned > SCAN_CACHE_AFTER;
+            && cx.scanned > SCAN_CACHE_AFTER
+            && !self.key_info(key, cx).scan_context;
         if cacheable {
             if let Some(&(start, len)) = cx.scans.get(text) {
                 if len == 0 {
