@@ -78,6 +78,7 @@ pub(super) fn compile(
         label_first: labels.first_bytes(),
         labels: labels.replacements,
         phi_rules: phi_rules(),
+        patient_rules: patient_rules()?,
         cookies_allowlisted,
         person_compound_keys,
         formats,
@@ -400,6 +401,46 @@ fn phi_rules() -> HashSet<String, FxBuild> {
     }
     rules.insert("echo".to_owned());
     rules
+}
+
+/// Detector rules that name a patient or already hold their clinical details.
+const PATIENT_DETECTOR_RULES: &[&str] = &[
+    "person_name",
+    "full_name",
+    "mrn",
+    "dob",
+    "ssn",
+    "address",
+    "condition",
+    "medication",
+];
+
+/// The rules whose redactions name a patient: the detectors above and the key classes of
+/// a person's identity and health (not email, phone or network data, which any app's
+/// user has). A name here that no built-in detector has is an error, not a rule that
+/// never fires.
+fn patient_rules() -> Result<HashSet<String, FxBuild>, ScrubConfigError> {
+    let mut rules = HashSet::default();
+    for rule in PATIENT_DETECTOR_RULES {
+        if !BUILTINS.iter().any(|b| b.rule == *rule) {
+            return Err(ScrubConfigError::UnknownRule {
+                rule: (*rule).to_owned(),
+            });
+        }
+        rules.insert((*rule).to_owned());
+    }
+    for class in [
+        KeyClass::Name,
+        KeyClass::Ssn,
+        KeyClass::Dob,
+        KeyClass::Address,
+        KeyClass::Mrn,
+        KeyClass::Insurance,
+        KeyClass::Clinical,
+    ] {
+        rules.insert(class.rule().to_owned());
+    }
+    Ok(rules)
 }
 
 /// Step 9: every text a rule can leave behind, so that scrubbing is idempotent: a label

@@ -20,6 +20,7 @@ use super::rule_table::RuleTable;
 use super::structured::{cookie, query, sql, url};
 use super::{Method, PayloadKind, Redaction, ScrubReport};
 
+mod clinical_pass;
 mod cluster;
 mod echo_pass;
 mod fhir;
@@ -64,6 +65,9 @@ pub(crate) struct Engine {
     pub(crate) label_first: [bool; 256],
     /// Unkeyed: the rules whose redactions are PHI (what makes a record a cluster).
     pub(crate) phi_rules: HashSet<String, FxBuild>,
+    /// Unkeyed: the rules whose redactions name a patient, after which a payload's prose
+    /// is read for clinical phrases without context words ([`Self::clinical_round`]).
+    pub(crate) patient_rules: HashSet<String, FxBuild>,
     /// Every cookie value is removed unless its name is a preference (hipaa profile).
     pub(crate) cookies_allowlisted: bool,
     /// Keys that name a person's name or plan id by their parts (`billing.name`,
@@ -282,6 +286,7 @@ impl Engine {
     ) -> ScrubReport {
         let mut cx = self.cx(echo);
         self.walk_kind(kind, value, &mut cx);
+        self.clinical_round(kind, value, &mut cx);
         self.echo_rounds(kind, value, &mut cx);
         self.finish(cx, echo)
     }
