@@ -297,8 +297,12 @@ impl Literal {
                         '\\' | '\'' | '"' => decoded.push(n),
                         'x' | 'u' => {
                             let width = if n == 'x' { 2 } else { 4 };
-                            let digits: String = chars.clone().take(width).map(|(_, c)| c).collect();
-                            match u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32) {
+                            let digits: String =
+                                chars.clone().take(width).map(|(_, c)| c).collect();
+                            match u32::from_str_radix(&digits, 16)
+                                .ok()
+                                .and_then(char::from_u32)
+                            {
                                 Some(ch) if digits.len() == width => {
                                     decoded.push(ch);
                                     for _ in 0..width {
@@ -642,7 +646,10 @@ mod tests {
         let Some(lit) = Literal::at(text, start, |_| true) else {
             panic!("not read as a literal");
         };
-        assert_eq!(lit.decoded, "MSH|^~\\&|A|B\rPID|1||123^^^H^MR||O'BRIEN^JANE\r");
+        assert_eq!(
+            lit.decoded,
+            "MSH|^~\\&|A|B\rPID|1||123^^^H^MR||O'BRIEN^JANE\r"
+        );
         assert_eq!(&text[lit.end..], "' (2 lines)");
         assert_eq!(lit.encode(&lit.decoded), &text[start..lit.end]);
         // JSON and \x escapes decode too.

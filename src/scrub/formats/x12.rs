@@ -114,7 +114,10 @@ fn is_interchange(decoded: &str) -> bool {
 
 /// A segment id: two or three capitals or digits.
 fn is_segment_id(id: &str) -> bool {
-    (2..=3).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    (2..=3).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// [`scrub`] of an interchange as it is (not inside a literal).
@@ -344,7 +347,9 @@ mod tests {
         };
         assert_eq!(separators(&lit.decoded).map(|s| s.terminator), Some('\n'));
         // No escaped break: the interchange is read as it is.
-        assert!(super::super::hl7::Literal::at(&format!("{ISA}GS*HS~"), 0, is_interchange).is_none());
+        assert!(
+            super::super::hl7::Literal::at(&format!("{ISA}GS*HS~"), 0, is_interchange).is_none()
+        );
     }
 
     #[test]

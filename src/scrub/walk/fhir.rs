@@ -294,7 +294,8 @@ impl Engine {
     /// kept unless providers are redacted (as HL7 provider fields are).
     fn fhir_reference(&self, obj: &mut Object<'_>, cx: &mut Cx) {
         let target = obj.get("reference").and_then(Node::as_str).unwrap_or("");
-        let provider = target.starts_with("Practitioner/") || target.starts_with("PractitionerRole/")
+        let provider = target.starts_with("Practitioner/")
+            || target.starts_with("PractitionerRole/")
             || target.contains("/Practitioner/")
             || target.contains("/PractitionerRole/");
         let person = PERSON_REFERENCES.iter().any(|p| target.contains(p))
