@@ -19,15 +19,36 @@ const PERSON_SCOPES: &[&str] = &[
     "relatedSubject",
 ];
 
-/// Where a CDA document starts in `text`.
+/// Where a CDA document starts in `text`: the root element `ClinicalDocument`, with or
+/// without a namespace prefix (`<cda:ClinicalDocument xmlns:cda="urn:hl7-org:v3">`: XML
+/// Namespaces 1.0 lets a document bind the CDA namespace to any prefix, and the element
+/// is the same).
 pub(crate) fn find(text: &str) -> Option<usize> {
-    const ROOT: &str = "<ClinicalDocument";
+    const ROOT: &str = "ClinicalDocument";
     let bytes = text.as_bytes();
     memchr::memchr_iter(b'<', bytes).find(|&at| {
-        bytes.get(at..at + ROOT.len()) == Some(ROOT.as_bytes())
-            && text
-                .get(at + ROOT.len()..)
-                .and_then(|rest| rest.chars().next())
+        let Some(tag) = text.get(at + 1..) else {
+            return false;
+        };
+        // An optional prefix: an XML name (letters, digits, `_`, `-`, `.`) and a colon.
+        let colon = tag.as_bytes().iter().take(33).position(|&b| b == b':');
+        let name = match colon {
+            Some(colon)
+                if colon > 0
+                    && colon <= 32
+                    && tag[..colon].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && tag[..colon]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) =>
+            {
+                &tag[colon + 1..]
+            }
+            _ => tag,
+        };
+        name.starts_with(ROOT)
+            && name[ROOT.len()..]
+                .chars()
+                .next()
                 .is_some_and(|after| after.is_whitespace() || after == '>')
     })
 }
@@ -261,6 +282,14 @@ mod tests {
         );
         assert_eq!(find("<ClinicalDocumentType>"), None);
         assert_eq!(find("no document"), None);
+        // The CDA namespace bound to a prefix.
+        assert_eq!(
+            find("<?xml?>\n<cda:ClinicalDocument xmlns:cda=\"urn:hl7-org:v3\">"),
+            Some(8)
+        );
+        assert_eq!(find("<hl7:ClinicalDocument>"), Some(0));
+        assert_eq!(find("<a b=\"x:ClinicalDocument \">"), None);
+        assert_eq!(find("<cda:ClinicalDocumentType>"), None);
     }
 
     #[test]

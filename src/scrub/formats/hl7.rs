@@ -203,7 +203,159 @@ pub(crate) fn parse_field_ref(s: &str) -> Option<(String, usize)> {
 
 /// Scrubs the HL7 message in `text` starting at `start` (from [`find`]); the text before
 /// it and every line after it that is not a segment are scanned as text. `None` if nothing changed.
+///
+/// A message inside a string literal (a Python `repr()` of a frame variable, a log line
+/// that escaped its control characters: `'MSH|^~\\&|…\rPID|…'`) has its segment breaks
+/// written as the escapes `\r` and `\n` and its escape character doubled; it is read as
+/// the literal's value and written back escaped the same way.
 pub(crate) fn scrub(
+    eng: &Engine,
+    text: &str,
+    start: usize,
+    key: &str,
+    opts: &Hl7Options,
+    cx: &mut Cx,
+) -> Option<String> {
+    if let Some(lit) = Literal::at(text, start, |decoded| {
+        let d = if decoded.starts_with("MSH") {
+            delimiters(decoded)
+        } else {
+            Some(STANDARD)
+        };
+        d.is_some_and(|d| {
+            decoded
+                .split(['\r', '\n'])
+                .skip(1)
+                .any(|line| line.len() > 3 && is_segment(line, &d))
+        })
+    }) {
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut changed = super::push_scanned(eng, &text[..start], key, &mut out, cx);
+        match scrub_message(eng, &lit.decoded, 0, key, opts, cx) {
+            Some(new) => {
+                out.push_str(&lit.encode(&new));
+                changed = true;
+            }
+            None => out.push_str(&text[start..lit.end]),
+        }
+        changed |= super::push_scanned(eng, &text[lit.end..], key, &mut out, cx);
+        return changed.then_some(out);
+    }
+    scrub_message(eng, text, start, key, opts, cx)
+}
+
+/// A message written inside a string literal, from the message's first byte to the
+/// literal's closing quote (or the text's end): its value, with the escapes of Python's
+/// `repr()` and of JSON/JavaScript strings decoded (`\\ \' \" \n \r \t \xNN \uNNNN`).
+/// Shared with the X12 reader, whose interchanges are quoted the same way.
+pub(super) struct Literal {
+    /// The literal's value from the message on.
+    pub(super) decoded: String,
+    /// Where the literal part ends in the text (its closing quote, or the text's end).
+    pub(super) end: usize,
+    quote: Option<char>,
+}
+
+impl Literal {
+    /// The literal that `text[start..]` is part of, if it writes a line break as an
+    /// escape (and holds no raw one), and `ok` holds of its value.
+    pub(super) fn at(text: &str, start: usize, ok: impl Fn(&str) -> bool) -> Option<Literal> {
+        let rest = text.get(start..)?;
+        if !rest.contains("\\r") && !rest.contains("\\n") {
+            return None;
+        }
+        let quote = text[..start]
+            .chars()
+            .next_back()
+            .filter(|c| matches!(c, '\'' | '"'));
+        let mut decoded = String::with_capacity(rest.len());
+        let mut escaped_break = false;
+        let mut chars = rest.char_indices();
+        let mut end = text.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\r' | '\n' => return None,
+                c if Some(c) == quote => {
+                    end = start + i;
+                    break;
+                }
+                '\\' => {
+                    let Some((_, n)) = chars.next() else {
+                        decoded.push(c);
+                        break;
+                    };
+                    match n {
+                        'n' => {
+                            decoded.push('\n');
+                            escaped_break = true;
+                        }
+                        'r' => {
+                            decoded.push('\r');
+                            escaped_break = true;
+                        }
+                        't' => decoded.push('\t'),
+                        '\\' | '\'' | '"' => decoded.push(n),
+                        'x' | 'u' => {
+                            let width = if n == 'x' { 2 } else { 4 };
+                            let digits: String =
+                                chars.clone().take(width).map(|(_, c)| c).collect();
+                            match u32::from_str_radix(&digits, 16)
+                                .ok()
+                                .and_then(char::from_u32)
+                            {
+                                Some(ch) if digits.len() == width => {
+                                    decoded.push(ch);
+                                    for _ in 0..width {
+                                        chars.next();
+                                    }
+                                }
+                                _ => {
+                                    decoded.push('\\');
+                                    decoded.push(n);
+                                }
+                            }
+                        }
+                        _ => {
+                            decoded.push('\\');
+                            decoded.push(n);
+                        }
+                    }
+                }
+                c => decoded.push(c),
+            }
+        }
+        (escaped_break && ok(&decoded)).then_some(Literal {
+            decoded,
+            end,
+            quote,
+        })
+    }
+
+    /// `value` written back as the literal wrote it.
+    pub(super) fn encode(&self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len() + 16);
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if Some(c) == self.quote => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                    out.push_str(&format!("\\x{:02x}", u32::from(c)));
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+/// [`scrub`] of a message as it is (not inside a literal).
+fn scrub_message(
     eng: &Engine,
     text: &str,
     start: usize,
@@ -482,6 +634,33 @@ mod tests {
         assert_eq!(unescape("A\\S\\B\\F\\C\\E\\", &d), "A^B|C\\");
         assert_eq!(escape("A^B|C\\", &d), "A\\S\\B\\F\\C\\E\\");
         assert_eq!(unescape("odd \\X0D\\ stays", &d), "odd \\X0D\\ stays");
+    }
+
+    #[test]
+    fn literals_are_read_and_written_back() {
+        // A Python repr() of a message: segment breaks and the escape character escaped.
+        let text = "raw = 'MSH|^~\\\\&|A|B\\rPID|1||123^^^H^MR||O\\'BRIEN^JANE\\r' (2 lines)";
+        let Some(start) = text.find("MSH") else {
+            panic!("no MSH");
+        };
+        let Some(lit) = Literal::at(text, start, |_| true) else {
+            panic!("not read as a literal");
+        };
+        assert_eq!(
+            lit.decoded,
+            "MSH|^~\\&|A|B\rPID|1||123^^^H^MR||O'BRIEN^JANE\r"
+        );
+        assert_eq!(&text[lit.end..], "' (2 lines)");
+        assert_eq!(lit.encode(&lit.decoded), &text[start..lit.end]);
+        // JSON and \x escapes decode too.
+        let Some(lit) = Literal::at("MSH|^~\\\\&|A\\nPID|1 \\x41\\u00e9", 0, |_| true) else {
+            panic!("not read as a literal");
+        };
+        assert_eq!(lit.decoded, "MSH|^~\\&|A\nPID|1 A\u{e9}");
+        // Raw line breaks, no escaped break, or `ok` saying no: not a literal.
+        assert!(Literal::at("MSH|^~\\&|A\rPID|1 \\n", 0, |_| true).is_none());
+        assert!(Literal::at("MSH|^~\\\\&|A|B", 0, |_| true).is_none());
+        assert!(Literal::at("MSH|^~\\\\&|A\\rPID|1", 0, |_| false).is_none());
     }
 
     #[test]

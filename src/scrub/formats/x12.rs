@@ -72,7 +72,56 @@ enum Party {
 
 /// Scrubs the interchange in `text` starting at `start` (from [`find`]); text before it
 /// is scanned as text. `None` if nothing changed.
+///
+/// An interchange inside a string literal (a Python `repr()` of a frame variable, a log
+/// line that escaped its control characters) has its line breaks, the segment terminator
+/// or the break after it, written as the escapes `\n` and `\r`: it is read as the
+/// literal's value and written back escaped the same way.
 pub(crate) fn scrub(
+    eng: &Engine,
+    text: &str,
+    start: usize,
+    key: &str,
+    cx: &mut Cx,
+) -> Option<String> {
+    if let Some(lit) = super::hl7::Literal::at(text, start, is_interchange) {
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut changed = super::push_scanned(eng, &text[..start], key, &mut out, cx);
+        match scrub_interchange(eng, &lit.decoded, 0, key, cx) {
+            Some(new) => {
+                out.push_str(&lit.encode(&new));
+                changed = true;
+            }
+            None => out.push_str(&text[start..lit.end]),
+        }
+        changed |= super::push_scanned(eng, &text[lit.end..], key, &mut out, cx);
+        return changed.then_some(out);
+    }
+    scrub_interchange(eng, text, start, key, cx)
+}
+
+/// Whether a literal's value is an interchange whose line breaks (the terminator, or a
+/// break after it) came from the literal's escapes.
+fn is_interchange(decoded: &str) -> bool {
+    separators(decoded).is_some_and(|sep| {
+        decoded.contains(['\r', '\n'])
+            && decoded.split(sep.terminator).skip(1).any(|segment| {
+                let segment = segment.trim_start_matches(['\r', '\n']);
+                segment.len() > 2 && segment.split(sep.element).next().is_some_and(is_segment_id)
+            })
+    })
+}
+
+/// A segment id: two or three capitals or digits.
+fn is_segment_id(id: &str) -> bool {
+    (2..=3).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// [`scrub`] of an interchange as it is (not inside a literal).
+fn scrub_interchange(
     eng: &Engine,
     text: &str,
     start: usize,
@@ -181,10 +230,7 @@ fn scrub_segment(
 ) -> Option<String> {
     let elements: Vec<&str> = segment.split(sep.element).collect();
     let id = elements.first().copied().unwrap_or("");
-    let well_formed = (2..=3).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    let well_formed = is_segment_id(id);
     if !well_formed {
         return eng.scrub_text(segment, key, cx);
     }
@@ -283,6 +329,27 @@ mod tests {
         let wide = format!("{}\u{181}GS*HS~", &ISA[..104]);
         assert_eq!(separators(&wide), None);
         assert_eq!(find(&wide), None);
+    }
+
+    #[test]
+    fn interchanges_inside_literals() {
+        // A Python repr() of an interchange with a line break after each terminator, and
+        // of one whose terminator is the line break.
+        let quoted = format!("'{ISA}\\nGS*HS*A*B~\\nNM1*IL*1*DOE*JANE~\\n'");
+        let Some(lit) = super::super::hl7::Literal::at(&quoted, 1, is_interchange) else {
+            panic!("not read as a literal");
+        };
+        assert!(lit.decoded.starts_with(&format!("{ISA}\nGS*HS")));
+        assert_eq!(lit.end, quoted.len() - 1);
+        let lines = ISA.replace('~', "\\n") + "GS*HS*A*B\\nNM1*IL*1*DOE*JANE\\n";
+        let Some(lit) = super::super::hl7::Literal::at(&lines, 0, is_interchange) else {
+            panic!("not read as a literal");
+        };
+        assert_eq!(separators(&lit.decoded).map(|s| s.terminator), Some('\n'));
+        // No escaped break: the interchange is read as it is.
+        assert!(
+            super::super::hl7::Literal::at(&format!("{ISA}GS*HS~"), 0, is_interchange).is_none()
+        );
     }
 
     #[test]

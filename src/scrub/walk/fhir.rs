@@ -86,6 +86,7 @@ impl Engine {
             "telecom" if scope.person => self.fhir_telecom(child, cx),
             "identifier" => self.fhir_identifier(child, cx),
             "subscriberId" => self.redact_whole(KeyClass::Insurance, child, cx),
+            "class" if kind == "Coverage" => self.fhir_coverage_class(child, cx),
             "photo" => self.redact_whole(KeyClass::Custom, child, cx),
             // Attachment.data and Signature.data: the document or signature itself.
             "data" => self.redact_whole(KeyClass::Custom, child, cx),
@@ -237,16 +238,73 @@ impl Engine {
         }
     }
 
+    /// `Coverage.class`: the value of a `group` or `subgroup` class is the subscriber's
+    /// group number (as HL7 IN1-8 and X12 SBR03 are); a plan's and the other members stay
+    /// by the usual rules. R4 writes the value as a string, R5 as an `Identifier`.
+    fn fhir_coverage_class(&self, value: &mut Node<'_>, cx: &mut Cx) {
+        let Node::Array(items) = value else {
+            return self.fhir_value(value, Scope { person: false }, "Coverage", cx);
+        };
+        for (i, item) in items.iter_mut().enumerate() {
+            let len = cx.push_index(i);
+            match item {
+                Node::Object(class) => {
+                    let group = class
+                        .get("type")
+                        .and_then(|t| match t {
+                            Node::Object(t) => t.get("coding"),
+                            _ => None,
+                        })
+                        .is_some_and(|coding| match coding {
+                            Node::Array(codings) => codings.iter().any(|c| match c {
+                                Node::Object(c) => c
+                                    .get("code")
+                                    .and_then(Node::as_str)
+                                    .is_some_and(|code| matches!(code, "group" | "subgroup")),
+                                _ => false,
+                            }),
+                            _ => false,
+                        });
+                    for (k, v) in class.iter_mut() {
+                        let l = cx.push(k);
+                        match (k.as_str(), &mut *v) {
+                            ("value", Node::Object(id)) if group => {
+                                for (ik, iv) in id.iter_mut() {
+                                    if ik.as_str() == "value" {
+                                        let il = cx.push(ik);
+                                        self.redact_whole(KeyClass::Insurance, iv, cx);
+                                        cx.pop(il);
+                                    }
+                                }
+                            }
+                            ("value", _) if group => self.redact_whole(KeyClass::Insurance, v, cx),
+                            _ => self.fhir_member(k, v, Scope { person: false }, "Coverage", cx),
+                        }
+                        cx.pop(l);
+                    }
+                }
+                other => self.fhir_value(other, Scope { person: false }, "Coverage", cx),
+            }
+            cx.pop(len);
+        }
+    }
+
     /// A `Reference`: a person's `display` is a name and their id an identifier
-    /// (`Patient/123` → `Patient/[mrn]`).
+    /// (`Patient/123` → `Patient/[mrn]`). A practitioner's `display` is a provider's name,
+    /// kept unless providers are redacted (as HL7 provider fields are).
     fn fhir_reference(&self, obj: &mut Object<'_>, cx: &mut Cx) {
         let target = obj.get("reference").and_then(Node::as_str).unwrap_or("");
+        let provider = target.starts_with("Practitioner/")
+            || target.starts_with("PractitionerRole/")
+            || target.contains("/Practitioner/")
+            || target.contains("/PractitionerRole/");
         let person = PERSON_REFERENCES.iter().any(|p| target.contains(p))
             || (self.formats.redact_providers && target.contains("Practitioner/"));
         for (k, v) in obj.iter_mut() {
             let len = cx.push(k);
             match (k.as_str(), person) {
                 ("display", true) => self.redact_whole(KeyClass::Name, v, cx),
+                ("display", false) if provider && matches!(v, Node::Str(_)) => {}
                 ("reference", true) => {
                     if let Node::Str(s) = v {
                         if let Some((head, id)) = s.rsplit_once('/') {
