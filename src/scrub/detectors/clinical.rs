@@ -276,9 +276,6 @@ pub(crate) fn find_phrases(text: &str) -> Vec<Phrase> {
             }
             let span = text.get(first.start..last.end).unwrap_or("");
             let abbreviation = span.len() >= 3 && !span.bytes().any(|b| b.is_ascii_lowercase());
-            if n == 1 && !abbreviation && span.len() < 5 {
-                continue;
-            }
             key.clear();
             for (k, w) in words[i..i + n].iter().enumerate() {
                 if k > 0 {
@@ -516,7 +513,7 @@ mod tests {
     #[test]
     fn phrases_are_found_as_whole_words_of_prose() {
         assert_eq!(
-            phrases("underlying sleep apnea, on metformin 500 mg and aspirin"),
+            phrases("underlying sleep apnea, on metformin 500 mg and yaz"),
             vec![
                 ("sleep apnea", Clinical::Condition),
                 ("metformin", Clinical::Medication)
