@@ -54,7 +54,12 @@ fn phrase_set(list: &'static str) -> PhraseSet {
 /// The other ways `phrase` is commonly written (see [`phrase_set`]).
 fn spellings(phrase: &str) -> Vec<String> {
     let mut out = Vec::new();
-    if phrase.contains('-') {
+    // Only between parts of three letters or more: `retin-a` written without its hyphen
+    // is the word `retina`, and `matrix-m` spaced is `matrix m`.
+    let parts_long = phrase
+        .split([' ', '-'])
+        .all(|part| part.len() >= 3 || part.is_empty());
+    if phrase.contains('-') && parts_long {
         out.push(phrase.replace('-', ""));
         out.push(phrase.replace('-', " "));
     }
@@ -275,7 +280,6 @@ pub(crate) fn find_phrases(text: &str) -> Vec<Phrase> {
                 continue;
             }
             let span = text.get(first.start..last.end).unwrap_or("");
-            let abbreviation = span.len() >= 3 && !span.bytes().any(|b| b.is_ascii_lowercase());
             key.clear();
             for (k, w) in words[i..i + n].iter().enumerate() {
                 if k > 0 {
@@ -290,7 +294,19 @@ pub(crate) fn find_phrases(text: &str) -> Vec<Phrase> {
             } else {
                 continue;
             };
-            if n == 1 && !abbreviation && !single_word_cue(text, &words, i, list) {
+            // Abbreviations in capitals name conditions (`CHF`); a drug in capitals is
+            // as often a constant (`'YAZ'`).
+            let abbreviation = list == Clinical::Condition
+                && span.len() >= 3
+                && !span.bytes().any(|b| b.is_ascii_lowercase());
+            // One word in quotes of its own is a literal of code (`fmt == 'viread'`).
+            let quoted = n == 1
+                && {
+                    let before = text[..first.start].chars().next_back();
+                    let after = text[last.end..].chars().next();
+                    matches!((before, after), (Some(b), Some(a)) if b == a && matches!(a, '\'' | '"' | '`'))
+                };
+            if quoted || (n == 1 && !abbreviation && !single_word_cue(text, &words, i, list)) {
                 continue;
             }
             matched = Some((n, list));
@@ -423,17 +439,23 @@ fn prose_words(text: &str) -> Vec<Word> {
         if start >= end || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
             continue;
         }
+        // A capital after a small letter (`viRead`, `iPhone`) makes an identifier.
+        let camel = bytes[start..end]
+            .windows(2)
+            .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
         let before = text[..start].chars().next_back();
         let after = text[end..].chars().next();
-        let open = before.is_none_or(|c| c.is_whitespace() || "([{\"'\u{2019},;:".contains(c));
-        let close = match after {
-            None => true,
-            Some('.' | '?' | '!') => text[end + 1..]
-                .chars()
-                .next()
-                .is_none_or(|c| !c.is_alphanumeric() && c != '_'),
-            Some(c) => c.is_whitespace() || ")]}\"'\u{2019},;:".contains(c),
-        };
+        let open =
+            !camel && before.is_none_or(|c| c.is_whitespace() || "([{\"'\u{2019},;:".contains(c));
+        let close = !camel
+            && match after {
+                None => true,
+                Some('.' | '?' | '!') => text[end + 1..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| !c.is_alphanumeric() && c != '_'),
+                Some(c) => c.is_whitespace() || ")]}\"'\u{2019},;:".contains(c),
+            };
         words.push(Word {
             start,
             end,
