@@ -229,17 +229,9 @@ pub(crate) fn scrub(
                 .any(|line| line.len() > 3 && is_segment(line, &d))
         })
     }) {
-        let mut out = String::with_capacity(text.len() + 16);
-        let mut changed = super::push_scanned(eng, &text[..start], key, &mut out, cx);
-        match scrub_message(eng, &lit.decoded, 0, key, opts, cx) {
-            Some(new) => {
-                out.push_str(&lit.encode(&new));
-                changed = true;
-            }
-            None => out.push_str(&text[start..lit.end]),
-        }
-        changed |= super::push_scanned(eng, &text[lit.end..], key, &mut out, cx);
-        return changed.then_some(out);
+        return lit.scrub_within(eng, text, start, key, cx, |decoded, cx| {
+            scrub_message(eng, decoded, 0, key, opts, cx)
+        });
     }
     scrub_message(eng, text, start, key, opts, cx)
 }
@@ -257,6 +249,31 @@ pub(super) struct Literal {
 }
 
 impl Literal {
+    /// `text` with the literal's value (from `start`) scrubbed by `scrub` and written back
+    /// escaped, and the text around it scanned by the value detectors; `None` if nothing
+    /// changed.
+    pub(super) fn scrub_within(
+        &self,
+        eng: &Engine,
+        text: &str,
+        start: usize,
+        key: &str,
+        cx: &mut Cx,
+        scrub: impl FnOnce(&str, &mut Cx) -> Option<String>,
+    ) -> Option<String> {
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut changed = super::push_scanned(eng, text.get(..start)?, key, &mut out, cx);
+        match scrub(&self.decoded, cx) {
+            Some(new) => {
+                out.push_str(&self.encode(&new));
+                changed = true;
+            }
+            None => out.push_str(text.get(start..self.end)?),
+        }
+        changed |= super::push_scanned(eng, text.get(self.end..)?, key, &mut out, cx);
+        changed.then_some(out)
+    }
+
     /// The literal that `text[start..]` is part of, if it writes a line break as an
     /// escape (and holds no raw one), and `ok` holds of its value.
     pub(super) fn at(text: &str, start: usize, ok: impl Fn(&str) -> bool) -> Option<Literal> {

@@ -85,17 +85,9 @@ pub(crate) fn scrub(
     cx: &mut Cx,
 ) -> Option<String> {
     if let Some(lit) = super::hl7::Literal::at(text, start, is_interchange) {
-        let mut out = String::with_capacity(text.len() + 16);
-        let mut changed = super::push_scanned(eng, &text[..start], key, &mut out, cx);
-        match scrub_interchange(eng, &lit.decoded, 0, key, cx) {
-            Some(new) => {
-                out.push_str(&lit.encode(&new));
-                changed = true;
-            }
-            None => out.push_str(&text[start..lit.end]),
-        }
-        changed |= super::push_scanned(eng, &text[lit.end..], key, &mut out, cx);
-        return changed.then_some(out);
+        return lit.scrub_within(eng, text, start, key, cx, |decoded, cx| {
+            scrub_interchange(eng, decoded, 0, key, cx)
+        });
     }
     scrub_interchange(eng, text, start, key, cx)
 }
