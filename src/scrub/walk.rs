@@ -286,8 +286,12 @@ impl Engine {
     ) -> ScrubReport {
         let mut cx = self.cx(echo);
         self.walk_kind(kind, value, &mut cx);
-        self.clinical_round(kind, value, &mut cx);
         self.echo_rounds(kind, value, &mut cx);
+        // After the echo rounds, so a removed value keeps the replacement its first
+        // removal gave it (`Lyme disease` under `diagnosis` is `[phi]` in the message too).
+        if self.clinical_round(kind, value, &mut cx) {
+            self.echo_rounds(kind, value, &mut cx);
+        }
         self.finish(cx, echo)
     }
 

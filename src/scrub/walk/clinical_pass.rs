@@ -14,22 +14,29 @@ impl Engine {
     /// After a payload's walk: if it named a patient, every dictionary phrase standing as
     /// words of prose in its strings is redacted as its detector would, and then the
     /// payload is walked again (a label can change how a string reads), as a second scrub
-    /// would.
-    pub(super) fn clinical_round(&self, kind: PayloadKind, value: &mut Node<'_>, cx: &mut Cx) {
+    /// would. Whether it changed anything.
+    pub(super) fn clinical_round(
+        &self,
+        kind: PayloadKind,
+        value: &mut Node<'_>,
+        cx: &mut Cx,
+    ) -> bool {
         let names_patient = cx
             .report
             .redactions
             .iter()
             .any(|r| self.patient_rules.contains(&r.rule));
         if !names_patient {
-            return;
+            return false;
         }
         let before = cx.changes();
         cx.path.clear();
         self.clinical_walk(value, cx);
-        if cx.changes() != before {
-            self.walk_kind(kind, value, cx);
+        if cx.changes() == before {
+            return false;
         }
+        self.walk_kind(kind, value, cx);
+        true
     }
 
     fn clinical_walk(&self, value: &mut Node<'_>, cx: &mut Cx) {
