@@ -135,11 +135,26 @@ async fn exactly_one_record_per_request_on_every_path() {
     let first = &records[0];
     assert_eq!(first["project_id"], PID);
     assert_eq!(first["event_id"], EID);
-    assert_eq!(first["sdk"]["name"], "sentry.python");
+    // Version 2 writes the SDK as `sentry_client` does: name/version.
+    assert!(
+        first["sdk"].as_str().unwrap().starts_with("sentry.python/"),
+        "{}",
+        first["sdk"]
+    );
     assert_eq!(first["upstream"], "sending");
-    assert_eq!(first["items"][0]["redactions"][0]["path"], "extra.token");
-    assert_eq!(first["public_key_hmac"].as_str().unwrap().len(), 64);
-    assert_eq!(first["client_ip_hmac"].as_str().unwrap().len(), 64);
+    // Version 2: redactions by path pattern, then rule.
+    let redacted_paths: Vec<&String> = first["items"][0]["redactions"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        redacted_paths.first().map(|p| p.as_str()),
+        Some("extra.token")
+    );
+    assert_eq!(first["v"], 2);
+    assert_eq!(first["public_key_hmac"].as_str().unwrap().len(), 32);
+    assert_eq!(first["client_ip_hmac"].as_str().unwrap().len(), 32);
     assert_eq!(records[1]["error"], "unknown_key");
     assert_eq!(records[3]["upstream"], "sending");
     assert_eq!(records[4]["endpoint"], "minidump");
@@ -334,4 +349,60 @@ async fn a_reload_names_audit_postgres_changes_as_needing_a_restart() {
     let ignored = scrubgate::app::reload(proxy.state(), Some(&path)).unwrap();
     assert!(ignored.contains(&"audit.postgres"), "{ignored:?}");
     proxy.stop().await;
+}
+
+/// A trail that spans the upgrade from format version 1: the proxy continues the chain of a
+/// version 1 record, and verify, export and report read both lines.
+#[tokio::test]
+async fn a_trail_spanning_the_format_upgrade_verifies_exports_and_reports() {
+    use sha2::{Digest, Sha256};
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let active = dir.path().join("audit.jsonl");
+    let v1 = concat!(
+        r#"{"v":1,"ts":"2026-12-01T10:00:00.123456789Z","request_id":"00000000000000000000000000000001","#,
+        r#""endpoint":"envelope","project_id":42,"public_key_hmac":null,"client_ip_hmac":null,"#,
+        r#""hash_key_id":"k","sdk":{"name":"sentry.python","version":"2.0.0"},"event_id":null,"#,
+        r#""policy_hash":"p","status":200,"outcome":"forwarded","error":null,"header_redactions":[],"#,
+        r#""items":[{"type":"event","size":10,"decision":"forward","reason":null,"rule":null,"#,
+        r#""redactions":[{"path":"user.id","rule":"user_id","method":"hash","count":1},"#,
+        r#"{"path":"message","rule":"email","method":"replace","count":4}]}],"upstream":"spooled","#,
+        r#""prev":"0000000000000000000000000000000000000000000000000000000000000000"}"#
+    );
+    std::fs::write(&active, format!("{v1}\n")).unwrap();
+    let proxy = Proxy::start(config(&upstream, dir.path(), "")).await;
+    assert_eq!(post(&proxy, event()).await.0, 200);
+    proxy.stop().await;
+
+    let text = std::fs::read_to_string(&active).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let v2: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(v2["v"], 2);
+    assert_eq!(v2["prev"], hex::encode(Sha256::digest(v1.as_bytes())));
+    assert_eq!(v2["items"][0]["redactions"]["extra.token"]["key_secret"], 1);
+
+    let active_arg = active.to_str().unwrap();
+    let (code, stdout, stderr) = scrubgate(&["audit", "verify", active_arg]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("OK: 2 record(s)"), "{stdout}");
+
+    let (code, csv, stderr) = scrubgate(&["audit", "export", "--format", "csv", active_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows[0].ends_with(",5,email;user_id"), "{}", rows[0]);
+    assert!(rows[1].ends_with(",1,key_secret"), "{}", rows[1]);
+
+    let (code, json_out, stderr) = scrubgate(&["audit", "export", active_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    let exported: Vec<Value> = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(exported.len(), 2);
+    assert_eq!(exported[0]["v"], 1);
+    assert_eq!(exported[0]["items"][0]["redactions"]["message"]["email"], 4);
+
+    let (code, report, stderr) = scrubgate(&["audit", "report", "--format", "json", active_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["totals"]["redactions"], 6, "{report:#}");
 }

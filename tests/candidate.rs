@@ -128,10 +128,11 @@ async fn a_candidate_key_rule_shows_exactly_its_additions_and_forwards_the_same_
     assert!(plain_records[0].get("candidate").is_none());
     // The active redactions are recorded as before.
     let redactions: Vec<&str> = records[0]["items"][0]["redactions"]
-        .as_array()
+        .as_object()
         .unwrap()
-        .iter()
-        .map(|r| r["rule"].as_str().unwrap())
+        .values()
+        .flat_map(|rules| rules.as_object().unwrap().keys())
+        .map(String::as_str)
         .collect();
     assert_eq!(redactions, ["email", "key_secret", "user_email"]);
 

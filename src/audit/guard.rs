@@ -44,7 +44,11 @@ impl AuditGuard {
         pseudonymizer: Pseudonymizer,
         start: &RequestStart<'_>,
     ) -> Self {
-        let ts = OffsetDateTime::now_utc()
+        // Microseconds: what PostgreSQL's timestamptz keeps, three bytes fewer per record.
+        let now = OffsetDateTime::now_utc();
+        let ts = now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
             .format(&Rfc3339)
             .unwrap_or_default();
         let record = AuditRecord {

@@ -12,8 +12,15 @@ use sha2::{Digest, Sha256};
 
 use crate::scrub::{HashKey, Redaction};
 
-/// The record format version; bump on an incompatible change.
-pub const RECORD_VERSION: u32 = 1;
+pub mod redaction_map;
+
+/// The record format version; bump on an incompatible change. Version 2 writes redactions
+/// grouped by path ([`redaction_map`]), leaves out empty and absent fields, and keeps the
+/// keyed digests at 128 bits; readers take versions 1 and 2 alike.
+pub const RECORD_VERSION: u32 = 2;
+/// Hex characters kept of a keyed digest: 128 bits, the truncation RFC 2104 allows for
+/// HMAC-SHA256, enough to tell a billion keys or addresses apart and half the bytes.
+pub const DIGEST_HEX: usize = 32;
 /// `prev` of the very first record of a trail.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -26,15 +33,20 @@ pub struct AuditRecord {
     pub request_id: String,
     /// `envelope`, `store`, `tunnel`, `security`, …
     pub endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<u64>,
     /// HMAC-SHA256 of the DSN public key (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_hmac: Option<String>,
     /// HMAC-SHA256 of the client IP address (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip_hmac: Option<String>,
     /// Which HMAC key made the two digests above (key rotation).
     pub hash_key_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk: Option<SdkInfo>,
     /// 32 lowercase hex characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
     /// sha256 of the effective config, so a reviewer can tell which rules applied.
     pub policy_hash: String,
@@ -44,9 +56,12 @@ pub struct AuditRecord {
     pub status: u16,
     pub outcome: Outcome,
     /// A stable error kind (e.g. `unknown_key`) when the request failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Redactions in the envelope header.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "redaction_map")]
     pub header_redactions: Vec<RedactionRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<ItemRecord>,
     /// Categories and quantities in the `client_report` scrubgate added, if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -55,16 +70,67 @@ pub struct AuditRecord {
     /// envelope was sampled for them (absent otherwise, so older readers and records agree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate: Option<CandidateRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamRecord>,
     /// sha256 (hex) of the previous record's line: the hash chain.
     pub prev: String,
 }
 
-/// Which SDK sent the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Which SDK sent the request. Written as `name/version`, the form of `sentry_client`
+/// (`sentry.python/2.75.0`), since version 2; an object `{name, version}` when the name
+/// itself holds a `/` and in version 1 records. Both read back the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdkInfo {
     pub name: String,
     pub version: Option<String>,
+}
+
+/// The object form of [`SdkInfo`].
+#[derive(Serialize, Deserialize)]
+struct SdkObject {
+    name: String,
+    #[serde(default)]
+    version: Option<String>,
+}
+
+/// Either form of [`SdkInfo`] on read.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SdkForm {
+    Joined(String),
+    Object(SdkObject),
+}
+
+impl Serialize for SdkInfo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.version {
+            _ if self.name.contains('/') => SdkObject {
+                name: self.name.clone(),
+                version: self.version.clone(),
+            }
+            .serialize(serializer),
+            Some(version) => serializer.collect_str(&format_args!("{}/{version}", self.name)),
+            None => serializer.serialize_str(&self.name),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SdkInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match SdkForm::deserialize(deserializer)? {
+            SdkForm::Joined(joined) => match joined.split_once('/') {
+                Some((name, version)) => Self {
+                    name: name.to_owned(),
+                    version: Some(version.to_owned()),
+                },
+                None => Self {
+                    name: joined,
+                    version: None,
+                },
+            },
+            SdkForm::Object(SdkObject { name, version }) => Self { name, version },
+        })
+    }
 }
 
 /// What happened to the request as a whole.
@@ -96,9 +162,12 @@ pub struct ItemRecord {
     pub size: usize,
     /// `forward` or `drop`.
     pub decision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The `[[policy.drop]]` rule, when one dropped the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "redaction_map")]
     pub redactions: Vec<RedactionRecord>,
 }
 
@@ -176,7 +245,7 @@ impl Pseudonymizer {
         &self.key.id
     }
 
-    /// HMAC-SHA256(key, domain ‖ 0 ‖ value), hex.
+    /// HMAC-SHA256(key, domain ‖ 0 ‖ value), its first 128 bits in hex ([`DIGEST_HEX`]).
     pub fn digest(&self, domain: &str, value: &[u8]) -> String {
         // HMAC accepts keys of any length, so this cannot fail.
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key.secret) else {
@@ -185,7 +254,9 @@ impl Pseudonymizer {
         mac.update(domain.as_bytes());
         mac.update(&[0]);
         mac.update(value);
-        hex::encode(mac.finalize().into_bytes())
+        let mut digest = hex::encode(mac.finalize().into_bytes());
+        digest.truncate(DIGEST_HEX);
+        digest
     }
 
     pub fn public_key(&self, key: &str) -> String {
@@ -225,30 +296,32 @@ impl From<&Redaction> for RedactionRecord {
 }
 
 /// A scrub report's redactions as the audit record keeps them: one entry per rule, method
-/// and path pattern (the [`safe_path`] with array indices as `*`), counts summed, in the
-/// order each first occurred. An event with 60 frames whose variables all held a password
-/// is one `exception.values.*.stacktrace.frames.*.vars.password` line with its count, not
-/// 60: records stay small and the same size whatever the payload repeats, and a record
-/// still says where in the payload's shape each rule fired and how often.
-///
-/// Records written before (one entry per redaction with indices) read the same way: the
-/// fields did not change, only how many entries there are.
+/// and path pattern (the [`safe_path`] with array indices as `*`), counts summed, grouped by
+/// path in the order each path first occurred (the order [`redaction_map`] writes them, so a
+/// record read back equals the record written). An event with 60 frames whose variables all
+/// held a password is one `exception.values.*.stacktrace.frames.*.vars.password` entry with
+/// its count, not 60: records stay small and the same size whatever the payload repeats,
+/// and a record still says where in the payload's shape each rule fired and how often.
 pub fn compact_redactions<'a>(
     redactions: impl IntoIterator<Item = &'a Redaction>,
 ) -> Vec<RedactionRecord> {
+    use std::collections::hash_map::Entry;
+    use std::collections::HashMap;
     let mut out: Vec<RedactionRecord> = Vec::new();
-    let mut at: std::collections::HashMap<(String, String, &'static str), usize> =
-        std::collections::HashMap::new();
+    let mut at: HashMap<(String, String, &'static str), usize> = HashMap::new();
+    let mut path_rank: HashMap<String, usize> = HashMap::new();
     for redaction in redactions {
         let path = crate::audit::report::indexes_as_stars(&safe_path(&redaction.path));
         let method = redaction.method.as_str();
+        let next_rank = path_rank.len();
+        path_rank.entry(path.clone()).or_insert(next_rank);
         match at.entry((path, redaction.rule.clone(), method)) {
-            std::collections::hash_map::Entry::Occupied(slot) => {
+            Entry::Occupied(slot) => {
                 if let Some(entry) = out.get_mut(*slot.get()) {
                     entry.count = entry.count.saturating_add(redaction.count);
                 }
             }
-            std::collections::hash_map::Entry::Vacant(slot) => {
+            Entry::Vacant(slot) => {
                 let (path, rule, method) = slot.key().clone();
                 slot.insert(out.len());
                 out.push(RedactionRecord {
@@ -260,6 +333,8 @@ pub fn compact_redactions<'a>(
             }
         }
     }
+    // Stable: within a path, entries keep the order they first occurred in.
+    out.sort_by_key(|entry| path_rank.get(&entry.path).copied().unwrap_or(usize::MAX));
     out
 }
 

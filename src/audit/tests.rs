@@ -69,7 +69,7 @@ async fn records_are_chained_and_hold_only_hashes() {
     assert_eq!(written[0].hash_key_id, "k1");
     assert_eq!(
         written[0].public_key_hmac.as_ref().map(String::len),
-        Some(64)
+        Some(record::DIGEST_HEX)
     );
     assert_eq!(written[0].public_key_hmac, written[1].public_key_hmac);
 }
@@ -418,4 +418,177 @@ fn redactions_are_kept_per_rule_and_path_pattern_with_counts_summed() {
             ("extra.users.*.com", "email", "replace", u32::MAX),
         ]
     );
+}
+
+#[test]
+fn compacted_redactions_are_grouped_by_path_in_first_occurrence_order() {
+    use crate::scrub::{Method, Redaction};
+    let r = |path: &str, rule: &str| Redaction {
+        path: path.to_owned(),
+        rule: rule.to_owned(),
+        method: Method::Replace,
+        count: 1,
+    };
+    let redactions = [
+        r("message", "email"),
+        r("extra.note", "ssn"),
+        r("message", "phone"),
+    ];
+    let got: Vec<(String, String)> = compact_redactions(&redactions)
+        .into_iter()
+        .map(|e| (e.path, e.rule))
+        .collect();
+    let want = [
+        ("message", "email"),
+        ("message", "phone"),
+        ("extra.note", "ssn"),
+    ];
+    assert_eq!(got, want.map(|(p, r)| (p.to_owned(), r.to_owned())));
+}
+
+fn entry(path: &str, rule: &str, method: &str, count: u32) -> RedactionRecord {
+    RedactionRecord {
+        path: path.into(),
+        rule: rule.into(),
+        method: method.into(),
+        count,
+    }
+}
+
+fn small_record() -> AuditRecord {
+    AuditRecord {
+        v: record::RECORD_VERSION,
+        ts: "2026-12-03T16:20:35.240756Z".into(),
+        request_id: "dc42657bd1a74412ac1984da7678f570".into(),
+        endpoint: "envelope".into(),
+        project_id: Some(42),
+        public_key_hmac: None,
+        client_ip_hmac: None,
+        hash_key_id: "b49a331c".into(),
+        sdk: None,
+        event_id: None,
+        policy_hash: "c870a5da78d388ab2eb69b0c7532ad8c".into(),
+        status: 200,
+        outcome: Outcome::Forwarded,
+        error: None,
+        header_redactions: vec![],
+        items: vec![ItemRecord {
+            item_type: "event".into(),
+            size: 2553,
+            decision: "forward".into(),
+            reason: None,
+            rule: None,
+            redactions: vec![
+                entry("breadcrumbs.*.message", "mac", "replace", 2),
+                entry("breadcrumbs.*.message", "email", "replace", 1),
+                entry("user.id", "user_id", "hash", 1),
+                entry("user.email", "email", "replace", 1),
+                entry("user.email", "email", "mask", 3),
+            ],
+        }],
+        client_report: vec![],
+        candidate: None,
+        upstream: Some(UpstreamRecord::Spooled),
+        prev: GENESIS.into(),
+    }
+}
+
+#[test]
+fn version_2_writes_redactions_by_path_and_leaves_out_empty_fields() {
+    let line = String::from_utf8(small_record().to_line().expect("line")).expect("utf-8");
+    assert_eq!(
+        line,
+        concat!(
+            r#"{"v":2,"ts":"2026-12-03T16:20:35.240756Z","request_id":"dc42657bd1a74412ac1984da7678f570","#,
+            r#""endpoint":"envelope","project_id":42,"hash_key_id":"b49a331c","#,
+            r#""policy_hash":"c870a5da78d388ab2eb69b0c7532ad8c","status":200,"outcome":"forwarded","#,
+            r#""items":[{"type":"event","size":2553,"decision":"forward","redactions":{"#,
+            r#""breadcrumbs.*.message":{"mac":2,"email":1},"user.id":{"user_id":{"hash":1}},"#,
+            r#""user.email":{"email":{"replace":1,"mask":3}}}}],"upstream":"spooled","#,
+            r#""prev":"0000000000000000000000000000000000000000000000000000000000000000"}"#
+        )
+    );
+    let back: AuditRecord = serde_json::from_str(&line).expect("reads back");
+    assert_eq!(back, small_record());
+}
+
+#[test]
+fn version_1_records_read_into_the_same_entries() {
+    let v1 = concat!(
+        r#"{"v":1,"ts":"2026-12-02T10:00:00.123456789Z","request_id":"r1","endpoint":"envelope","#,
+        r#""project_id":42,"public_key_hmac":null,"client_ip_hmac":null,"hash_key_id":"k","sdk":null,"#,
+        r#""event_id":null,"policy_hash":"p","status":200,"outcome":"forwarded","error":null,"#,
+        r#""header_redactions":[{"path":"sdk.name","rule":"email","method":"replace","count":1}],"#,
+        r#""items":[{"type":"event","size":10,"decision":"forward","reason":null,"rule":null,"#,
+        r#""redactions":[{"path":"user.id","rule":"user_id","method":"hash","count":1},"#,
+        r#"{"path":"message","rule":"email","method":"replace","count":4}]}],"upstream":"spooled","prev":"x"}"#
+    );
+    let record: AuditRecord = serde_json::from_str(v1).expect("a version 1 record reads");
+    assert_eq!(record.v, 1);
+    assert_eq!(
+        record.header_redactions,
+        [entry("sdk.name", "email", "replace", 1)]
+    );
+    assert_eq!(
+        record.items[0].redactions,
+        [
+            entry("user.id", "user_id", "hash", 1),
+            entry("message", "email", "replace", 4)
+        ]
+    );
+    // The same entries written as version 2 read back the same.
+    let again: AuditRecord =
+        serde_json::from_slice(&record.to_line().expect("line")).expect("reads back");
+    assert_eq!(again.items, record.items);
+    assert_eq!(again.header_redactions, record.header_redactions);
+}
+
+#[test]
+fn a_redaction_map_with_a_bad_count_is_an_error_not_a_zero() {
+    let mut line = String::from_utf8(small_record().to_line().expect("line")).expect("utf-8");
+    line = line.replace(r#""mac":2"#, r#""mac":"2""#);
+    assert!(serde_json::from_str::<AuditRecord>(&line).is_err());
+    let line = line.replace(r#""mac":"2""#, r#""mac":-1"#);
+    assert!(serde_json::from_str::<AuditRecord>(&line).is_err());
+}
+
+#[test]
+fn keyed_digests_and_the_policy_hash_are_128_bits() {
+    let p = Pseudonymizer::new(key());
+    assert_eq!(p.public_key("abc").len(), 32);
+    assert!(p
+        .client_ip("192.0.2.1".parse().expect("ip"))
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit()));
+}
+
+#[test]
+fn the_sdk_is_written_as_name_slash_version_and_read_in_both_forms() {
+    let sdk = |name: &str, version: Option<&str>| SdkInfo {
+        name: name.into(),
+        version: version.map(Into::into),
+    };
+    let write = |info: &SdkInfo| serde_json::to_string(info).expect("json");
+    assert_eq!(
+        write(&sdk("sentry.python", Some("2.75.0"))),
+        r#""sentry.python/2.75.0""#
+    );
+    assert_eq!(write(&sdk("sentry.rust", None)), r#""sentry.rust""#);
+    // A name that holds a slash keeps the object form, so reading it back cannot split it.
+    assert_eq!(
+        write(&sdk("@sentry/node", Some("8.0.0"))),
+        r#"{"name":"@sentry/node","version":"8.0.0"}"#
+    );
+    for info in [
+        sdk("sentry.python", Some("2.75.0")),
+        sdk("sentry.rust", None),
+        sdk("@sentry/node", Some("8.0.0")),
+        sdk("x", Some("1/2")),
+    ] {
+        let back: SdkInfo = serde_json::from_str(&write(&info)).expect("reads back");
+        assert_eq!(back, info);
+    }
+    let v1: SdkInfo =
+        serde_json::from_str(r#"{"name":"sentry.python","version":null}"#).expect("v1 form");
+    assert_eq!(v1, sdk("sentry.python", None));
 }
