@@ -4,10 +4,16 @@
 //! cases, and generated events from 1 KB to 200 KB with PII in realistic places; about a
 //! third gzip-compressed.
 //!
+//!
+//! `--mix typical` posts only the SDK captures (0.3–7 KB: errors, messages, spans, logs,
+//! sessions, check-ins, feedback), the typical mix of the performance issue; `--mix-dir DIR`
+//! posts every `*.envelope` in DIR, e.g. the recall harness's PHI-heavy medical-app
+//! envelopes (`scripts/recall --keep DIR`), the dense mix. Either way a third go gzipped.
+//!
 //! ```text
 //! cargo run --release --example loadgen -- --target http://127.0.0.1:3000 \
 //!     --concurrency 64 --duration 20 [--proxy-pid PID] [--label scrubgate] \
-//!     [--rate REQ_PER_SEC] [--body-bytes N]
+//!     [--rate REQ_PER_SEC] [--body-bytes N] [--mix realistic|typical] [--mix-dir DIR]
 //! ```
 //! Prints one JSON line: requests/s, MB/s of decoded payload, latency percentiles, errors,
 //! and (with `--proxy-pid`) the proxy's CPU seconds and peak RSS.
@@ -56,35 +62,29 @@ fn generated_event(size: usize, seed: usize) -> Vec<u8> {
     envelope
 }
 
-fn load_mix(root: &std::path::Path) -> Vec<Body> {
-    let mut plain: Vec<Vec<u8>> = Vec::new();
-    for dir in [root.join("../shared/sdk-envelopes"), root.join("fixtures")] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+/// Every `*.envelope` directly in `dir` (or as `input.envelope` of a subdirectory), sorted.
+fn envelopes_in(dir: &std::path::Path, plain: &mut Vec<Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let file = if path.is_dir() {
+            path.join("input.envelope")
+        } else {
+            path
         };
-        let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        paths.sort();
-        for path in paths {
-            let file = if path.is_dir() {
-                path.join("input.envelope")
-            } else {
-                path
-            };
-            if file.extension().is_some_and(|e| e == "envelope") {
-                if let Ok(data) = std::fs::read(&file) {
-                    plain.push(data);
-                }
+        if file.extension().is_some_and(|e| e == "envelope") {
+            if let Ok(data) = std::fs::read(&file) {
+                plain.push(data);
             }
         }
     }
-    for (i, size) in [1_000, 4_000, 16_000, 64_000, 200_000]
-        .into_iter()
-        .enumerate()
-    {
-        for copy in 0..3 {
-            plain.push(generated_event(size, i * 10 + copy));
-        }
-    }
+}
+
+/// Plain bodies as posted: every third gzip-compressed.
+fn with_wire_forms(plain: Vec<Vec<u8>>) -> Vec<Body> {
     plain
         .into_iter()
         .enumerate()
@@ -99,6 +99,23 @@ fn load_mix(root: &std::path::Path) -> Vec<Body> {
             }
         })
         .collect()
+}
+
+/// The realistic mix: SDK captures, every fixture, and generated PII-dense events.
+fn load_mix(root: &std::path::Path) -> Vec<Body> {
+    let mut plain: Vec<Vec<u8>> = Vec::new();
+    for dir in [root.join("../shared/sdk-envelopes"), root.join("fixtures")] {
+        envelopes_in(&dir, &mut plain);
+    }
+    for (i, size) in [1_000, 4_000, 16_000, 64_000, 200_000]
+        .into_iter()
+        .enumerate()
+    {
+        for copy in 0..3 {
+            plain.push(generated_event(size, i * 10 + copy));
+        }
+    }
+    with_wire_forms(plain)
 }
 
 #[derive(Default)]
@@ -166,7 +183,22 @@ async fn main() {
                 }
             })
             .collect(),
-        None => load_mix(&root),
+        None => match (arg(&args, "--mix-dir"), arg(&args, "--mix").as_deref()) {
+            (Some(dir), _) => {
+                let mut plain = Vec::new();
+                envelopes_in(std::path::Path::new(&dir), &mut plain);
+                assert!(!plain.is_empty(), "--mix-dir {dir}: no *.envelope files");
+                with_wire_forms(plain)
+            }
+            (None, Some("typical")) => {
+                let mut plain = Vec::new();
+                envelopes_in(&root.join("../shared/sdk-envelopes"), &mut plain);
+                assert!(!plain.is_empty(), "--mix typical: no SDK captures");
+                with_wire_forms(plain)
+            }
+            (None, None | Some("realistic")) => load_mix(&root),
+            (None, Some(other)) => panic!("--mix {other}: expected realistic or typical"),
+        },
     });
     let url = format!("{target}/api/{PID}/envelope/");
     let auth = format!("Sentry sentry_key={KEY}, sentry_version=7, sentry_client=loadgen/1.0");
