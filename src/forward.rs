@@ -429,14 +429,33 @@ fn classify(error: reqwest::Error) -> ForwardError {
     }
 }
 
+thread_local! {
+    /// One gzip compressor per thread, reused for every body: setting one up per request
+    /// (miniz_oxide allocates and zeroes its tables each time) cost more than compressing a
+    /// typical 4 KB envelope. libdeflate's fastest level also compresses tighter than
+    /// miniz_oxide's (`BENCHMARKS.md`, "Upstream gzip").
+    static GZIP: std::cell::RefCell<libdeflater::Compressor> =
+        std::cell::RefCell::new(libdeflater::Compressor::new(libdeflater::CompressionLvl::fastest()));
+}
+
 fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 3),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
+    let fast = GZIP.with(|cell| {
+        let mut compressor = cell.try_borrow_mut().ok()?;
+        let mut out = vec![0; compressor.gzip_compress_bound(body.len())];
+        let written = compressor.gzip_compress(body, &mut out).ok()?;
+        out.truncate(written);
+        Some(out)
+    });
+    // The bound makes room for any input, so this fallback is for the impossible case.
+    fast.unwrap_or_else(|| {
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 3),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(body);
+        encoder.finish().unwrap_or_default()
+    })
 }
 
 fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ForwardError> {
@@ -548,6 +567,28 @@ mod tests {
             ..UpstreamSettings::default()
         };
         Forwarder::new(&settings, UpstreamTarget::parse(url).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn gzip_bodies_of_any_size_decode_to_themselves_on_every_reuse() {
+        let mut varied = Vec::new();
+        for i in 0u32..60_000 {
+            varied
+                .extend_from_slice(format!("{},", i.wrapping_mul(2_654_435_761) % 997).as_bytes());
+        }
+        for body in [
+            Vec::new(),
+            b"x".to_vec(),
+            varied.clone(),
+            b"{}".to_vec(),
+            varied,
+        ] {
+            let wire = gzip(&body);
+            let mut decoded = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&wire[..]), &mut decoded)
+                .unwrap();
+            assert_eq!(decoded, body);
+        }
     }
 
     #[test]
