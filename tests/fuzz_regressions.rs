@@ -149,6 +149,10 @@ const SCRUB_JSON: &[(&str, Expect)] = &[
     ("idempotence-slug-label-word", Expect::Parses),
     ("idempotence-slug-read-as-key-value", Expect::Parses),
     ("idempotence-sql-bound-by-stripped-form", Expect::Parses),
+    (
+        "idempotence-sql-binding-readable-after-scrub",
+        Expect::Parses,
+    ),
     ("idempotence-template-parsed-before-scrub", Expect::Parses),
     ("panic-multibyte-x12-component-separator", Expect::Parses),
     ("idempotence-url-bracket-scope-full", Expect::Parses),

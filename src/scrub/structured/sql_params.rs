@@ -571,7 +571,7 @@ pub(crate) fn statement(s: &str) -> Option<&str> {
 }
 
 /// The placeholders of a statement bound to sensitive columns, with the columns' classes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Classed {
     /// Keyed by placeholders, which the sender writes.
     by_slot: HashMap<Slot, KeyClass>,
@@ -584,6 +584,16 @@ pub(crate) struct Classed {
 impl Classed {
     fn is_empty(&self) -> bool {
         self.by_slot.is_empty()
+    }
+
+    /// The bindings of `self` that `earlier` did not have (a new slot, or a slot now of
+    /// another class): what reading the statement again after it was scrubbed adds.
+    fn minus(mut self, earlier: &Classed) -> Classed {
+        self.by_slot
+            .retain(|slot, class| earlier.by_slot.get(slot) != Some(class));
+        self.positions
+            .retain(|(n, class)| earlier.by_slot.get(&Slot::Pos(*n)) != Some(class));
+        self
     }
 
     /// The class of the parameter called `key`: by name (`ssn` for `:ssn`, `@ssn`), or by
@@ -688,28 +698,45 @@ fn redact_positional(eng: &Engine, items: &mut [Node<'_>], classed: &Classed, cx
 /// of [`SQL_KEYS`] and parameters under one of [`PARAM_KEYS`] (the locals of
 /// `execute(sql, params)`). Called on every object the generic walk visits, so it looks at
 /// the keys first and reads a statement only when both kinds are there.
-pub(crate) fn redact_sibling_params(eng: &Engine, map: &mut Object<'_>, cx: &mut Cx) {
+///
+/// Scrubbing the statement can change how it reads (a detector's label replacing a run of
+/// garbage leaves `zip_code = %(z)s` parseable), and the next scrub of the output reads the
+/// scrubbed statement. So the walker calls this twice: before the members are walked, with
+/// `earlier` `None`, and after, with what the first call returned, to redact what the
+/// scrubbed statement binds and the first reading did not.
+pub(crate) fn redact_sibling_params(
+    eng: &Engine,
+    map: &mut Object<'_>,
+    earlier: Option<&Classed>,
+    cx: &mut Cx,
+) -> Option<Classed> {
     if map.len() < 2 || !map.keys().any(|k| PARAM_KEYS.contains(&k)) {
-        return;
+        return None;
     }
+    // From here on `Some`: the walker reads the map again after its members are scrubbed,
+    // and scrubbing may make a statement of what was none.
     let Some(sql) = map
         .iter()
         .filter(|(k, _)| SQL_KEYS.contains(&k.as_str()))
         .find_map(|(_, v)| v.as_str().and_then(statement).map(str::to_owned))
     else {
-        return;
+        return Some(Classed::default());
     };
     let classed = classify(eng, &sql, cx);
-    if classed.is_empty() {
-        return;
-    }
-    for (key, value) in map.iter_mut() {
-        if PARAM_KEYS.contains(&key.as_str()) {
-            let len = cx.push(key);
-            redact_params(eng, &classed, value, cx);
-            cx.pop(len);
+    let todo = match earlier {
+        Some(earlier) => classed.clone().minus(earlier),
+        None => classed.clone(),
+    };
+    if !todo.is_empty() {
+        for (key, value) in map.iter_mut() {
+            if PARAM_KEYS.contains(&key.as_str()) {
+                let len = cx.push(key);
+                redact_params(eng, &todo, value, cx);
+                cx.pop(len);
+            }
         }
     }
+    Some(classed)
 }
 
 /// A span's or breadcrumb's `data`, or a span's typed `attributes`, holding the parameters
@@ -717,13 +744,25 @@ pub(crate) fn redact_sibling_params(eng: &Engine, map: &mut Object<'_>, cx: &mut
 /// [`PARAM_KEYS`] (`db.params`, `db.sql.bindings`), or one member per parameter,
 /// `db.query.parameter.<name or index>` (typed attributes keep it in `value`). `cx`'s path
 /// is `data`'s own.
-pub(crate) fn redact_data_params(eng: &Engine, sql: &str, data: &mut Object<'_>, cx: &mut Cx) {
+/// `earlier` as in [`redact_sibling_params`]: the walker calls this before and after the
+/// statement is scrubbed. `Some` whenever there is a `data`, statement or not.
+pub(crate) fn redact_data_params(
+    eng: &Engine,
+    sql: &str,
+    data: &mut Object<'_>,
+    earlier: Option<&Classed>,
+    cx: &mut Cx,
+) -> Option<Classed> {
     let Some(sql) = statement(sql) else {
-        return;
+        return Some(Classed::default());
     };
-    let classed = classify(eng, sql, cx);
+    let all = classify(eng, sql, cx);
+    let classed = match earlier {
+        Some(earlier) => all.clone().minus(earlier),
+        None => all.clone(),
+    };
     if classed.is_empty() {
-        return;
+        return Some(all);
     }
     for (key, value) in data.iter_mut() {
         if PARAM_KEYS.contains(&key.as_str()) {
@@ -753,6 +792,7 @@ pub(crate) fn redact_data_params(eng: &Engine, sql: &str, data: &mut Object<'_>,
         }
         cx.pop(len);
     }
+    Some(all)
 }
 
 #[cfg(test)]

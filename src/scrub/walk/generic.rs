@@ -173,7 +173,7 @@ impl Engine {
             self.fhir_resource(map, cx);
             return;
         }
-        sql_params::redact_sibling_params(self, map, cx);
+        let bound = sql_params::redact_sibling_params(self, map, None, cx);
         let person = person || (map.contains_key("name") && self.person_context(map, parent, cx));
         let mut phi = Vec::with_capacity(map.len());
         let mut remove = Vec::new();
@@ -210,43 +210,55 @@ impl Engine {
                 keep
             });
         }
+        if let Some(bound) = &bound {
+            sql_params::redact_sibling_params(self, map, Some(bound), cx);
+        }
         self.judge_cluster_members(map, &phi, removed_phi, cx);
     }
 
     /// Parameters bound to a statement, next to it: a span's `description` and `data`, a
     /// breadcrumb's `message` and `data`, a span v2 item's `name` and `attributes`. The
     /// statement is `obj[sql_key]`, or `db.statement` / `db.query.text` inside the data.
+    ///
+    /// Called before the members are walked with `earlier` `None`, and after with what that
+    /// call returned: the scrubbed statement can bind more (see
+    /// [`sql_params::redact_sibling_params`]).
     pub(super) fn bound_params(
         &self,
         obj: &mut Object<'_>,
         sql_key: &str,
         data_key: &str,
+        earlier: Option<&sql_params::Classed>,
         cx: &mut Cx,
-    ) {
+    ) -> Option<sql_params::Classed> {
         let Some(Node::Object(data)) = obj.get(data_key) else {
-            return;
+            return None;
         };
         let in_data = sql_params::SQL_KEYS.iter().find_map(|k| {
             let v = data.get(k)?;
             v.as_str().or_else(|| v.get("value").and_then(Node::as_str))
         });
         let own = obj.get(sql_key).and_then(Node::as_str);
+        // Without a statement now, still `Some`: scrubbing may make one (the walker reads
+        // the object again after its members are scrubbed).
         let Some(sql) = own
             .and_then(sql_params::statement)
             .or_else(|| in_data.and_then(sql_params::statement))
             .map(str::to_owned)
         else {
-            return;
+            return Some(sql_params::Classed::default());
         };
+        let mut classed = None;
         for (key, data) in obj.iter_mut() {
             if key.as_str() == data_key {
                 if let Node::Object(data) = data {
                     let len = cx.push(key);
-                    sql_params::redact_data_params(self, &sql, data, cx);
+                    classed = sql_params::redact_data_params(self, &sql, data, earlier, cx);
                     cx.pop(len);
                 }
             }
         }
+        classed
     }
 
     /// `[["name", value], …]` lists (tags, headers, cookies, query strings).

@@ -272,7 +272,7 @@ impl Engine {
         for (i, crumb) in list.iter_mut().enumerate() {
             let len = cx.push_index(i);
             if let Node::Object(crumb) = crumb {
-                self.bound_params(crumb, "message", "data", cx);
+                let bound = self.bound_params(crumb, "message", "data", None, cx);
                 let category = crumb.get("category").and_then(Node::as_str).unwrap_or("");
                 let kind = crumb.get("type").and_then(Node::as_str).unwrap_or("");
                 let is_sql = matches!(category, "query" | "sql" | "db")
@@ -288,6 +288,9 @@ impl Engine {
                     }
                     cx.pop(l);
                 }
+                if let Some(bound) = &bound {
+                    self.bound_params(crumb, "message", "data", Some(bound), cx);
+                }
             } else {
                 self.walk_value(crumb, "breadcrumbs", cx);
             }
@@ -301,7 +304,7 @@ impl Engine {
             .get("op")
             .and_then(Node::as_str)
             .is_some_and(|op| op.starts_with("db"));
-        self.bound_params(span, "description", "data", cx);
+        let bound = self.bound_params(span, "description", "data", None, cx);
         visit_members(span, cx, |key, child, cx| {
             if key == "description" {
                 let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
@@ -312,6 +315,9 @@ impl Engine {
                 self.apply_key(key, child, false, cx)
             }
         });
+        if let Some(bound) = &bound {
+            self.bound_params(span, "description", "data", Some(bound), cx);
+        }
     }
 
     /// `{"version":…, "ingest_settings":…, "items":[…]}` of logs, spans v2, trace metrics.
@@ -362,7 +368,7 @@ impl Engine {
             .and_then(Node::as_str)
             .is_some_and(|op| op.starts_with("db"));
         self.log_template(item, cx);
-        self.bound_params(item, "name", "attributes", cx);
+        let bound = self.bound_params(item, "name", "attributes", None, cx);
         visit_members(item, cx, |key, child, cx| match (key, child) {
             ("attributes", Node::Object(attrs)) => {
                 self.attributes(attrs, cx);
@@ -380,6 +386,9 @@ impl Engine {
             }
             (_, child) => self.apply_key(key, child, false, cx),
         });
+        if let Some(bound) = &bound {
+            self.bound_params(item, "name", "attributes", Some(bound), cx);
+        }
     }
 
     /// Typed attributes: `{"name": {"value": …, "type": …}}`. The attribute name is the key.
