@@ -13,8 +13,8 @@
 //! through `pipeline::scrub_envelope`; `sdk-warm` runs them once first, outside the
 //! collected function, so a profile holds warm runs only); a size with `-floor` appended (`1MB-floor`) only
 //! parses and serializes, `-serde-floor` does the same with `serde_json::Value` (the
-//! previous engine's floor). An optional second argument repeats the run (for
-//! `perf stat`).
+//! previous engine's floor), or `dir:PATH` / `dir-warm:PATH` (every `*.envelope` in PATH,
+//! like `sdk`). An optional second argument repeats the run (for `perf stat`).
 
 use std::hint::black_box;
 
@@ -112,6 +112,23 @@ fn sdk_envelopes() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Every `*.envelope` directly in `dir`, sorted by name.
+fn envelopes_in(dir: &str) -> Vec<Vec<u8>> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "envelope"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect()
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "100KB".to_owned());
@@ -127,13 +144,21 @@ fn main() {
         std::process::exit(1);
     };
     let mut total = 0usize;
-    if what == "sdk" || what == "sdk-warm" {
+    // `dir:PATH` / `dir-warm:PATH`: every `*.envelope` in PATH, like `sdk` (e.g. the
+    // recall harness's dense mix from `scripts/recall --keep PATH`).
+    let dir = what
+        .strip_prefix("dir:")
+        .or_else(|| what.strip_prefix("dir-warm:"));
+    if what == "sdk" || what == "sdk-warm" || dir.is_some() {
         let Ok(policy) = Policy::compile(&PolicySettings::default()) else {
             eprintln!("the default policy does not compile");
             std::process::exit(1);
         };
-        let envelopes = sdk_envelopes();
-        if what == "sdk-warm" {
+        let envelopes = match dir {
+            Some(dir) => envelopes_in(dir),
+            None => sdk_envelopes(),
+        };
+        if what == "sdk-warm" || what.starts_with("dir-warm:") {
             total += warm_up_sdk(&scrubber, &policy, &envelopes);
         }
         for _ in 0..repeat {

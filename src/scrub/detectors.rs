@@ -26,10 +26,13 @@ pub(crate) const CUSTOM_PATTERN_SIZE_LIMIT: usize = 1 << 20;
 const BUILTIN_SIZE_LIMIT: usize = 32 << 20;
 /// Lazy-DFA cache of the combined detector search, per thread.
 const SET_CACHE_CAPACITY: usize = 16 << 20;
-/// Lazy-DFA cache of the one-pass prescan, per thread. Everyday text needs a few hundred
-/// states; a small cache makes the prescan give up early on text built to need a new state
-/// at every byte, which the `RegexSet` then searches as it always did.
-const PRESCAN_CACHE_CAPACITY: usize = 4 << 20;
+/// Lazy-DFA cache of the one-pass prescan, per thread. Varied PHI-heavy traffic needs
+/// ~20 MB of states: at 4 MiB the cache was cleared and rebuilt all the time, and building
+/// states was three quarters of the engine's work on the dense mix (`BENCHMARKS.md`,
+/// "Prescan cache"). The cache grows only as states are made; text built to need a new
+/// state at every byte still makes the prescan give up (the clear-count rule below), and the
+/// `RegexSet` then searches it as it always did.
+const PRESCAN_CACHE_CAPACITY: usize = 32 << 20;
 
 /// What the detector checks beyond its regex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
