@@ -8,7 +8,7 @@ use crate::scrub::structured::sql_params;
 use crate::scrub::structured::url::is_relative_url;
 
 /// Rounds of scanning and judging a string whose context passes changed it.
-const MAX_JUDGE_ROUNDS: usize = 4;
+pub(super) const MAX_JUDGE_ROUNDS: usize = 4;
 
 impl Engine {
     /// [`Self::scrub_string_in`] repeated until the string reads the same (see

@@ -298,6 +298,26 @@ impl Engine {
         }
     }
 
+    /// A span's description or a span item's name: a statement when the span is a database
+    /// one or the text reads as SQL, free text otherwise. Scrubbing can end the reading as
+    /// SQL (`[email]` over `SELECTs@…`), and the next scrub of the output would then read
+    /// the rest as free text: so it is read again, as that scrub would, while the reading
+    /// changes.
+    fn maybe_sql(&self, is_db: bool, key: &str, child: &mut Node<'_>, cx: &mut Cx) {
+        let reads_as_sql =
+            |child: &Node<'_>| is_db || child.as_str().is_some_and(sql::looks_like_sql);
+        let mut sql_like = reads_as_sql(child);
+        for _ in 0..generic::MAX_JUDGE_ROUNDS {
+            let role = if sql_like { Role::Sql } else { Role::Generic };
+            self.apply_role(role, key, child, cx);
+            let now = reads_as_sql(child);
+            if now == sql_like {
+                break;
+            }
+            sql_like = now;
+        }
+    }
+
     /// A transaction's span or a legacy standalone span.
     pub(super) fn span(&self, span: &mut Object<'_>, cx: &mut Cx) {
         let is_db = span
@@ -307,9 +327,7 @@ impl Engine {
         let bound = self.bound_params(span, "description", "data", None, cx);
         visit_members(span, cx, |key, child, cx| {
             if key == "description" {
-                let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
-                let role = if sql_like { Role::Sql } else { Role::Generic };
-                self.apply_role(role, key, child, cx);
+                self.maybe_sql(is_db, key, child, cx);
                 Outcome::Keep
             } else {
                 self.apply_key(key, child, false, cx)
@@ -375,9 +393,7 @@ impl Engine {
                 Outcome::Keep
             }
             ("name", child) => {
-                let sql_like = is_db || child.as_str().is_some_and(sql::looks_like_sql);
-                let role = if sql_like { Role::Sql } else { Role::Generic };
-                self.apply_role(role, key, child, cx);
+                self.maybe_sql(is_db, key, child, cx);
                 Outcome::Keep
             }
             ("body", child) => {
