@@ -5,35 +5,18 @@
 
 use libfuzzer_sys::fuzz_target;
 use scrubgate::scrub::PayloadKind;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 #[path = "scrub_common.rs"]
 mod scrub_common;
+#[path = "strings_event.rs"]
+mod strings_event;
 use scrub_common::{check_idempotence, scrubber};
+use strings_event::strings_event;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data).into_owned();
-    let mut event = json!({
-        "message": s,
-        "logentry": {"formatted": s},
-        "exception": {"values": [{"type": "Error", "value": s}]},
-        "request": {
-            "url": s,
-            "query_string": s,
-            "data": s,
-            "cookies": s,
-            "headers": {"Cookie": s, "Referer": s, "X-Custom": s},
-        },
-        "breadcrumbs": {"values": [
-            {"category": "query", "message": s},
-            {"category": "http", "data": {"url": s}},
-        ]},
-        "spans": [
-            {"op": "db.sql.query", "description": s},
-            {"op": "http.client", "description": s, "data": {"url": s}},
-        ],
-        "extra": {"payload": s},
-    });
+    let mut event = strings_event(&s);
     let first = scrubber().scrub_value(PayloadKind::Transaction, &mut event);
     let bytes = serde_json::to_vec(&event).expect("scrubbed value serializes");
     let mut reparsed: Value =
